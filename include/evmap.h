@@ -1,0 +1,155 @@
+/*
+ * evmap — evidence maps for convolutional image classifiers.
+ *
+ * Public C API. Every function returns an evmap_status; results come back
+ * through trailing out-parameters; on failure the caller's evmap_error holds
+ * one line saying what was wrong, where, and what to do. Handles are opaque,
+ * destroy functions accept NULL, and the library keeps no global state:
+ * separate handles may be used from separate threads.
+ */
+#ifndef EVMAP_H
+#define EVMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum evmap_status {
+    EVMAP_OK = 0,
+    EVMAP_ERR_INVALID_ARGUMENT, /* a caller passed a bad value */
+    EVMAP_ERR_IO,               /* a file could not be opened or read */
+    EVMAP_ERR_BAD_FILE,         /* a file is truncated, corrupt or malformed */
+    EVMAP_ERR_UNSUPPORTED,      /* valid input that evmap does not handle */
+    EVMAP_ERR_OUT_OF_MEMORY,    /* allocation failed or a limit was exceeded */
+    EVMAP_ERR_CANCELLED,        /* the progress callback asked to stop */
+    EVMAP_ERR_INTERNAL,         /* a bug in evmap */
+    EVMAP_STATUS_COUNT
+} evmap_status;
+
+/* Filled by every call that fails; message is one line without a newline. */
+typedef struct evmap_error {
+    evmap_status status;
+    char message[512];
+} evmap_error;
+
+/* Short name of a status ("bad file", ...). Never NULL. */
+const char *evmap_status_name(evmap_status status);
+
+/* True for failures caused by the caller's input (a CLI exits 2 for these). */
+int evmap_status_is_bad_input(evmap_status status);
+
+/* Called during long work; return non-zero to cancel (EVMAP_ERR_CANCELLED). */
+typedef int (*evmap_progress_fn)(void *user, size_t done, size_t total);
+
+/* ------------------------------------------------------------------ models */
+
+typedef struct evmap_model evmap_model;
+
+/* Loads an ONNX model from a file or from memory, validates every node and
+ * folds BatchNormalization into preceding convolutions. */
+evmap_status evmap_model_load(const char *path, evmap_model **out, evmap_error *err);
+evmap_status evmap_model_load_memory(const void *data, size_t size, evmap_model **out,
+                                     evmap_error *err);
+void evmap_model_free(evmap_model *model);
+
+/* Image input the model expects: channels, height, width (batch excluded). */
+typedef struct evmap_model_info {
+    int channels;
+    int height;
+    int width;
+    int num_classes;
+    int ends_in_softmax; /* 1: outputs are probabilities; 0: logits (evmap applies softmax) */
+    size_t num_nodes;
+    size_t num_parameters;
+} evmap_model_info;
+
+evmap_status evmap_model_get_info(const evmap_model *model, evmap_model_info *out,
+                                  evmap_error *err);
+
+/* A runner executes one model for a fixed batch size. Create it once and run it
+ * many times: planning, buffer allocation and shape inference happen here. */
+typedef struct evmap_runner evmap_runner;
+
+evmap_status evmap_runner_create(const evmap_model *model, int batch, int threads,
+                                 evmap_runner **out, evmap_error *err);
+void evmap_runner_free(evmap_runner *runner);
+
+/* input: batch × C × H × W floats (NCHW); probs: batch × num_classes floats,
+ * class probabilities (softmax applied when the graph ends in logits). A batch
+ * smaller than the runner's may be given in count. */
+evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int count,
+                                   float *probs, evmap_error *err);
+
+/* ------------------------------------------------------------------ images */
+
+/* A decoded image: planar float pixels in [0, 1], channels 1 (gray) or 3 (RGB),
+ * laid out channel × height × width. Alpha is dropped, palettes expanded. */
+typedef struct evmap_image {
+    int width;
+    int height;
+    int channels;
+    float *pixels;
+} evmap_image;
+
+/* Reads a PNG or JPEG file (chosen by content, not by name). */
+evmap_status evmap_image_load(const char *path, evmap_image **out, evmap_error *err);
+evmap_status evmap_image_load_memory(const void *data, size_t size, evmap_image **out,
+                                     evmap_error *err);
+void evmap_image_free(evmap_image *image);
+
+/* A list of images from files, folders (sorted names of .png/.jpg/.jpeg) and
+ * IDX files (MNIST format, optionally gzip-compressed; each entry an image). */
+typedef struct evmap_image_set evmap_image_set;
+
+evmap_status evmap_image_set_create(evmap_image_set **out, evmap_error *err);
+/* Adds a file, folder or IDX file; validates headers but decodes lazily. */
+evmap_status evmap_image_set_add(evmap_image_set *set, const char *path, evmap_error *err);
+void evmap_image_set_free(evmap_image_set *set);
+size_t evmap_image_set_count(const evmap_image_set *set);
+/* Name for outputs: file name without extension, or "<stem>_<index>" for IDX. */
+const char *evmap_image_set_name(const evmap_image_set *set, size_t index);
+/* The path the image came from. */
+const char *evmap_image_set_path(const evmap_image_set *set, size_t index);
+evmap_status evmap_image_set_load(const evmap_image_set *set, size_t index,
+                                  evmap_image **out, evmap_error *err);
+
+/* IDX label files (MNIST format, .gz allowed): count labels as bytes. */
+evmap_status evmap_idx_load_labels(const char *path, uint8_t **labels, size_t *count,
+                                   evmap_error *err);
+void evmap_idx_free_labels(uint8_t *labels);
+
+/* ----------------------------------------------------------- preprocessing */
+
+typedef enum evmap_preprocess_preset {
+    EVMAP_PREPROCESS_NONE = 0, /* [0,1] pixels, no resize; size must match */
+    EVMAP_PREPROCESS_IMAGENET, /* resize short side 256, center crop 224, mean/std */
+    EVMAP_PREPROCESS_CUSTOM    /* resize to size (if set), then mean/std */
+} evmap_preprocess_preset;
+
+typedef struct evmap_preprocess {
+    evmap_preprocess_preset preset;
+    float mean[3]; /* CUSTOM only; per channel, subtracted after scaling to [0,1] */
+    float std[3];  /* CUSTOM only; per channel divisor */
+    int width;     /* CUSTOM only; 0 keeps the image's size */
+    int height;
+} evmap_preprocess;
+
+/* Fills p with the preset's values (mean 0, std 1 for CUSTOM). */
+void evmap_preprocess_init(evmap_preprocess *p, evmap_preprocess_preset preset);
+
+/* Converts an image into the model's input (channels × height × width floats):
+ * resizes and crops as the preset says, replicates gray to RGB or converts RGB
+ * to luminance as the model needs, normalises. A size that does not match the
+ * model after preprocessing is an EVMAP_ERR_INVALID_ARGUMENT naming both sizes. */
+evmap_status evmap_preprocess_image(const evmap_image *image, const evmap_preprocess *p,
+                                    int channels, int height, int width, float *out,
+                                    evmap_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVMAP_H */

@@ -1,0 +1,471 @@
+/*
+ * ONNX ModelProto → evm_graph. Only the default domain is supported. Values are
+ * numbered in order of appearance: graph inputs, initializers, node outputs.
+ * Anything a hostile file can get wrong is a returned error naming the node,
+ * value or tensor; sizes are checked before allocation.
+ */
+#include "onnx_load.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "onnx/onnx.pb-c.h"
+#include "ops/op.h"
+
+enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };
+
+static const char *onnx_type_name(int32_t t) {
+    static const char *const names[] = {"undefined", "float32", "uint8",  "int8",    "uint16",
+                                        "int16",     "int32",   "int64",  "string",  "bool",
+                                        "float16",   "double",  "uint32", "uint64",  "complex64",
+                                        "complex128", "bfloat16"};
+    if (t >= 0 && (size_t)t < sizeof names / sizeof names[0])
+        return names[t];
+    return "unknown";
+}
+
+evmap_status evm_read_file(const char *path, size_t max_bytes, void **data, size_t *size,
+                           evmap_error *err) {
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return evm_fail(err, EVMAP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    evmap_status st = EVMAP_OK;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = evm_fail(err, EVMAP_ERR_IO, "'%s' is not a regular file", path);
+        goto done;
+    }
+    if ((unsigned long long)sb.st_size > max_bytes) {
+        st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "'%s' is %lld bytes, above the limit of %zu",
+                      path, (long long)sb.st_size, max_bytes);
+        goto done;
+    }
+    size_t n = (size_t)sb.st_size;
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) {
+        st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to read '%s'", n,
+                      path);
+        goto done;
+    }
+    if (fread(buf, 1, n, f) != n) {
+        free(buf);
+        st = evm_fail(err, EVMAP_ERR_IO, "cannot read '%s'", path);
+        goto done;
+    }
+    *data = buf;
+    *size = n;
+done:
+    fclose(f);
+    return st;
+}
+
+/* ------------------------------------------------------------- tensors */
+
+static evmap_status tensor_from_proto(const Onnx__TensorProto *p, evm_tensor *t,
+                                      evmap_error *err) {
+    const char *name = p->name ? p->name : "(unnamed)";
+    memset(t, 0, sizeof *t);
+    if (p->n_external_data > 0 ||
+        (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL))
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "tensor '%s' keeps its data in an external file; re-export the model "
+                        "with all weights inside the .onnx file",
+                        name);
+    if (p->n_dims > EVM_MAX_RANK)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "tensor '%s' has rank %zu (limit %d)", name,
+                        p->n_dims, EVM_MAX_RANK);
+    if (p->data_type == ONNX_FLOAT)
+        t->dtype = EVM_DTYPE_FLOAT;
+    else if (p->data_type == ONNX_INT64)
+        t->dtype = EVM_DTYPE_INT64;
+    else
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "tensor '%s' has data type %s; evmap supports float32 and int64", name,
+                        onnx_type_name(p->data_type));
+    evmap_status st = evm_tensor_set_shape(t, (int)p->n_dims, p->dims, err);
+    if (st != EVMAP_OK) {
+        evm_error_prefix(err, "tensor '%s'", name);
+        return st;
+    }
+    size_t elem = evm_dtype_size(t->dtype);
+    const void *src;
+    size_t have;
+    if (p->has_raw_data) {
+        src = p->raw_data.data;
+        have = p->raw_data.len / elem;
+        if (p->raw_data.len % elem)
+            have = (size_t)-1; /* forces the mismatch message */
+    } else if (t->dtype == EVM_DTYPE_FLOAT) {
+        src = p->float_data;
+        have = p->n_float_data;
+    } else {
+        src = p->int64_data;
+        have = p->n_int64_data;
+    }
+    if (have != t->count)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE,
+                        "tensor '%s' declares %zu elements but holds data for a different "
+                        "number; the file is corrupt",
+                        name, t->count);
+    st = evm_tensor_alloc(t, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (t->count)
+        memcpy(t->data, src, t->count * elem); /* little-endian hosts only (x86, arm64) */
+    t->is_const = true;
+    return EVMAP_OK;
+}
+
+evmap_status evm_onnx_read_tensor_file(const char *path, evm_tensor *out, evmap_error *err) {
+    void *data;
+    size_t size;
+    evmap_status st = evm_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
+    if (st != EVMAP_OK)
+        return st;
+    Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, size, data);
+    free(data);
+    if (!p)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE, "'%s' is not a valid serialized ONNX tensor",
+                        path);
+    st = tensor_from_proto(p, out, err);
+    onnx__tensor_proto__free_unpacked(p, NULL);
+    return st;
+}
+
+/* --------------------------------------------------------------- values */
+
+typedef struct builder {
+    evm_graph *g;
+    int capacity; /* allocated length of g->values */
+} builder;
+
+static evmap_status add_value(builder *b, const char *name, int *index, evmap_error *err) {
+    if (!name || !*name)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE, "a graph value has an empty name");
+    if (evm_graph_find_value(b->g, name) >= 0)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE, "value '%s' is defined twice", name);
+    if (b->g->n_values == b->capacity) {
+        int cap = b->capacity ? b->capacity * 2 : 64;
+        evm_value *v = realloc(b->g->values, sizeof *v * (size_t)cap);
+        if (!v)
+            return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading the graph");
+        b->g->values = v;
+        b->capacity = cap;
+    }
+    evm_value *v = &b->g->values[b->g->n_values];
+    memset(v, 0, sizeof *v);
+    v->producer = -1;
+    v->name = strdup(name);
+    if (!v->name)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading the graph");
+    *index = b->g->n_values++;
+    return EVMAP_OK;
+}
+
+/* Records the declared element type and shape of a graph input; unknown
+ * (symbolic) dimensions are stored as -1. */
+static evmap_status read_value_info(const Onnx__ValueInfoProto *vi, evm_value *v,
+                                    evmap_error *err) {
+    const Onnx__TypeProto *type = vi->type;
+    if (!type || type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !type->tensor_type)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "graph input '%s' is not a tensor", v->name);
+    const Onnx__TypeProto__Tensor *tt = type->tensor_type;
+    if (tt->elem_type == ONNX_FLOAT)
+        v->tensor.dtype = EVM_DTYPE_FLOAT;
+    else if (tt->elem_type == ONNX_INT64)
+        v->tensor.dtype = EVM_DTYPE_INT64;
+    else
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "graph input '%s' has data type %s; evmap supports float32 and int64",
+                        v->name, onnx_type_name(tt->elem_type));
+    if (!tt->shape)
+        return EVMAP_OK;
+    if (tt->shape->n_dim > EVM_MAX_RANK)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "graph input '%s' has rank %zu (limit %d)",
+                        v->name, tt->shape->n_dim, EVM_MAX_RANK);
+    v->tensor.rank = (int)tt->shape->n_dim;
+    for (size_t i = 0; i < tt->shape->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+        bool known = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+                     d->dim_value >= 0;
+        v->tensor.dims[i] = known ? d->dim_value : -1;
+    }
+    v->has_shape = true;
+    return EVMAP_OK;
+}
+
+static evmap_status add_inputs_and_initializers(builder *b, const Onnx__GraphProto *gp,
+                                                evmap_error *err) {
+    evmap_status st;
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        int v;
+        st = add_value(b, gp->initializer[i]->name, &v, err);
+        if (st != EVMAP_OK)
+            return st;
+        st = tensor_from_proto(gp->initializer[i], &b->g->values[v].tensor, err);
+        if (st != EVMAP_OK)
+            return st;
+        b->g->values[v].is_initializer = true;
+        b->g->values[v].has_shape = true;
+    }
+    b->g->inputs = calloc(gp->n_input ? gp->n_input : 1, sizeof(int));
+    if (!b->g->inputs)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading the graph");
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const char *name = gp->input[i]->name;
+        if (name && evm_graph_find_value(b->g, name) >= 0)
+            continue; /* an initializer listed as input (older IR): a constant */
+        int v;
+        st = add_value(b, name, &v, err);
+        if (st != EVMAP_OK)
+            return st;
+        st = read_value_info(gp->input[i], &b->g->values[v], err);
+        if (st != EVMAP_OK)
+            return st;
+        b->g->values[v].is_input = true;
+        b->g->inputs[b->g->n_inputs++] = v;
+    }
+    return EVMAP_OK;
+}
+
+/* ----------------------------------------------------------- attributes */
+
+static evmap_status convert_attr(const evm_node *node, const Onnx__AttributeProto *ap,
+                                 evm_attr *a, evmap_error *err) {
+    a->name = strdup(ap->name ? ap->name : "");
+    if (!a->name)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading attributes");
+    switch (ap->type) {
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT:
+        a->type = EVM_ATTR_FLOAT;
+        a->f = ap->f;
+        return EVMAP_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT:
+        a->type = EVM_ATTR_INT;
+        a->i = ap->i;
+        return EVMAP_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
+        a->type = EVM_ATTR_STRING;
+        a->s = malloc(ap->s.len + 1);
+        if (!a->s)
+            return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading attributes");
+        if (ap->s.len)
+            memcpy(a->s, ap->s.data, ap->s.len);
+        a->s[ap->s.len] = '\0';
+        return EVMAP_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
+        a->type = EVM_ATTR_TENSOR;
+        if (!ap->t)
+            return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute '%s' has no tensor",
+                                 a->name);
+        return tensor_from_proto(ap->t, &a->t, err);
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+        a->type = EVM_ATTR_FLOATS;
+        a->n = ap->n_floats;
+        a->floats = malloc(sizeof(float) * (a->n ? a->n : 1));
+        if (!a->floats)
+            return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading attributes");
+        if (a->n)
+            memcpy(a->floats, ap->floats, sizeof(float) * a->n);
+        return EVMAP_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
+        a->type = EVM_ATTR_INTS;
+        a->n = ap->n_ints;
+        a->ints = malloc(sizeof(int64_t) * (a->n ? a->n : 1));
+        if (!a->ints)
+            return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading attributes");
+        if (a->n)
+            memcpy(a->ints, ap->ints, sizeof(int64_t) * a->n);
+        return EVMAP_OK;
+    default:
+        a->type = EVM_ATTR_OTHER; /* ops reject it when they read it */
+        return EVMAP_OK;
+    }
+}
+
+/* ---------------------------------------------------------------- nodes */
+
+static bool is_default_domain(const char *domain) {
+    return !domain || !*domain || strcmp(domain, "ai.onnx") == 0;
+}
+
+static evmap_status resolve_kind(const Onnx__NodeProto *np, const char *name, evm_op_kind *kind,
+                                 evmap_error *err) {
+    const char *op_type = np->op_type ? np->op_type : "";
+    if (!is_default_domain(np->domain) || !evm_op_lookup(op_type, kind) ||
+        !evm_op_get(*kind)->forward)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "node '%s' uses operator '%s%s%s', which evmap does not support "
+                        "(supported: %s)",
+                        name, is_default_domain(np->domain) ? "" : np->domain,
+                        is_default_domain(np->domain) ? "" : ".", op_type,
+                        evm_op_supported_list());
+    return EVMAP_OK;
+}
+
+static evmap_status build_node(builder *b, const Onnx__NodeProto *np, int index,
+                               evmap_error *err) {
+    evm_graph *g = b->g;
+    evm_node *node = &g->nodes[index];
+    char fallback[160];
+    snprintf(fallback, sizeof fallback, "%s#%d", np->op_type ? np->op_type : "?", index);
+    node->name = strdup(np->name && *np->name ? np->name : fallback);
+    if (!node->name)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading nodes");
+    node->opset = g->opset;
+    evmap_status st = resolve_kind(np, node->name, &node->kind, err);
+    if (st != EVMAP_OK)
+        return st;
+    const evm_op_def *def = evm_op_get(node->kind);
+    if ((int)np->n_input < def->min_inputs || (int)np->n_input > def->max_inputs)
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "has %zu inputs; expected %d to %d",
+                             np->n_input, def->min_inputs, def->max_inputs);
+    if (np->n_output < 1 || np->n_output > 8)
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "has %zu outputs", np->n_output);
+
+    node->inputs = malloc(sizeof(int) * (np->n_input ? np->n_input : 1));
+    node->outputs = malloc(sizeof(int) * np->n_output);
+    node->attrs = calloc(np->n_attribute ? np->n_attribute : 1, sizeof(evm_attr));
+    if (!node->inputs || !node->outputs || !node->attrs)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading nodes");
+    for (size_t i = 0; i < np->n_input; i++) {
+        const char *in = np->input[i];
+        node->inputs[node->n_inputs++] = EVM_NO_VALUE;
+        if (!in || !*in)
+            continue; /* omitted optional input */
+        int v = evm_graph_find_value(g, in);
+        if (v < 0)
+            return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                                 "input '%s' is not a graph input, an initializer or the output "
+                                 "of an earlier node (missing initializer, or nodes out of order)",
+                                 in);
+        node->inputs[i] = v;
+    }
+    for (size_t i = 0; i < np->n_attribute; i++) {
+        node->n_attrs++;
+        st = convert_attr(node, np->attribute[i], &node->attrs[i], err);
+        if (st != EVMAP_OK)
+            return st;
+    }
+    for (size_t i = 0; i < np->n_output; i++) {
+        const char *out = np->output[i];
+        node->outputs[node->n_outputs++] = EVM_NO_VALUE;
+        if (!out || !*out)
+            continue;
+        int v;
+        st = add_value(b, out, &v, err);
+        if (st != EVMAP_OK) {
+            evm_error_prefix(err, "node '%s'", node->name);
+            return st;
+        }
+        g->values[v].producer = index;
+        node->outputs[i] = v;
+    }
+    if (def->init) {
+        st = def->init(node, err);
+        if (st != EVMAP_OK)
+            return st;
+    }
+    return EVMAP_OK;
+}
+
+static evmap_status read_opset(const Onnx__ModelProto *mp, evm_graph *g, evmap_error *err) {
+    g->opset = -1;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if (is_default_domain(o->domain) && o->has_version)
+            g->opset = (int)o->version;
+    }
+    if (g->opset < 0)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE,
+                        "the model declares no opset for the default ONNX domain");
+    if (g->opset < 1 || g->opset > 21)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "opset %d is not supported (1 to 21)",
+                        g->opset);
+    return EVMAP_OK;
+}
+
+static evmap_status read_outputs(const Onnx__GraphProto *gp, evm_graph *g, evmap_error *err) {
+    if (gp->n_output == 0)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE, "the graph has no outputs");
+    g->outputs = malloc(sizeof(int) * gp->n_output);
+    if (!g->outputs)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading the graph");
+    for (size_t i = 0; i < gp->n_output; i++) {
+        const char *name = gp->output[i]->name ? gp->output[i]->name : "";
+        int v = evm_graph_find_value(g, name);
+        if (v < 0)
+            return evm_fail(err, EVMAP_ERR_BAD_FILE, "graph output '%s' is never produced", name);
+        g->outputs[g->n_outputs++] = v;
+    }
+    return EVMAP_OK;
+}
+
+static evmap_status build_graph(const Onnx__ModelProto *mp, evm_graph *g, evmap_error *err) {
+    const Onnx__GraphProto *gp = mp->graph;
+    if (!gp)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE, "the model contains no graph");
+    evmap_status st = read_opset(mp, g, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (gp->n_node > EVM_MAX_NODES)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "the graph has %zu nodes (limit %d)",
+                        gp->n_node, EVM_MAX_NODES);
+    if (gp->n_sparse_initializer)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "sparse initializers are not supported");
+    builder b = {.g = g};
+    st = add_inputs_and_initializers(&b, gp, err);
+    if (st != EVMAP_OK)
+        return st;
+    g->nodes = calloc(gp->n_node ? gp->n_node : 1, sizeof(evm_node));
+    if (!g->nodes)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading nodes");
+    for (size_t i = 0; i < gp->n_node; i++) {
+        g->n_nodes++;
+        st = build_node(&b, gp->node[i], (int)i, err);
+        if (st != EVMAP_OK)
+            return st;
+    }
+    st = read_outputs(gp, g, err);
+    if (st != EVMAP_OK)
+        return st;
+    return evm_graph_fold_batchnorm(g, err);
+}
+
+evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out,
+                                  evmap_error *err) {
+    *out = NULL;
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
+    if (!mp)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE,
+                        "not a valid ONNX model (the protobuf data is truncated or corrupt)");
+    evm_graph *g = calloc(1, sizeof *g);
+    evmap_status st = g ? build_graph(mp, g, err)
+                        : evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    onnx__model_proto__free_unpacked(mp, NULL);
+    if (st != EVMAP_OK) {
+        evm_graph_free(g);
+        return st;
+    }
+    *out = g;
+    return EVMAP_OK;
+}
+
+evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *err) {
+    void *data;
+    size_t size;
+    *out = NULL;
+    evmap_status st = evm_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
+    if (st != EVMAP_OK)
+        return st;
+    st = evm_onnx_load_memory(data, size, out, err);
+    free(data);
+    if (st != EVMAP_OK)
+        evm_error_prefix(err, "%s", path);
+    return st;
+}

@@ -1,0 +1,128 @@
+/*
+ * The operator interface. Each operator lives in one file under src/ops/ and
+ * fills one evm_op_def: attribute parsing, shape inference, workspace size
+ * and forward kernel (later also backward and receptive field). The table in
+ * registry.c maps every evm_op_kind to its definition; a compile-time check
+ * there makes a half-added operator impossible.
+ *
+ * Calling order, per node: init once when the model loads; infer and
+ * workspace once per plan (fixed input shapes); forward on every run.
+ * In infer, inputs that are known when the plan is made (initializers,
+ * constant-folded values) have is_const set and data filled; others only
+ * carry a shape. Omitted optional inputs are NULL.
+ */
+#ifndef EVM_OP_H
+#define EVM_OP_H
+
+#include <stddef.h>
+
+#include "../error.h"
+#include "../graph.h"
+#include "../tensor.h"
+
+typedef struct evm_op_def {
+    const char *name; /* ONNX op_type */
+    int min_inputs;
+    int max_inputs;
+    /* True when forward reads only the input shapes (Shape): the output is
+     * then known when the plan is made, whatever the input data. */
+    bool shape_only;
+    /* Parses and validates attributes into node->params (malloc'd, freed by
+     * the graph). NULL when the op has no attributes. Unsupported attribute
+     * values are EVMAP_ERR_UNSUPPORTED errors naming the node. */
+    evmap_status (*init)(evm_node *node, evmap_error *err);
+    /* Sets each output's dtype and shape (evm_tensor_set_shape). May read the
+     * data of const inputs. Must validate everything forward relies on. */
+    evmap_status (*infer)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                          evmap_error *err);
+    /* Scratch floats forward needs for these shapes; NULL means none. */
+    size_t (*workspace)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out);
+    /* Computes outputs into preallocated buffers. Must not allocate or fail:
+     * everything that can fail was checked by infer. */
+    void (*forward)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                    float *workspace);
+} evm_op_def;
+
+/* The definition for a kind (never NULL for kinds below EVM_OP_KIND_COUNT). */
+const evm_op_def *evm_op_get(evm_op_kind kind);
+
+/* Kind for an ONNX op_type in the default domain; false when unsupported. */
+bool evm_op_lookup(const char *op_type, evm_op_kind *out);
+
+/* Comma-separated list of supported op_types, for error messages. */
+const char *evm_op_supported_list(void);
+
+/* Every operator's definition, one per file. */
+extern const evm_op_def evm_op_conv;
+extern const evm_op_def evm_op_gemm;
+extern const evm_op_def evm_op_matmul;
+extern const evm_op_def evm_op_relu;
+extern const evm_op_def evm_op_leaky_relu;
+extern const evm_op_def evm_op_sigmoid;
+extern const evm_op_def evm_op_tanh;
+extern const evm_op_def evm_op_clip;
+extern const evm_op_def evm_op_max_pool;
+extern const evm_op_def evm_op_average_pool;
+extern const evm_op_def evm_op_global_average_pool;
+extern const evm_op_def evm_op_global_max_pool;
+extern const evm_op_def evm_op_batch_normalization;
+extern const evm_op_def evm_op_lrn;
+extern const evm_op_def evm_op_add;
+extern const evm_op_def evm_op_mul;
+extern const evm_op_def evm_op_concat;
+extern const evm_op_def evm_op_flatten;
+extern const evm_op_def evm_op_reshape;
+extern const evm_op_def evm_op_transpose;
+extern const evm_op_def evm_op_softmax;
+extern const evm_op_def evm_op_dropout;
+extern const evm_op_def evm_op_identity;
+extern const evm_op_def evm_op_pad;
+extern const evm_op_def evm_op_constant;
+extern const evm_op_def evm_op_shape;
+extern const evm_op_def evm_op_gather;
+extern const evm_op_def evm_op_unsqueeze;
+extern const evm_op_def evm_op_squeeze;
+
+/* ---- helpers shared by several operators (ops/common.c) ---- */
+
+/* Normalises a possibly negative axis against rank; error names the node. */
+evmap_status evm_op_axis(const evm_node *node, int64_t axis, int rank, int *out,
+                         evmap_error *err);
+
+/* Requires input i to be float32 (error names node and input). */
+evmap_status evm_op_require_float(const evm_node *node, evm_tensor *const *in, int i,
+                                  evmap_error *err);
+
+/* Requires input i to be present and known when the plan is made. */
+evmap_status evm_op_require_const(const evm_node *node, evm_tensor *const *in, int i,
+                                  evmap_error *err);
+
+/* Output copies input's dtype and shape (element-wise unary ops). */
+evmap_status evm_op_infer_same(const evm_node *node, evm_tensor *const *in,
+                               evm_tensor *const *out, evmap_error *err);
+
+/* Spatial window arithmetic shared by Conv and the pools (2-D, NCHW). */
+typedef struct evm_window2d {
+    int kernel[2];   /* kh, kw */
+    int stride[2];
+    int dilation[2];
+    int pad_begin[2]; /* top, left (resolved from auto_pad at infer time when SAME_*) */
+    int pad_end[2];   /* bottom, right */
+    int auto_pad;     /* EVM_AUTO_PAD_* */
+    int ceil_mode;
+} evm_window2d;
+
+enum { EVM_AUTO_PAD_NOTSET, EVM_AUTO_PAD_VALID, EVM_AUTO_PAD_SAME_UPPER, EVM_AUTO_PAD_SAME_LOWER };
+
+/* Reads kernel_shape (or takes kernel from the weights when kernel_given),
+ * strides, dilations, pads, auto_pad, ceil_mode; rejects non-2-D windows. */
+evmap_status evm_window2d_parse(const evm_node *node, evm_window2d *w, bool need_kernel_shape,
+                                bool allow_dilations, bool allow_ceil_mode, evmap_error *err);
+
+/* Output size along one spatial axis for input size in; resolves SAME padding
+ * into pad_begin/pad_end of a copy. Fails when the output would be empty. */
+evmap_status evm_window2d_output(const evm_node *node, const evm_window2d *w, int64_t in_h,
+                                 int64_t in_w, evm_window2d *resolved, int64_t *out_h,
+                                 int64_t *out_w, evmap_error *err);
+
+#endif

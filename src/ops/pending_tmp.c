@@ -1,0 +1,33 @@
+/* TEMPORARY while operators are being written in parallel: weak placeholders
+ * so the library links. The loader rejects an op whose forward is NULL.
+ * Delete this file once every operator exists. */
+#include "op.h"
+#define PENDING(sym, nm) __attribute__((weak)) const evm_op_def sym = {.name = nm};
+PENDING(evm_op_conv, "Conv")
+PENDING(evm_op_gemm, "Gemm")
+PENDING(evm_op_matmul, "MatMul")
+PENDING(evm_op_leaky_relu, "LeakyRelu")
+PENDING(evm_op_sigmoid, "Sigmoid")
+PENDING(evm_op_tanh, "Tanh")
+PENDING(evm_op_clip, "Clip")
+PENDING(evm_op_max_pool, "MaxPool")
+PENDING(evm_op_average_pool, "AveragePool")
+PENDING(evm_op_global_average_pool, "GlobalAveragePool")
+PENDING(evm_op_global_max_pool, "GlobalMaxPool")
+PENDING(evm_op_batch_normalization, "BatchNormalization")
+PENDING(evm_op_lrn, "LRN")
+PENDING(evm_op_add, "Add")
+PENDING(evm_op_mul, "Mul")
+PENDING(evm_op_concat, "Concat")
+PENDING(evm_op_flatten, "Flatten")
+PENDING(evm_op_reshape, "Reshape")
+PENDING(evm_op_transpose, "Transpose")
+PENDING(evm_op_softmax, "Softmax")
+PENDING(evm_op_dropout, "Dropout")
+PENDING(evm_op_identity, "Identity")
+PENDING(evm_op_pad, "Pad")
+PENDING(evm_op_constant, "Constant")
+PENDING(evm_op_shape, "Shape")
+PENDING(evm_op_gather, "Gather")
+PENDING(evm_op_unsqueeze, "Unsqueeze")
+PENDING(evm_op_squeeze, "Squeeze")

@@ -1,0 +1,59 @@
+/* The operator table: one definition per evm_op_kind. */
+#include <string.h>
+
+#include "op.h"
+
+static const evm_op_def *const op_table[] = {
+    [EVM_OP_CONV] = &evm_op_conv,
+    [EVM_OP_GEMM] = &evm_op_gemm,
+    [EVM_OP_MATMUL] = &evm_op_matmul,
+    [EVM_OP_RELU] = &evm_op_relu,
+    [EVM_OP_LEAKY_RELU] = &evm_op_leaky_relu,
+    [EVM_OP_SIGMOID] = &evm_op_sigmoid,
+    [EVM_OP_TANH] = &evm_op_tanh,
+    [EVM_OP_CLIP] = &evm_op_clip,
+    [EVM_OP_MAX_POOL] = &evm_op_max_pool,
+    [EVM_OP_AVERAGE_POOL] = &evm_op_average_pool,
+    [EVM_OP_GLOBAL_AVERAGE_POOL] = &evm_op_global_average_pool,
+    [EVM_OP_GLOBAL_MAX_POOL] = &evm_op_global_max_pool,
+    [EVM_OP_BATCH_NORMALIZATION] = &evm_op_batch_normalization,
+    [EVM_OP_LRN] = &evm_op_lrn,
+    [EVM_OP_ADD] = &evm_op_add,
+    [EVM_OP_MUL] = &evm_op_mul,
+    [EVM_OP_CONCAT] = &evm_op_concat,
+    [EVM_OP_FLATTEN] = &evm_op_flatten,
+    [EVM_OP_RESHAPE] = &evm_op_reshape,
+    [EVM_OP_TRANSPOSE] = &evm_op_transpose,
+    [EVM_OP_SOFTMAX] = &evm_op_softmax,
+    [EVM_OP_DROPOUT] = &evm_op_dropout,
+    [EVM_OP_IDENTITY] = &evm_op_identity,
+    [EVM_OP_PAD] = &evm_op_pad,
+    [EVM_OP_CONSTANT] = &evm_op_constant,
+    [EVM_OP_SHAPE] = &evm_op_shape,
+    [EVM_OP_GATHER] = &evm_op_gather,
+    [EVM_OP_UNSQUEEZE] = &evm_op_unsqueeze,
+    [EVM_OP_SQUEEZE] = &evm_op_squeeze,
+};
+
+/* A new kind without a table entry fails to compile here. */
+_Static_assert(sizeof op_table / sizeof op_table[0] == EVM_OP_KIND_COUNT,
+               "every evm_op_kind needs an entry in op_table");
+
+const evm_op_def *evm_op_get(evm_op_kind kind) { return op_table[kind]; }
+
+bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
+    for (int k = 0; k < EVM_OP_KIND_COUNT; k++) {
+        if (strcmp(op_table[k]->name, op_type) == 0) {
+            *out = (evm_op_kind)k;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *evm_op_supported_list(void) {
+    return "Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, Flatten, "
+           "Gather, Gemm, GlobalAveragePool, GlobalMaxPool, Identity, LRN, LeakyRelu, MatMul, "
+           "MaxPool, Mul, Pad, Relu, Reshape, Shape, Sigmoid, Softmax, Squeeze, Tanh, Transpose, "
+           "Unsqueeze";
+}

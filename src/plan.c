@@ -1,0 +1,182 @@
+/* Planning (shape inference, constant folding, allocation) and execution. */
+#include "plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/op.h"
+
+static void free_step(evm_plan_step *s) {
+    free(s->in);
+    free(s->out);
+}
+
+void evm_plan_free(evm_plan *plan) {
+    if (!plan)
+        return;
+    if (plan->values)
+        for (int i = 0; i < plan->graph->n_values; i++)
+            evm_tensor_release(&plan->values[i]);
+    for (int i = 0; i < plan->n_steps; i++)
+        free_step(&plan->steps[i]);
+    free(plan->steps);
+    free(plan->values);
+    free(plan->workspace);
+    free(plan);
+}
+
+evm_tensor *evm_plan_input(evm_plan *plan, int i) {
+    return &plan->values[plan->graph->inputs[i]];
+}
+
+evm_tensor *evm_plan_output(evm_plan *plan, int i) {
+    return &plan->values[plan->graph->outputs[i]];
+}
+
+static evmap_status bind_inputs(evm_plan *plan, const evm_tensor *shapes, evmap_error *err) {
+    const evm_graph *g = plan->graph;
+    for (int i = 0; i < g->n_values; i++) {
+        const evm_value *v = &g->values[i];
+        if (v->is_initializer) {
+            plan->values[i] = v->tensor; /* borrowed: the graph owns the data */
+            plan->values[i].owns_data = false;
+            plan->values[i].is_const = true;
+        }
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        evm_tensor *t = &plan->values[g->inputs[i]];
+        const evm_value *v = &g->values[g->inputs[i]];
+        t->dtype = shapes[i].dtype;
+        evmap_status st = evm_tensor_set_shape(t, shapes[i].rank, shapes[i].dims, err);
+        if (st == EVMAP_OK && v->has_shape && v->tensor.rank != t->rank)
+            st = evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                          "graph input '%s' has rank %d, but an input of rank %d was given",
+                          v->name, v->tensor.rank, t->rank);
+        if (st == EVMAP_OK)
+            st = evm_tensor_alloc(t, err);
+        if (st != EVMAP_OK)
+            return st;
+        plan->activation_bytes += t->count * evm_dtype_size(t->dtype);
+    }
+    return EVMAP_OK;
+}
+
+/* Pointers to a node's input and output tensors in the plan. */
+static evmap_status gather_tensors(evm_plan *plan, const evm_node *node, evm_plan_step *step,
+                                   evmap_error *err) {
+    step->in = calloc((size_t)node->n_inputs + 1, sizeof *step->in);
+    step->out = calloc((size_t)node->n_outputs, sizeof *step->out);
+    if (!step->in || !step->out)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning");
+    for (int j = 0; j < node->n_inputs; j++) {
+        int v = node->inputs[j];
+        if (v == EVM_NO_VALUE)
+            continue;
+        evm_tensor *t = &plan->values[v];
+        if (t->dtype == EVM_DTYPE_UNDEFINED)
+            return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                                 "input '%s' has no value (it is never computed)",
+                                 plan->graph->values[v].name);
+        step->in[j] = t;
+    }
+    for (int j = 0; j < node->n_outputs; j++) {
+        int v = node->outputs[j];
+        if (v == EVM_NO_VALUE)
+            return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED, "output %d is omitted", j);
+        step->out[j] = &plan->values[v];
+    }
+    return EVMAP_OK;
+}
+
+static bool all_inputs_const(const evm_node *node, const evm_plan_step *step) {
+    for (int j = 0; j < node->n_inputs; j++)
+        if (step->in[j] && !step->in[j]->is_const)
+            return false;
+    return true;
+}
+
+/* Infers, allocates and either folds the node now or appends it as a step. */
+static evmap_status plan_node(evm_plan *plan, int index, evmap_error *err) {
+    const evm_node *node = &plan->graph->nodes[index];
+    const evm_op_def *def = evm_op_get(node->kind);
+    evm_plan_step step = {.node = index};
+    evmap_status st = gather_tensors(plan, node, &step, err);
+    if (st == EVMAP_OK)
+        st = def->infer(node, step.in, step.out, err);
+    for (int j = 0; st == EVMAP_OK && j < node->n_outputs; j++)
+        st = evm_tensor_alloc(step.out[j], err);
+    if (st != EVMAP_OK) {
+        free_step(&step);
+        return st;
+    }
+    size_t ws = def->workspace ? def->workspace(node, step.in, step.out) : 0;
+    bool fold = def->shape_only || all_inputs_const(node, &step);
+    if (fold) {
+        float *scratch = ws ? malloc(ws * sizeof(float)) : NULL;
+        if (ws && !scratch) {
+            free_step(&step);
+            return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory folding constants");
+        }
+        def->forward(node, step.in, step.out, scratch);
+        free(scratch);
+        for (int j = 0; j < node->n_outputs; j++)
+            step.out[j]->is_const = true;
+        free_step(&step);
+        return EVMAP_OK;
+    }
+    if (ws > plan->workspace_floats)
+        plan->workspace_floats = ws;
+    for (int j = 0; j < node->n_outputs; j++)
+        plan->activation_bytes += step.out[j]->count * evm_dtype_size(step.out[j]->dtype);
+    plan->steps[plan->n_steps++] = step;
+    return EVMAP_OK;
+}
+
+static evmap_status check_outputs(const evm_plan *plan, evmap_error *err) {
+    for (int i = 0; i < plan->graph->n_outputs; i++) {
+        const evm_tensor *t = &plan->values[plan->graph->outputs[i]];
+        if (t->dtype == EVM_DTYPE_UNDEFINED)
+            return evm_fail(err, EVMAP_ERR_BAD_FILE, "graph output '%s' is never computed",
+                            plan->graph->values[plan->graph->outputs[i]].name);
+    }
+    return EVMAP_OK;
+}
+
+evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_shapes,
+                             evm_plan **out, evmap_error *err) {
+    *out = NULL;
+    evm_plan *plan = calloc(1, sizeof *plan);
+    if (!plan)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning");
+    plan->graph = graph;
+    plan->values = calloc((size_t)graph->n_values + 1, sizeof *plan->values);
+    plan->steps = calloc((size_t)graph->n_nodes + 1, sizeof *plan->steps);
+    evmap_status st = plan->values && plan->steps
+                          ? bind_inputs(plan, input_shapes, err)
+                          : evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning");
+    for (int i = 0; st == EVMAP_OK && i < graph->n_nodes; i++)
+        if (!graph->nodes[i].removed)
+            st = plan_node(plan, i, err);
+    if (st == EVMAP_OK)
+        st = check_outputs(plan, err);
+    if (st == EVMAP_OK && plan->workspace_floats) {
+        plan->workspace = malloc(plan->workspace_floats * sizeof(float));
+        if (!plan->workspace)
+            st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes of workspace",
+                          plan->workspace_floats * sizeof(float));
+    }
+    if (st != EVMAP_OK) {
+        evm_plan_free(plan);
+        return st;
+    }
+    *out = plan;
+    return EVMAP_OK;
+}
+
+void evm_plan_run(evm_plan *plan) {
+    for (int i = 0; i < plan->n_steps; i++) {
+        const evm_plan_step *s = &plan->steps[i];
+        const evm_node *node = &plan->graph->nodes[s->node];
+        evm_op_get(node->kind)->forward(node, s->in, s->out, plan->workspace);
+    }
+}

@@ -1,0 +1,328 @@
+/*
+ * ONNX operator conformance: runs every case of Debian's libonnx-testdata
+ * whose operators evmap supports and compares each output with the expected
+ * tensor (rtol 1e-4, atol 1e-5). Cases evmap deliberately rejects are listed
+ * with their reason in out_of_scope.txt; a listed case that starts passing,
+ * or an unlisted case that is rejected, is a failure, so the list stays true.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx/onnx.pb-c.h"
+#include "onnx_load.h"
+#include "ops/op.h"
+#include "plan.h"
+
+#define MAX_CASES 4096
+#define MAX_IO 16
+
+typedef struct scope_entry {
+    char name[160];
+    char reason[240];
+    int seen;
+} scope_entry;
+
+typedef struct runner {
+    const char *filter;
+    int verbose;
+    scope_entry *scope;
+    int n_scope;
+    int passed, failed, rejected, other_ops;
+} runner;
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void load_scope(runner *r, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "conformance: cannot open %s\n", path);
+        exit(2);
+    }
+    char line[512];
+    r->scope = calloc(MAX_CASES, sizeof *r->scope);
+    while (fgets(line, sizeof line, f) && r->n_scope < MAX_CASES) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        scope_entry *e = &r->scope[r->n_scope];
+        char *space = strpbrk(line, " \t");
+        if (!space)
+            continue;
+        *space = '\0';
+        snprintf(e->name, sizeof e->name, "%s", line);
+        char *reason = space + 1 + strspn(space + 1, " \t");
+        reason[strcspn(reason, "\n")] = '\0';
+        snprintf(e->reason, sizeof e->reason, "%s", reason);
+        r->n_scope++;
+    }
+    fclose(f);
+}
+
+static scope_entry *find_scope(runner *r, const char *name) {
+    for (int i = 0; i < r->n_scope; i++)
+        if (strcmp(r->scope[i].name, name) == 0)
+            return &r->scope[i];
+    return NULL;
+}
+
+/* True when every node of the model uses an operator evmap implements. */
+static int uses_only_supported_ops(const char *model_path) {
+    void *data;
+    size_t size;
+    if (evm_read_file(model_path, EVM_MAX_MODEL_BYTES, &data, &size, NULL) != EVMAP_OK)
+        return 0;
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
+    free(data);
+    if (!mp || !mp->graph) {
+        if (mp)
+            onnx__model_proto__free_unpacked(mp, NULL);
+        return 0;
+    }
+    int ok = 1;
+    for (size_t i = 0; i < mp->graph->n_node && ok; i++) {
+        const Onnx__NodeProto *n = mp->graph->node[i];
+        evm_op_kind kind;
+        int default_domain = !n->domain || !*n->domain || strcmp(n->domain, "ai.onnx") == 0;
+        ok = default_domain && evm_op_lookup(n->op_type, &kind) && evm_op_get(kind)->forward;
+    }
+    onnx__model_proto__free_unpacked(mp, NULL);
+    return ok;
+}
+
+static int close_enough(float got, float want) {
+    if (isnan(want))
+        return isnan(got);
+    if (isinf(want))
+        return got == want;
+    return fabsf(got - want) <= 1e-5f + 1e-4f * fabsf(want);
+}
+
+/* Compares one output; writes a reason into why on mismatch. */
+static int compare_tensor(const evm_tensor *got, const evm_tensor *want, char *why,
+                          size_t why_size) {
+    char a[EVM_SHAPE_STR_SIZE], b[EVM_SHAPE_STR_SIZE];
+    if (got->dtype != want->dtype || got->count != want->count ||
+        (got->rank != want->rank && got->count != 1)) {
+        snprintf(why, why_size, "shape %s %s, expected %s %s", evm_shape_str(got, a, sizeof a),
+                 evm_dtype_name(got->dtype), evm_shape_str(want, b, sizeof b),
+                 evm_dtype_name(want->dtype));
+        return 0;
+    }
+    if (got->rank == want->rank && !evm_same_shape(got, want)) {
+        snprintf(why, why_size, "shape %s, expected %s", evm_shape_str(got, a, sizeof a),
+                 evm_shape_str(want, b, sizeof b));
+        return 0;
+    }
+    for (size_t i = 0; i < got->count; i++) {
+        int ok = got->dtype == EVM_DTYPE_FLOAT
+                     ? close_enough(evm_f32(got)[i], evm_f32(want)[i])
+                     : evm_i64(got)[i] == evm_i64(want)[i];
+        if (!ok) {
+            if (got->dtype == EVM_DTYPE_FLOAT)
+                snprintf(why, why_size, "element %zu is %.7g, expected %.7g", i,
+                         (double)evm_f32(got)[i], (double)evm_f32(want)[i]);
+            else
+                snprintf(why, why_size, "element %zu is %lld, expected %lld", i,
+                         (long long)evm_i64(got)[i], (long long)evm_i64(want)[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int count_files(const char *dir, const char *prefix) {
+    int n = 0;
+    char path[1024];
+    for (;; n++) {
+        snprintf(path, sizeof path, "%s/%s_%d.pb", dir, prefix, n);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return n;
+        fclose(f);
+    }
+}
+
+/* Runs one test_data_set directory; 1 pass, 0 fail (why filled), -1 rejected. */
+static int run_data_set(const evm_graph *g, const char *dir, char *why, size_t why_size) {
+    evm_tensor inputs[MAX_IO] = {0}, expected[MAX_IO] = {0};
+    int n_in = count_files(dir, "input"), n_out = count_files(dir, "output");
+    int result = 0;
+    evm_plan *plan = NULL;
+    evmap_error err = {0};
+    char path[1024];
+    if (n_in != g->n_inputs || n_out != g->n_outputs || n_in > MAX_IO || n_out > MAX_IO) {
+        snprintf(why, why_size, "%d input files for %d graph inputs", n_in, g->n_inputs);
+        return 0;
+    }
+    for (int i = 0; i < n_in; i++) {
+        snprintf(path, sizeof path, "%s/input_%d.pb", dir, i);
+        if (evm_onnx_read_tensor_file(path, &inputs[i], &err) != EVMAP_OK) {
+            snprintf(why, why_size, "%s", err.message);
+            result = -1;
+            goto done;
+        }
+    }
+    for (int i = 0; i < n_out; i++) {
+        snprintf(path, sizeof path, "%s/output_%d.pb", dir, i);
+        if (evm_onnx_read_tensor_file(path, &expected[i], &err) != EVMAP_OK) {
+            snprintf(why, why_size, "%s", err.message);
+            result = -1;
+            goto done;
+        }
+    }
+    if (evm_plan_create(g, inputs, &plan, &err) != EVMAP_OK) {
+        snprintf(why, why_size, "%s", err.message);
+        result = -1;
+        goto done;
+    }
+    for (int i = 0; i < n_in; i++) {
+        evm_tensor *t = evm_plan_input(plan, i);
+        memcpy(t->data, inputs[i].data, inputs[i].count * evm_dtype_size(inputs[i].dtype));
+    }
+    evm_plan_run(plan);
+    result = 1;
+    for (int i = 0; i < n_out && result == 1; i++) {
+        if (!compare_tensor(evm_plan_output(plan, i), &expected[i], why, why_size)) {
+            char detail[256];
+            snprintf(detail, sizeof detail, "%s", why);
+            snprintf(why, why_size, "output %d: %s", i, detail);
+            result = 0;
+        }
+    }
+done:
+    evm_plan_free(plan);
+    for (int i = 0; i < MAX_IO; i++) {
+        evm_tensor_release(&inputs[i]);
+        evm_tensor_release(&expected[i]);
+    }
+    return result;
+}
+
+/* Loads and runs every data set of one case; 1 pass, 0 fail, -1 rejected. */
+static int run_case(const char *case_dir, char *why, size_t why_size) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model.onnx", case_dir);
+    evm_graph *g = NULL;
+    evmap_error err = {0};
+    if (evm_onnx_load_file(path, &g, &err) != EVMAP_OK) {
+        snprintf(why, why_size, "%s", err.message);
+        return -1;
+    }
+    int result = 1, sets = 0;
+    for (int s = 0; result == 1; s++, sets++) {
+        snprintf(path, sizeof path, "%s/test_data_set_%d", case_dir, s);
+        DIR *d = opendir(path);
+        if (!d)
+            break;
+        closedir(d);
+        result = run_data_set(g, path, why, why_size);
+    }
+    evm_graph_free(g);
+    if (sets == 0) {
+        snprintf(why, why_size, "no test_data_set directories");
+        return 0;
+    }
+    return result;
+}
+
+static void judge(runner *r, const char *name, int result, const char *why) {
+    scope_entry *scope = find_scope(r, name);
+    if (scope)
+        scope->seen = 1;
+    if (result == 1 && !scope) {
+        r->passed++;
+        if (r->verbose)
+            printf("pass      %s\n", name);
+    } else if (result == 1) {
+        r->failed++;
+        printf("FAIL      %s: passes but is listed out of scope; remove it from the list\n", name);
+    } else if (result == -1 && scope) {
+        r->rejected++;
+        if (r->verbose)
+            printf("rejected  %s: %s [evmap said: %s]\n", name, scope->reason, why);
+    } else {
+        r->failed++;
+        printf("FAIL      %s: %s%s\n", name, result == -1 ? "rejected: " : "", why);
+    }
+}
+
+static void run_directory(runner *r, const char *root) {
+    DIR *d = opendir(root);
+    if (!d) {
+        fprintf(stderr, "conformance: cannot open %s (install libonnx-testdata)\n", root);
+        r->failed++;
+        return;
+    }
+    char **names = malloc(sizeof(char *) * MAX_CASES);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < MAX_CASES)
+        if (strncmp(e->d_name, "test_", 5) == 0)
+            names[n++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, compare_names);
+    for (int i = 0; i < n; i++) {
+        char case_dir[1024], model[1100], why[512] = "";
+        snprintf(case_dir, sizeof case_dir, "%s/%s", root, names[i]);
+        snprintf(model, sizeof model, "%s/model.onnx", case_dir);
+        if ((r->filter && !strstr(names[i], r->filter)) || !uses_only_supported_ops(model)) {
+            r->other_ops += !r->filter || strstr(names[i], r->filter) != NULL;
+            free(names[i]);
+            continue;
+        }
+        judge(r, names[i], run_case(case_dir, why, sizeof why), why);
+        free(names[i]);
+    }
+    free(names);
+}
+
+static void usage(void) {
+    printf("usage: conformance [--filter TEXT] [--verbose] [--scope FILE] [DIR...]\n"
+           "Runs the ONNX conformance cases under DIR (default: libonnx-testdata's node,\n"
+           "pytorch-converted and pytorch-operator) whose operators evmap supports.\n");
+}
+
+int main(int argc, char **argv) {
+    runner r = {0};
+    const char *scope_path = "tests/conformance/out_of_scope.txt";
+    const char *dirs[16];
+    int n_dirs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
+            r.filter = argv[++i];
+        else if (strcmp(argv[i], "--verbose") == 0)
+            r.verbose = 1;
+        else if (strcmp(argv[i], "--scope") == 0 && i + 1 < argc)
+            scope_path = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0) {
+            usage();
+            return 0;
+        } else if (argv[i][0] != '-' && n_dirs < 16)
+            dirs[n_dirs++] = argv[i];
+        else {
+            usage();
+            return 2;
+        }
+    }
+    if (n_dirs == 0) {
+        dirs[n_dirs++] = "/usr/share/libonnx-testdata/data/node";
+        dirs[n_dirs++] = "/usr/share/libonnx-testdata/data/pytorch-converted";
+        dirs[n_dirs++] = "/usr/share/libonnx-testdata/data/pytorch-operator";
+    }
+    load_scope(&r, scope_path);
+    for (int i = 0; i < n_dirs; i++)
+        run_directory(&r, dirs[i]);
+    for (int i = 0; i < r.n_scope && !r.filter; i++)
+        if (!r.scope[i].seen)
+            printf("note      %s is listed out of scope but was not found\n", r.scope[i].name);
+    printf("conformance: %d cases passed, %d failed, %d rejected as out of scope (listed with "
+           "reasons in %s), %d use operators evmap does not implement\n",
+           r.passed, r.failed, r.rejected, scope_path, r.other_ops);
+    printf("%d passed, %d failed\n", r.passed, r.failed);
+    free(r.scope);
+    return r.failed ? 1 : 0;
+}
