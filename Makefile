@@ -23,7 +23,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test demo asan clean format check-format fuzz
+.PHONY: all deps test demo asan clean format check-format fuzz bench
 
 all: $(BUILD)/libevmap.a $(BUILD)/libevmap.so $(BUILD)/evmap
 
@@ -59,7 +59,17 @@ $(BUILD)/tests/conformance: tests/conformance/conformance.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
-test: deps all $(TEST_BIN) $(BUILD)/tests/conformance
+$(BUILD)/tests/run_model: tests/tools/run_model.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/forward_bench: bench/forward_bench.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+
+bench: deps all $(BUILD)/bench/forward_bench
+
+test: deps all $(TEST_BIN) $(BUILD)/tests/conformance $(BUILD)/tests/run_model
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run-all
 
 demo: deps all

@@ -27,7 +27,7 @@ static const char *onnx_type_name(int32_t t) {
     return "unknown";
 }
 
-evmap_status evm_read_file(const char *path, size_t max_bytes, void **data, size_t *size,
+evmap_status evm_onnx_read_file(const char *path, size_t max_bytes, void **data, size_t *size,
                            evmap_error *err) {
     *data = NULL;
     *size = 0;
@@ -124,7 +124,7 @@ static evmap_status tensor_from_proto(const Onnx__TensorProto *p, evm_tensor *t,
 evmap_status evm_onnx_read_tensor_file(const char *path, evm_tensor *out, evmap_error *err) {
     void *data;
     size_t size;
-    evmap_status st = evm_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
+    evmap_status st = evm_onnx_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
     if (st != EVMAP_OK)
         return st;
     Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, size, data);
@@ -460,7 +460,7 @@ evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *
     void *data;
     size_t size;
     *out = NULL;
-    evmap_status st = evm_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
+    evmap_status st = evm_onnx_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
     if (st != EVMAP_OK)
         return st;
     st = evm_onnx_load_memory(data, size, out, err);

@@ -23,7 +23,7 @@ evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out
 evmap_status evm_onnx_read_tensor_file(const char *path, evm_tensor *out, evmap_error *err);
 
 /* Reads a whole file into a malloc'd buffer, refusing files above max_bytes. */
-evmap_status evm_read_file(const char *path, size_t max_bytes, void **data, size_t *size,
+evmap_status evm_onnx_read_file(const char *path, size_t max_bytes, void **data, size_t *size,
                            evmap_error *err);
 
 #endif

@@ -73,7 +73,7 @@ static scope_entry *find_scope(runner *r, const char *name) {
 static int uses_only_supported_ops(const char *model_path) {
     void *data;
     size_t size;
-    if (evm_read_file(model_path, EVM_MAX_MODEL_BYTES, &data, &size, NULL) != EVMAP_OK)
+    if (evm_onnx_read_file(model_path, EVM_MAX_MODEL_BYTES, &data, &size, NULL) != EVMAP_OK)
         return 0;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
     free(data);

@@ -1,0 +1,62 @@
+/*
+ * Shared pieces of the evmap command line: exit codes, error reporting,
+ * option parsing helpers, labels and image loading into model inputs.
+ * Only the CLI prints or exits; the library returns errors.
+ */
+#ifndef EVM_CLI_H
+#define EVM_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "evmap.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* Prints "evmap: message" and returns the exit code for the error's status. */
+int cli_report(const evmap_error *err);
+
+/* Prints "evmap <command>: message" plus a hint to --help; returns EXIT_USAGE. */
+int cli_usage_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing: the whole string must be a number in [min, max]. */
+bool cli_parse_int(const char *s, long min, long max, long *out);
+bool cli_parse_float(const char *s, float *out);
+/* Parses "a,b,c" into exactly n floats. */
+bool cli_parse_floats(const char *s, float *out, int n);
+
+/* Class labels, one per line. */
+typedef struct cli_labels {
+    char **names;
+    int count;
+} cli_labels;
+
+evmap_status cli_labels_load(const char *path, cli_labels *labels, evmap_error *err);
+void cli_labels_free(cli_labels *labels);
+/* The label of class c, or "" when there are no labels. */
+const char *cli_label(const cli_labels *labels, int c);
+
+/* Options shared by commands that read images into a model. */
+typedef struct cli_input_options {
+    evmap_preprocess preprocess;
+    bool have_mean, have_std, have_size;
+} cli_input_options;
+
+/* Recognises --preprocess/--mean/--std/--size at argv[*i] (advancing *i).
+ * Returns 1 when consumed, 0 when not one of these, -1 on a bad value
+ * (message printed). */
+int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
+                           cli_input_options *opt);
+/* Finalises the preprocess settings after parsing (custom mean/std/size). */
+void cli_input_finish(cli_input_options *opt);
+
+/* Loads image index of set and preprocesses it for the model into out. */
+evmap_status cli_load_input(const evmap_image_set *set, size_t index,
+                            const evmap_preprocess *pre, const evmap_model_info *info,
+                            float *out, evmap_error *err);
+
+/* Subcommands. */
+int cmd_classify(int argc, char **argv);
+
+#endif

@@ -1,0 +1,200 @@
+/* Helpers shared by the evmap subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_report(const evmap_error *err) {
+    fprintf(stderr, "evmap: %s\n", err->message[0] ? err->message : evmap_status_name(err->status));
+    return evmap_status_is_bad_input(err->status) ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+int cli_usage_error(const char *command, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "evmap %s: ", command);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'evmap %s --help')\n", command);
+    return EXIT_USAGE;
+}
+
+bool cli_parse_int(const char *s, long min, long max, long *out) {
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_float(const char *s, float *out) {
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || *end || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_floats(const char *s, float *out, int n) {
+    char buf[256];
+    if (!s || strlen(s) >= sizeof buf)
+        return false;
+    strcpy(buf, s);
+    char *save = NULL, *tok = strtok_r(buf, ",", &save);
+    int i = 0;
+    for (; tok && i < n; i++, tok = strtok_r(NULL, ",", &save))
+        if (!cli_parse_float(tok, &out[i]))
+            return false;
+    return i == n && !tok;
+}
+
+void cli_labels_free(cli_labels *labels) {
+    if (!labels)
+        return;
+    for (int i = 0; i < labels->count; i++)
+        free(labels->names[i]);
+    free(labels->names);
+    labels->names = NULL;
+    labels->count = 0;
+}
+
+evmap_status cli_labels_load(const char *path, cli_labels *labels, evmap_error *err) {
+    memset(labels, 0, sizeof *labels);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        err->status = EVMAP_ERR_IO;
+        snprintf(err->message, sizeof err->message, "cannot open labels file '%s': %s", path,
+                 strerror(errno));
+        return err->status;
+    }
+    char line[1024];
+    int cap = 0;
+    evmap_status st = EVMAP_OK;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (labels->count == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = cap <= 1000000 ? realloc(labels->names, sizeof(char *) * (size_t)cap)
+                                          : NULL;
+            if (!grown) {
+                st = EVMAP_ERR_OUT_OF_MEMORY;
+                snprintf(err->message, sizeof err->message, "labels file '%s' is too large", path);
+                break;
+            }
+            labels->names = grown;
+        }
+        labels->names[labels->count] = strdup(line);
+        if (!labels->names[labels->count]) {
+            st = EVMAP_ERR_OUT_OF_MEMORY;
+            snprintf(err->message, sizeof err->message, "out of memory reading '%s'", path);
+            break;
+        }
+        labels->count++;
+    }
+    fclose(f);
+    if (st != EVMAP_OK) {
+        err->status = st;
+        cli_labels_free(labels);
+    }
+    return st;
+}
+
+const char *cli_label(const cli_labels *labels, int c) {
+    return labels && c >= 0 && c < labels->count ? labels->names[c] : "";
+}
+
+int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
+                           cli_input_options *opt) {
+    const char *name = argv[*i];
+    bool known = !strcmp(name, "--preprocess") || !strcmp(name, "--mean") ||
+                 !strcmp(name, "--std") || !strcmp(name, "--size");
+    if (!known)
+        return 0;
+    if (*i + 1 >= argc) {
+        cli_usage_error(command, "%s needs a value", name);
+        return -1;
+    }
+    const char *value = argv[++*i];
+    if (!strcmp(name, "--preprocess")) {
+        if (!strcmp(value, "none"))
+            opt->preprocess.preset = EVMAP_PREPROCESS_NONE;
+        else if (!strcmp(value, "imagenet"))
+            opt->preprocess.preset = EVMAP_PREPROCESS_IMAGENET;
+        else {
+            cli_usage_error(command, "--preprocess must be 'none' or 'imagenet', not '%s'", value);
+            return -1;
+        }
+    } else if (!strcmp(name, "--mean") || !strcmp(name, "--std")) {
+        float v[3];
+        bool one = cli_parse_floats(value, v, 1);
+        if (one)
+            v[1] = v[2] = v[0];
+        if (!one && !cli_parse_floats(value, v, 3)) {
+            cli_usage_error(command, "%s must be one or three numbers (a,b,c), not '%s'", name,
+                            value);
+            return -1;
+        }
+        bool is_std = !strcmp(name, "--std");
+        for (int c = 0; c < 3; c++) {
+            if (is_std && v[c] <= 0) {
+                cli_usage_error(command, "--std values must be positive");
+                return -1;
+            }
+            (is_std ? opt->preprocess.std : opt->preprocess.mean)[c] = v[c];
+        }
+        *(is_std ? &opt->have_std : &opt->have_mean) = true;
+    } else {
+        int w, h;
+        char extra;
+        if (sscanf(value, "%dx%d%c", &w, &h, &extra) != 2 || w < 1 || h < 1 || w > 65535 ||
+            h > 65535) {
+            cli_usage_error(command, "--size must be WIDTHxHEIGHT (e.g. 224x224), not '%s'",
+                            value);
+            return -1;
+        }
+        opt->preprocess.width = w;
+        opt->preprocess.height = h;
+        opt->have_size = true;
+    }
+    return 1;
+}
+
+void cli_input_finish(cli_input_options *opt) {
+    if (!opt->have_mean && !opt->have_std && !opt->have_size)
+        return;
+    /* Custom values turn the preset into CUSTOM, keeping the preset's other defaults. */
+    evmap_preprocess custom = opt->preprocess;
+    evmap_preprocess base;
+    evmap_preprocess_init(&base, opt->preprocess.preset);
+    evmap_preprocess_init(&opt->preprocess, EVMAP_PREPROCESS_CUSTOM);
+    for (int c = 0; c < 3; c++) {
+        opt->preprocess.mean[c] = opt->have_mean ? custom.mean[c] : base.mean[c];
+        opt->preprocess.std[c] = opt->have_std ? custom.std[c] : base.std[c];
+    }
+    opt->preprocess.width = opt->have_size ? custom.width : 0;
+    opt->preprocess.height = opt->have_size ? custom.height : 0;
+}
+
+evmap_status cli_load_input(const evmap_image_set *set, size_t index,
+                            const evmap_preprocess *pre, const evmap_model_info *info,
+                            float *out, evmap_error *err) {
+    evmap_image *img = NULL;
+    evmap_status st = evmap_image_set_load(set, index, &img, err);
+    if (st == EVMAP_OK)
+        st = evmap_preprocess_image(img, pre, info->channels, info->height, info->width, out,
+                                    err);
+    evmap_image_free(img);
+    return st;
+}

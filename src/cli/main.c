@@ -1,0 +1,32 @@
+/* evmap command line: dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char main_help[] =
+    "usage: evmap COMMAND [options]\n"
+    "\n"
+    "evmap explains the decisions of convolutional image classifiers (ONNX models).\n"
+    "\n"
+    "commands:\n"
+    "  classify   class probabilities of images\n"
+    "\n"
+    "Run 'evmap COMMAND --help' for a command's options.\n"
+    "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(main_help, stderr);
+        return EXIT_USAGE;
+    }
+    const char *command = argv[1];
+    if (!strcmp(command, "--help") || !strcmp(command, "-h") || !strcmp(command, "help")) {
+        fputs(main_help, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(command, "classify"))
+        return cmd_classify(argc - 1, argv + 1);
+    fprintf(stderr, "evmap: unknown command '%s' (see 'evmap --help')\n", command);
+    return EXIT_USAGE;
+}

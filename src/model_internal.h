@@ -1,0 +1,29 @@
+/* Model and runner internals shared by the methods (not part of the public API). */
+#ifndef EVM_MODEL_INTERNAL_H
+#define EVM_MODEL_INTERNAL_H
+
+#include "evmap.h"
+#include "graph.h"
+#include "plan.h"
+
+struct evmap_model {
+    evm_graph *graph;
+    evmap_model_info info;
+    int declared_batch; /* the input's batch dimension in the file (-1: symbolic) */
+};
+
+struct evmap_runner {
+    const evmap_model *model;
+    evm_plan *plan; /* planned for batch images */
+    int batch;
+    int threads; /* 0: OpenBLAS default */
+};
+
+/* Plans the model for a batch of images. */
+evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out,
+                            evmap_error *err);
+
+/* Applies the runner's thread count to OpenBLAS. */
+void evm_runner_set_threads(const evmap_runner *runner);
+
+#endif
