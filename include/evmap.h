@@ -148,6 +148,33 @@ evmap_status evmap_preprocess_image(const evmap_image *image, const evmap_prepro
                                     int channels, int height, int width, float *out,
                                     evmap_error *err);
 
+
+/* ------------------------------------------------------- maps and output */
+
+/* Writes a height × width float32 array as a NumPy .npy file (version 1.0,
+ * little-endian '<f4', C order). Written to a temporary file in the same
+ * folder and renamed, so a failure never leaves a partial file. */
+evmap_status evmap_write_npy(const char *path, const float *values, int height, int width,
+                             evmap_error *err);
+
+typedef struct evmap_render_options {
+    float vmax;        /* colour scale is [-vmax, vmax]; <= 0: the map's max |value| */
+    int side_by_side;  /* non-zero: the original image left of the overlay */
+    int scale;         /* integer upscaling of small maps; 0: automatic (≥ 256 px) */
+    int colorbar;      /* non-zero: a small colour bar with its ±vmax scale */
+} evmap_render_options;
+
+void evmap_render_options_init(evmap_render_options *options);
+
+/* Renders an evidence map over a gray copy of the image as an RGB PNG: a
+ * diverging colormap symmetric around 0 (red = evidence for, blue = against,
+ * white/transparent near 0); NaN cells show the gray image only. background
+ * is the image at the map's resolution (channels 1 or 3, values in [0,1]).
+ * vmax_used (may be NULL) receives the scale applied. Written atomically. */
+evmap_status evmap_render_png(const char *path, const evmap_image *background, const float *map,
+                              int height, int width, const evmap_render_options *options,
+                              float *vmax_used, evmap_error *err);
+
 #ifdef __cplusplus
 }
 #endif
