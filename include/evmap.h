@@ -149,6 +149,84 @@ evmap_status evmap_preprocess_image(const evmap_image *image, const evmap_prepro
                                     evmap_error *err);
 
 
+/* ---------------------------------------------------------------- samplers */
+
+/* What replaces a window when Prediction Difference Analysis marginalises it
+ * out (see DESIGN.md 1.1): conditional Gaussian, marginal or constant. */
+typedef struct evmap_sampler evmap_sampler;
+
+typedef struct evmap_sampler_fit_options {
+    int window;         /* k */
+    int pad;            /* ring width; the Gaussian covers (k + 2·pad)² pixels */
+    int joint_channels; /* non-zero: one Gaussian over all channels */
+    size_t patches;     /* random patches to fit on (default 20000) */
+    uint64_t seed;
+} evmap_sampler_fit_options;
+
+void evmap_sampler_fit_options_init(evmap_sampler_fit_options *options);
+
+/* images: n × channels × height × width floats in model-input space. */
+evmap_status evmap_sampler_fit(const float *images, size_t n, int channels, int height,
+                               int width, const evmap_sampler_fit_options *options,
+                               evmap_sampler **out, evmap_error *err);
+/* Sample s takes the window from reference image s (images are copied). */
+evmap_status evmap_sampler_marginal(const float *images, size_t n, int channels, int height,
+                                    int width, int window, evmap_sampler **out,
+                                    evmap_error *err);
+/* One fill value per channel; one sample. */
+evmap_status evmap_sampler_constant(const float *fill, int channels, int window,
+                                    evmap_sampler **out, evmap_error *err);
+/* tag records the preprocessing and input size the sampler belongs to. */
+evmap_status evmap_sampler_save(const evmap_sampler *sampler, const char *tag, const char *path,
+                                evmap_error *err);
+evmap_status evmap_sampler_load(const char *path, evmap_sampler **out, char *tag,
+                                size_t tag_size, evmap_error *err);
+void evmap_sampler_free(evmap_sampler *sampler);
+int evmap_sampler_window(const evmap_sampler *sampler);
+int evmap_sampler_pad(const evmap_sampler *sampler);
+/* "conditional", "marginal" or "constant". */
+const char *evmap_sampler_kind_name(const evmap_sampler *sampler);
+
+/* ----------------------------------------- Prediction Difference Analysis */
+
+/* Default window for an image: 10 when the shorter side is ≥ 100 px, else
+ * max(2, round(side / 7)) (4 for 28×28). */
+int evmap_pda_default_window(int height, int width);
+
+typedef struct evmap_pda_options {
+    int stride;                 /* window step (default 1) */
+    int samples;                /* S, draws per window (default 10) */
+    const evmap_sampler *sampler; /* required; its window is k */
+    double laplace_n;           /* Laplace correction with training-set size N; 0: off */
+    const int *classes;         /* target classes (n_classes of them) */
+    int n_classes;
+    const char *target_layer;   /* non-NULL: explain the mean activation of this value... */
+    int target_channel;         /* ...channel instead of class log-odds */
+    int roi[4];                 /* x, y, width, height; width 0: the whole image */
+    uint64_t seed;
+    int batch;                  /* images per forward pass (default 64) */
+    int threads;                /* 0: OpenBLAS default */
+    evmap_progress_fn progress; /* called after every batch with windows done/total */
+    void *progress_user;
+} evmap_pda_options;
+
+void evmap_pda_options_init(evmap_pda_options *options);
+
+typedef struct evmap_explain_stats {
+    size_t windows;         /* windows evaluated */
+    size_t forward_images;  /* images pushed through the network */
+    double seconds;
+} evmap_explain_stats;
+
+/* Computes PDA maps for one preprocessed image (C × H × W floats). maps
+ * receives one H × W map per target (n_classes maps, or one for a hidden-unit
+ * target): weight of evidence in log2 odds (hidden units: activation
+ * difference), averaged over the windows covering each pixel; NaN where no
+ * window was evaluated. */
+evmap_status evmap_pda(const evmap_model *model, const float *input,
+                       const evmap_pda_options *options, float *maps,
+                       evmap_explain_stats *stats, evmap_error *err);
+
 /* ------------------------------------------------------- maps and output */
 
 /* Writes a height × width float32 array as a NumPy .npy file (version 1.0,

@@ -56,7 +56,37 @@ evmap_status cli_load_input(const evmap_image_set *set, size_t index,
                             const evmap_preprocess *pre, const evmap_model_info *info,
                             float *out, evmap_error *err);
 
+/* Loads up to limit images from sources (files, folders, IDX) into one
+ * n × C × H × W stack in the shape of the model input (references.c). */
+evmap_status cli_load_stack(char **sources, int n_sources, size_t limit,
+                            const evmap_preprocess *pre, const evmap_model_info *shape,
+                            float **out, size_t *count, evmap_error *err);
+/* "preprocess=none input=1x28x28": what a fitted sampler belongs to. */
+void cli_preprocess_tag(const evmap_preprocess *p, const evmap_model_info *shape, char *buf,
+                        size_t size);
+
+/* Progress reporting and Ctrl-C (progress.c). */
+typedef struct cli_progress {
+    const char *what; /* e.g. the image name */
+    const char *unit; /* e.g. "windows" */
+    bool quiet;
+    bool tty;         /* redraw one line in place */
+    double start;     /* seconds, monotonic */
+    double last_draw;
+    int last_decile;  /* non-terminal output: last 10 % step printed */
+} cli_progress;
+
+void cli_install_interrupt_handler(void);
+bool cli_interrupted(void);
+void cli_progress_start(cli_progress *p, const char *what, const char *unit, bool quiet);
+/* An evmap_progress_fn: returns non-zero after Ctrl-C. */
+int cli_progress_update(void *user, size_t done, size_t total);
+/* Ends a bar that stopped before 100 %. */
+void cli_progress_abandon(cli_progress *p);
+
 /* Subcommands. */
 int cmd_classify(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_fit_sampler(int argc, char **argv);
 
 #endif

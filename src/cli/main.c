@@ -10,7 +10,9 @@ static const char main_help[] =
     "evmap explains the decisions of convolutional image classifiers (ONNX models).\n"
     "\n"
     "commands:\n"
-    "  classify   class probabilities of images\n"
+    "  classify      class probabilities of images\n"
+    "  explain       evidence maps (Prediction Difference Analysis)\n"
+    "  fit-sampler   fit PDA's conditional sampler once, for reuse\n"
     "\n"
     "Run 'evmap COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
@@ -27,6 +29,10 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(command, "classify"))
         return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(command, "explain"))
+        return cmd_explain(argc - 1, argv + 1);
+    if (!strcmp(command, "fit-sampler"))
+        return cmd_fit_sampler(argc - 1, argv + 1);
     fprintf(stderr, "evmap: unknown command '%s' (see 'evmap --help')\n", command);
     return EXIT_USAGE;
 }

@@ -1,0 +1,316 @@
+/* evmap explain: evidence maps for images (Prediction Difference Analysis). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "explain.h"
+
+static const char explain_help[] =
+    "usage: evmap explain --model M.onnx --out DIR [options] IMAGE...\n"
+    "\n"
+    "Draws evidence maps: for every pixel, how much it speaks for (red) or against\n"
+    "(blue) a class, in log2 odds, with Prediction Difference Analysis. For each\n"
+    "image and class c it writes DIR/<stem>.pda.c<c>.npy (float32 H x W map),\n"
+    "DIR/<stem>.pda.c<c>.png (the map over a gray copy of the image) and\n"
+    "DIR/<stem>.json (parameters, classes, probabilities, timings).\n"
+    "\n"
+    "options:\n"
+    "  --model FILE          ONNX classifier (required)\n"
+    "  --out DIR             output folder (created if missing; required)\n"
+    "  --method pda          the method (default pda)\n"
+    "  --labels FILE         class names, one per line\n"
+    "  --class c1,c2,...     classes to explain (default: the top-1 class)\n"
+    "  --top K               explain the K most likely classes\n"
+    "  --target LAYER:CH     explain channel CH of the layer output named LAYER\n"
+    "                        (its mean activation) instead of a class\n"
+    "  --window k            window size (default 10, or max(2, round(side/7)) for\n"
+    "                        images under 100 px: 4 for 28x28)\n"
+    "  --pad p               ring around the window for the conditional sampler (2)\n"
+    "  --samples S           draws per window (default 10)\n"
+    "  --stride s            window step (default 1)\n"
+    "  --sampler NAME        conditional (default), marginal or constant\n"
+    "  --sampler-file F      a sampler saved by fit-sampler or an earlier explain\n"
+    "  --reference SRC       reference images (file, folder or IDX; repeatable):\n"
+    "                        fits the conditional sampler (first 2000 images), or\n"
+    "                        gives the marginal sampler its first S images\n"
+    "  --patches N           patches the conditional sampler is fitted on (20000)\n"
+    "  --joint-channels      one Gaussian over all channels (conditional)\n"
+    "  --fill zero|mean|V    constant sampler value in model-input units (default\n"
+    "                        zero; mean: the image's per-channel mean)\n"
+    "  --laplace-n N         Laplace correction with training-set size N (100000)\n"
+    "  --no-laplace          no Laplace correction\n"
+    "  --roi x,y,w,h         only windows inside this rectangle (rest of the map NaN)\n"
+    "  --seed n              random seed (default 0)\n"
+    "  --vmax V              colour scale +-V (default: each map's max |value|)\n"
+    "  --side-by-side        put the original image beside the map\n"
+    "  --batch N             images per forward pass (default 64)\n"
+    "  --threads N           threads (default: all cores)\n"
+    "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
+    "  --quiet               no progress output\n";
+
+static int parse_class_list(const char *s, explain_options *o) {
+    char buf[4096];
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    strcpy(buf, s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        long v;
+        if (o->n_classes >= EXPLAIN_MAX_CLASSES || !cli_parse_int(tok, 0, 1000000, &v))
+            return -1;
+        o->classes[o->n_classes++] = (int)v;
+    }
+    return o->n_classes > 0 ? 0 : -1;
+}
+
+static int parse_target(const char *s, explain_options *o) {
+    const char *colon = strrchr(s, ':');
+    long ch;
+    if (!colon || colon == s || !cli_parse_int(colon + 1, 0, 1000000, &ch))
+        return -1;
+    size_t n = (size_t)(colon - s);
+    if (n >= sizeof o->target_layer)
+        return -1;
+    memcpy(o->target_layer, s, n);
+    o->target_layer[n] = '\0';
+    o->target_channel = (int)ch;
+    return 0;
+}
+
+static int parse_roi(const char *s, explain_options *o) {
+    int v[4];
+    char extra;
+    if (sscanf(s, "%d,%d,%d,%d%c", &v[0], &v[1], &v[2], &v[3], &extra) != 4 || v[0] < 0 ||
+        v[1] < 0 || v[2] < 1 || v[3] < 1)
+        return -1;
+    memcpy(o->roi, v, sizeof v);
+    return 0;
+}
+
+static int parse_fill(const char *s, explain_options *o) {
+    if (!strcmp(s, "zero") || !strcmp(s, "mean")) {
+        snprintf(o->fill, sizeof o->fill, "%s", s);
+        return 0;
+    }
+    float v;
+    if (!cli_parse_float(s, &v))
+        return -1;
+    snprintf(o->fill, sizeof o->fill, "%s", s);
+    o->fill_value = v;
+    return 0;
+}
+
+static bool is_flag(const char *a) {
+    return !strcmp(a, "--quiet") || !strcmp(a, "--side-by-side") || !strcmp(a, "--no-laplace") ||
+           !strcmp(a, "--joint-channels");
+}
+
+/* Options with a numeric value: name, bounds, destination. */
+static int parse_number_option(const char *a, const char *v, explain_options *o) {
+    struct {
+        const char *name;
+        long min, max;
+        int *dest;
+    } ints[] = {
+        {"--window", 1, 1024, &o->window}, {"--pad", 0, 16, &o->pad},
+        {"--samples", 1, 100000, &o->samples}, {"--stride", 1, 1024, &o->stride},
+        {"--top", 1, 1000000, &o->top}, {"--batch", 1, 65536, &o->batch},
+        {"--threads", 1, 1024, &o->threads},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (strcmp(a, ints[i].name))
+            continue;
+        long n;
+        if (!cli_parse_int(v, ints[i].min, ints[i].max, &n))
+            return cli_usage_error("explain", "%s must be a whole number from %ld to %ld, not '%s'",
+                                   a, ints[i].min, ints[i].max, v);
+        *ints[i].dest = (int)n;
+        if (ints[i].dest == &o->pad)
+            o->pad_given = true;
+        return 1;
+    }
+    long n;
+    if (!strcmp(a, "--seed")) {
+        if (!cli_parse_int(v, 0, 2147483647L, &n))
+            return cli_usage_error("explain", "--seed must be a non-negative whole number");
+        o->seed = (uint64_t)n;
+        return 1;
+    }
+    if (!strcmp(a, "--patches")) {
+        if (!cli_parse_int(v, 100, 100000000L, &n))
+            return cli_usage_error("explain", "--patches must be from 100 to 100000000");
+        o->patches = (size_t)n;
+        return 1;
+    }
+    if (!strcmp(a, "--laplace-n") || !strcmp(a, "--vmax")) {
+        float f;
+        if (!cli_parse_float(v, &f) || f <= 0)
+            return cli_usage_error("explain", "%s must be a positive number", a);
+        *(!strcmp(a, "--vmax") ? &o->vmax : &o->laplace_n) = f;
+        return 1;
+    }
+    return 0;
+}
+
+static int parse_text_option(const char *a, const char *v, explain_options *o) {
+    if (!strcmp(a, "--model"))
+        o->model_path = v;
+    else if (!strcmp(a, "--out"))
+        o->out_dir = v;
+    else if (!strcmp(a, "--labels"))
+        o->labels_path = v;
+    else if (!strcmp(a, "--sampler-file"))
+        o->sampler_file = v;
+    else if (!strcmp(a, "--reference"))
+        o->references[o->n_references++] = (char *)v;
+    else if (!strcmp(a, "--method")) {
+        if (strcmp(v, "pda"))
+            return cli_usage_error("explain", "--method '%s' is not available (methods: pda)", v);
+    } else if (!strcmp(a, "--sampler")) {
+        if (strcmp(v, "conditional") && strcmp(v, "marginal") && strcmp(v, "constant"))
+            return cli_usage_error("explain",
+                                   "--sampler must be conditional, marginal or constant, not '%s'",
+                                   v);
+        snprintf(o->sampler, sizeof o->sampler, "%s", v);
+    } else if (!strcmp(a, "--class")) {
+        if (parse_class_list(v, o))
+            return cli_usage_error("explain", "--class must be class indices like 3 or 0,4,9");
+    } else if (!strcmp(a, "--target")) {
+        if (parse_target(v, o))
+            return cli_usage_error("explain", "--target must be LAYER:CHANNEL, e.g. relu_3:12");
+    } else if (!strcmp(a, "--roi")) {
+        if (parse_roi(v, o))
+            return cli_usage_error("explain", "--roi must be x,y,width,height with width, height > 0");
+    } else if (!strcmp(a, "--fill")) {
+        if (parse_fill(v, o))
+            return cli_usage_error("explain", "--fill must be zero, mean or a number");
+    } else
+        return 0;
+    return 1;
+}
+
+static void set_defaults(explain_options *o, char **images) {
+    memset(o, 0, sizeof *o);
+    o->images = images;
+    o->samples = 10;
+    o->stride = 1;
+    o->pad = 2;
+    o->laplace_n = 100000;
+    o->patches = 20000;
+    o->target_channel = -1;
+    snprintf(o->sampler, sizeof o->sampler, "conditional");
+    snprintf(o->fill, sizeof o->fill, "zero");
+    evmap_preprocess_init(&o->input.preprocess, EVMAP_PREPROCESS_NONE);
+}
+
+/* Returns EXIT_OK, EXIT_USAGE, or -1 after printing help. */
+static int parse_options(int argc, char **argv, explain_options *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int consumed = cli_parse_input_option("explain", argc, argv, &i, &o->input);
+        if (consumed < 0)
+            return EXIT_USAGE;
+        if (consumed)
+            continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(explain_help, stdout);
+            return -1;
+        }
+        if (is_flag(a)) {
+            o->quiet |= !strcmp(a, "--quiet");
+            o->side_by_side |= !strcmp(a, "--side-by-side");
+            o->no_laplace |= !strcmp(a, "--no-laplace");
+            o->joint_channels |= !strcmp(a, "--joint-channels");
+            continue;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            o->images[o->n_images++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc)
+            return cli_usage_error("explain", "%s needs a value or is unknown", a);
+        int r = parse_number_option(a, argv[i + 1], o);
+        if (r == 0)
+            r = parse_text_option(a, argv[i + 1], o);
+        if (r == EXIT_USAGE)
+            return EXIT_USAGE;
+        if (r == 0)
+            return cli_usage_error("explain", "unknown option '%s'", a);
+        i++;
+    }
+    if (!o->model_path)
+        return cli_usage_error("explain", "--model is required");
+    if (!o->out_dir)
+        return cli_usage_error("explain", "--out DIR is required");
+    if (o->n_images == 0)
+        return cli_usage_error("explain", "no images given");
+    if (o->n_classes && o->top)
+        return cli_usage_error("explain", "give either --class or --top, not both");
+    if (o->target_layer[0] && (o->n_classes || o->top))
+        return cli_usage_error("explain", "--target explains a hidden unit; drop --class/--top");
+    cli_input_finish(&o->input);
+    return EXIT_OK;
+}
+
+static evmap_status make_out_dir(const char *dir, evmap_error *err) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode))
+            return EVMAP_OK;
+        err->status = EVMAP_ERR_INVALID_ARGUMENT;
+        snprintf(err->message, sizeof err->message, "--out '%s' exists and is not a folder", dir);
+        return err->status;
+    }
+    if (mkdir(dir, 0777) != 0) {
+        err->status = EVMAP_ERR_IO;
+        snprintf(err->message, sizeof err->message, "cannot create output folder '%s': %s", dir,
+                 strerror(errno));
+        return err->status;
+    }
+    return EVMAP_OK;
+}
+
+int cmd_explain(int argc, char **argv) {
+    char **images = calloc((size_t)argc, sizeof(char *));
+    char **references = calloc((size_t)argc, sizeof(char *));
+    if (!images || !references) {
+        free(images);
+        free(references);
+        return EXIT_RUNTIME;
+    }
+    explain_options o;
+    set_defaults(&o, images);
+    o.references = references;
+    int rc = parse_options(argc, argv, &o);
+    if (rc == EXIT_OK) {
+        explain_state s = {0};
+        evmap_error err = {0};
+        cli_install_interrupt_handler();
+        evmap_status st = explain_open(&o, &s, &err);
+        if (st == EVMAP_OK)
+            st = make_out_dir(o.out_dir, &err);
+        if (st == EVMAP_OK)
+            st = explain_prepare_sampler(&o, &s, &err);
+        for (size_t i = 0; st == EVMAP_OK && i < evmap_image_set_count(s.set); i++)
+            st = explain_image(&o, &s, i, &err);
+        if (st == EVMAP_ERR_CANCELLED) {
+            fprintf(stderr, "evmap: interrupted; finished images are in '%s', the current one "
+                            "was not written\n",
+                    o.out_dir);
+            rc = 130;
+        } else {
+            rc = st == EVMAP_OK ? EXIT_OK : cli_report(&err);
+        }
+        if (st == EVMAP_OK && !o.quiet)
+            fprintf(stderr, "evmap: wrote %zu image(s) to %s/\n", evmap_image_set_count(s.set),
+                    o.out_dir);
+        explain_state_free(&s);
+    }
+    free(images);
+    free(references);
+    return rc < 0 ? EXIT_OK : rc;
+}

@@ -1,0 +1,86 @@
+/* evmap explain: options, state and steps shared by explain*.c. */
+#ifndef EVM_CLI_EXPLAIN_H
+#define EVM_CLI_EXPLAIN_H
+
+#include <stdint.h>
+
+#include "cli.h"
+
+#define EXPLAIN_MAX_CLASSES 1024
+#define EXPLAIN_MAX_REFERENCE_IMAGES 2000
+
+typedef struct explain_options {
+    const char *model_path;
+    const char *out_dir;
+    const char *labels_path;
+    const char *sampler_file;
+    char sampler[16];        /* conditional, marginal or constant */
+    char **references;       /* --reference sources */
+    int n_references;
+    char **images;
+    int n_images;
+    cli_input_options input;
+    int classes[EXPLAIN_MAX_CLASSES];
+    int n_classes;
+    int top;                 /* 0: not given */
+    char target_layer[256];  /* empty: class targets */
+    int target_channel;
+    int window;              /* 0: default for the input size */
+    int pad;
+    bool pad_given;
+    int samples;
+    int stride;
+    size_t patches;
+    bool joint_channels;
+    char fill[32];           /* zero, mean or the number as typed */
+    float fill_value;
+    float laplace_n;
+    bool no_laplace;
+    int roi[4];
+    uint64_t seed;
+    float vmax;              /* 0: per map */
+    bool side_by_side;
+    int batch;
+    int threads;
+    bool quiet;
+} explain_options;
+
+typedef struct explain_state {
+    evmap_model *model;
+    evmap_model_info info;
+    evmap_runner *classifier; /* batch 1, for the probabilities */
+    evmap_image_set *set;
+    cli_labels labels;
+    evmap_sampler *sampler;   /* NULL for constant fill=mean (made per image) */
+    char sampler_source[1024]; /* where the sampler came from, for the JSON */
+    int window;
+    float *input;             /* C × H × W */
+    float *probs;             /* num_classes */
+    float *maps;              /* targets × H × W */
+} explain_state;
+
+evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err);
+evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s,
+                                     evmap_error *err);
+evmap_status explain_image(const explain_options *o, explain_state *s, size_t index,
+                           evmap_error *err);
+void explain_state_free(explain_state *s);
+
+/* Writing results (explain_output.c). */
+typedef struct explain_result {
+    const char *stem;
+    const char *image_path;
+    const int *targets;       /* class indices (unused for a hidden target) */
+    int n_targets;
+    const float *vmax_used;   /* per target */
+    const evmap_explain_stats *stats;
+    const char *sampler_kind;
+    int samples_used;
+} explain_result;
+
+evmap_status explain_write_maps(const explain_options *o, const explain_state *s,
+                                const explain_result *r, float *vmax_used, evmap_error *err);
+evmap_status explain_write_json(const explain_options *o, const explain_state *s,
+                                const explain_result *r, evmap_error *err);
+
+#endif

@@ -1,0 +1,161 @@
+/* evmap explain: writing the maps (NPY, PNG) and the JSON summary of one image. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "explain.h"
+#include "json.h"
+
+/* Output file name for target t: "<stem>.pda.c<c>" or "<stem>.pda.unit-<layer>-<ch>". */
+static void target_name(const explain_options *o, const explain_result *r, int t, char *buf,
+                        size_t size) {
+    if (!o->target_layer[0]) {
+        snprintf(buf, size, "%s.pda.c%d", r->stem, r->targets[t]);
+        return;
+    }
+    char layer[256];
+    size_t n = 0;
+    for (const char *p = o->target_layer; *p && n + 1 < sizeof layer; p++)
+        layer[n++] = (*p == '/' || *p == ' ' || *p == ':') ? '_' : *p;
+    layer[n] = '\0';
+    snprintf(buf, size, "%s.pda.unit-%s-%d", r->stem, layer, o->target_channel);
+}
+
+/* The model input mapped back to [0,1] pixels for the picture's background. */
+static evmap_status background_image(const explain_options *o, const explain_state *s,
+                                     evmap_image *img, evmap_error *err) {
+    const evmap_preprocess *p = &o->input.preprocess;
+    size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
+    img->width = s->info.width;
+    img->height = s->info.height;
+    img->channels = s->info.channels;
+    img->pixels = malloc(sizeof(float) * pixels * (size_t)img->channels);
+    if (!img->pixels) {
+        err->status = EVMAP_ERR_OUT_OF_MEMORY;
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return err->status;
+    }
+    for (int c = 0; c < img->channels; c++)
+        for (size_t i = 0; i < pixels; i++) {
+            float v = s->input[(size_t)c * pixels + i] * p->std[c] + p->mean[c];
+            img->pixels[(size_t)c * pixels + i] = v < 0 ? 0 : v > 1 ? 1 : v;
+        }
+    return EVMAP_OK;
+}
+
+evmap_status explain_write_maps(const explain_options *o, const explain_state *s,
+                                const explain_result *r, float *vmax_used, evmap_error *err) {
+    evmap_image background = {0};
+    evmap_status st = background_image(o, s, &background, err);
+    evmap_render_options ro;
+    evmap_render_options_init(&ro);
+    ro.vmax = o->vmax;
+    ro.side_by_side = o->side_by_side;
+    size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
+    for (int t = 0; st == EVMAP_OK && t < r->n_targets; t++) {
+        char name[512], path[1024];
+        target_name(o, r, t, name, sizeof name);
+        const float *map = s->maps + pixels * (size_t)t;
+        snprintf(path, sizeof path, "%s/%s.npy", o->out_dir, name);
+        st = evmap_write_npy(path, map, s->info.height, s->info.width, err);
+        snprintf(path, sizeof path, "%s/%s.png", o->out_dir, name);
+        if (st == EVMAP_OK)
+            st = evmap_render_png(path, &background, map, s->info.height, s->info.width, &ro,
+                                  &vmax_used[t], err);
+    }
+    free(background.pixels);
+    return st;
+}
+
+static void write_parameters(json_writer *j, const explain_options *o, const explain_state *s,
+                             const explain_result *r) {
+    json_key(j, "parameters");
+    json_begin_object(j);
+    json_key_int(j, "window", s->window);
+    if (!strcmp(r->sampler_kind, "conditional"))
+        json_key_int(j, "pad", evmap_sampler_pad(s->sampler));
+    json_key_int(j, "samples", r->samples_used);
+    json_key_int(j, "stride", o->stride);
+    json_key_string(j, "sampler", r->sampler_kind);
+    json_key_string(j, "sampler_source", s->sampler_source[0] ? s->sampler_source : "fill mean");
+    if (!strcmp(r->sampler_kind, "conditional") && !o->sampler_file) {
+        json_key_int(j, "patches", (long long)o->patches);
+        json_key_bool(j, "joint_channels", o->joint_channels);
+    }
+    if (!strcmp(r->sampler_kind, "constant"))
+        json_key_string(j, "fill", o->fill);
+    json_key(j, "laplace_n");
+    if (o->no_laplace)
+        json_null(j);
+    else
+        json_number(j, o->laplace_n);
+    json_key(j, "roi");
+    if (o->roi[2] > 0) {
+        json_begin_array(j);
+        for (int i = 0; i < 4; i++)
+            json_int(j, o->roi[i]);
+        json_end_array(j);
+    } else {
+        json_null(j);
+    }
+    json_key_int(j, "seed", (long long)o->seed);
+    json_end_object(j);
+}
+
+static void write_targets(json_writer *j, const explain_options *o, const explain_state *s,
+                          const explain_result *r) {
+    json_key(j, o->target_layer[0] ? "units" : "classes");
+    json_begin_array(j);
+    for (int t = 0; t < r->n_targets; t++) {
+        char name[512], file[600];
+        target_name(o, r, t, name, sizeof name);
+        json_begin_object(j);
+        if (o->target_layer[0]) {
+            json_key_string(j, "layer", o->target_layer);
+            json_key_int(j, "channel", o->target_channel);
+        } else {
+            int c = r->targets[t];
+            json_key_int(j, "class", c);
+            json_key_string(j, "label", cli_label(&s->labels, c));
+            json_key_number(j, "prob", s->probs[c]);
+        }
+        snprintf(file, sizeof file, "%s.npy", name);
+        json_key_string(j, "npy", file);
+        snprintf(file, sizeof file, "%s.png", name);
+        json_key_string(j, "png", file);
+        json_key_number(j, "vmax", r->vmax_used[t]);
+        json_end_object(j);
+    }
+    json_end_array(j);
+}
+
+evmap_status explain_write_json(const explain_options *o, const explain_state *s,
+                                const explain_result *r, evmap_error *err) {
+    json_writer j;
+    json_start(&j);
+    json_begin_object(&j);
+    json_key_string(&j, "image", r->image_path);
+    json_key_string(&j, "stem", r->stem);
+    json_key_string(&j, "model", o->model_path);
+    json_key_string(&j, "method", "pda");
+    char tag[256];
+    cli_preprocess_tag(&o->input.preprocess, &s->info, tag, sizeof tag);
+    json_key_string(&j, "input", tag);
+    json_key_string(&j, "units", o->target_layer[0] ? "activation difference" : "log2 odds");
+    write_parameters(&j, o, s, r);
+    write_targets(&j, o, s, r);
+    json_key(&j, "probs");
+    json_begin_array(&j);
+    for (int c = 0; c < s->info.num_classes; c++)
+        json_number(&j, s->probs[c]);
+    json_end_array(&j);
+    json_key_string(&j, "output", s->info.ends_in_softmax ? "probabilities" : "logits (softmax applied by evmap)");
+    json_key_int(&j, "windows", (long long)r->stats->windows);
+    json_key_int(&j, "forward_passes", (long long)r->stats->forward_images);
+    json_key_number(&j, "seconds", r->stats->seconds);
+    json_end_object(&j);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.json", o->out_dir, r->stem);
+    return json_finish(&j, path, err);
+}

@@ -1,0 +1,293 @@
+/* evmap explain: opening the model, preparing the sampler, explaining one image. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "explain.h"
+
+static evmap_status fail(evmap_error *err, evmap_status st, const char *msg) {
+    err->status = st;
+    snprintf(err->message, sizeof err->message, "%s", msg);
+    return st;
+}
+
+evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err) {
+    evmap_status st = evmap_model_load(o->model_path, &s->model, err);
+    if (st == EVMAP_OK)
+        st = evmap_model_get_info(s->model, &s->info, err);
+    if (st == EVMAP_OK && o->labels_path) {
+        st = cli_labels_load(o->labels_path, &s->labels, err);
+        if (st == EVMAP_OK && s->labels.count != s->info.num_classes) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "labels file '%s' has %d lines but the model has %d classes",
+                     o->labels_path, s->labels.count, s->info.num_classes);
+            return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        }
+    }
+    if (st == EVMAP_OK)
+        st = evmap_image_set_create(&s->set, err);
+    for (int i = 0; st == EVMAP_OK && i < o->n_images; i++)
+        st = evmap_image_set_add(s->set, o->images[i], err);
+    if (st == EVMAP_OK)
+        st = evmap_runner_create(s->model, 1, o->threads, &s->classifier, err);
+    if (st != EVMAP_OK)
+        return st;
+    size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
+    int max_targets = o->top > o->n_classes ? o->top : o->n_classes;
+    if (max_targets < 1)
+        max_targets = 1;
+    if (max_targets > s->info.num_classes)
+        max_targets = s->info.num_classes;
+    s->input = malloc(sizeof(float) * pixels * (size_t)s->info.channels);
+    s->probs = malloc(sizeof(float) * (size_t)s->info.num_classes);
+    s->maps = malloc(sizeof(float) * pixels * (size_t)max_targets);
+    if (!s->input || !s->probs || !s->maps)
+        return fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    return EVMAP_OK;
+}
+
+void explain_state_free(explain_state *s) {
+    evmap_runner_free(s->classifier);
+    evmap_model_free(s->model);
+    evmap_image_set_free(s->set);
+    evmap_sampler_free(s->sampler);
+    cli_labels_free(&s->labels);
+    free(s->input);
+    free(s->probs);
+    free(s->maps);
+}
+
+static evmap_status load_sampler_file(const explain_options *o, explain_state *s,
+                                      evmap_error *err) {
+    char tag[256], want[256], msg[512];
+    evmap_status st = evmap_sampler_load(o->sampler_file, &s->sampler, tag, sizeof tag, err);
+    if (st != EVMAP_OK)
+        return st;
+    cli_preprocess_tag(&o->input.preprocess, &s->info, want, sizeof want);
+    if (strcmp(tag, want)) {
+        snprintf(msg, sizeof msg, "sampler file '%s' was fitted for '%s', but this run uses '%s'",
+                 o->sampler_file, tag, want);
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+    }
+    int k = evmap_sampler_window(s->sampler), p = evmap_sampler_pad(s->sampler);
+    if ((o->window && o->window != k) || (o->pad_given && o->pad != p)) {
+        snprintf(msg, sizeof msg,
+                 "sampler file '%s' was fitted for window %d and pad %d, not window %d and pad %d",
+                 o->sampler_file, k, p, o->window ? o->window : k, o->pad);
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+    }
+    s->window = k;
+    snprintf(s->sampler_source, sizeof s->sampler_source, "%s", o->sampler_file);
+    return EVMAP_OK;
+}
+
+static evmap_status fit_conditional(const explain_options *o, explain_state *s,
+                                    evmap_error *err) {
+    if (o->n_references == 0)
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                    "the conditional sampler must be fitted on reference images: give "
+                    "--reference SRC (e.g. training images), or --sampler-file F from 'evmap "
+                    "fit-sampler', or choose --sampler marginal|constant");
+    float *stack;
+    size_t n;
+    evmap_status st = cli_load_stack(o->references, o->n_references, EXPLAIN_MAX_REFERENCE_IMAGES,
+                                     &o->input.preprocess, &s->info, &stack, &n, err);
+    if (st != EVMAP_OK)
+        return st;
+    evmap_sampler_fit_options fit;
+    evmap_sampler_fit_options_init(&fit);
+    fit.window = s->window;
+    fit.pad = o->pad;
+    fit.joint_channels = o->joint_channels;
+    fit.patches = o->patches;
+    fit.seed = o->seed;
+    st = evmap_sampler_fit(stack, n, s->info.channels, s->info.height, s->info.width, &fit,
+                           &s->sampler, err);
+    free(stack);
+    if (st != EVMAP_OK)
+        return st;
+    char tag[256];
+    cli_preprocess_tag(&o->input.preprocess, &s->info, tag, sizeof tag);
+    snprintf(s->sampler_source, sizeof s->sampler_source, "%s/sampler-k%d-p%d%s.evs", o->out_dir,
+             s->window, o->pad, o->joint_channels ? "-joint" : "");
+    st = evmap_sampler_save(s->sampler, tag, s->sampler_source, err);
+    if (st == EVMAP_OK && !o->quiet)
+        fprintf(stderr, "evmap: fitted the conditional sampler on %zu patches of %zu images; "
+                        "saved to %s (reuse it with --sampler-file)\n",
+                o->patches, n, s->sampler_source);
+    return st;
+}
+
+static evmap_status make_marginal(const explain_options *o, explain_state *s, evmap_error *err) {
+    if (o->n_references == 0)
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                    "the marginal sampler takes its samples from reference images: give "
+                    "--reference SRC");
+    float *stack;
+    size_t n;
+    evmap_status st = cli_load_stack(o->references, o->n_references, (size_t)o->samples,
+                                     &o->input.preprocess, &s->info, &stack, &n, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (n < (size_t)o->samples) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "the marginal sampler needs %d reference images (--samples) but the references "
+                 "hold only %zu",
+                 o->samples, n);
+        free(stack);
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+    }
+    st = evmap_sampler_marginal(stack, n, s->info.channels, s->info.height, s->info.width,
+                                s->window, &s->sampler, err);
+    free(stack);
+    snprintf(s->sampler_source, sizeof s->sampler_source, "first %zu reference images", n);
+    return st;
+}
+
+/* Checks what can be checked before a sampler is fitted or anything written. */
+static evmap_status validate(const explain_options *o, const explain_state *s, evmap_error *err) {
+    char msg[512];
+    for (int i = 0; i < o->n_classes; i++)
+        if (o->classes[i] >= s->info.num_classes) {
+            snprintf(msg, sizeof msg, "--class %d is out of range: the model has classes 0 to %d",
+                     o->classes[i], s->info.num_classes - 1);
+            return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        }
+    const int *roi = o->roi;
+    if (roi[2] > 0 && (roi[0] + roi[2] > s->info.width || roi[1] + roi[3] > s->info.height)) {
+        snprintf(msg, sizeof msg, "--roi %d,%d,%d,%d is not inside the %dx%d model input", roi[0],
+                 roi[1], roi[2], roi[3], s->info.width, s->info.height);
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+    }
+    if (roi[2] > 0 && (roi[2] < s->window || roi[3] < s->window)) {
+        snprintf(msg, sizeof msg, "--roi %dx%d is smaller than the %dx%d window", roi[2], roi[3],
+                 s->window, s->window);
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+    }
+    if (s->window > s->info.height || s->window > s->info.width) {
+        snprintf(msg, sizeof msg, "window %d is larger than the %dx%d model input", s->window,
+                 s->info.width, s->info.height);
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+    }
+    return EVMAP_OK;
+}
+
+evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s,
+                                     evmap_error *err) {
+    s->window = o->window ? o->window : evmap_pda_default_window(s->info.height, s->info.width);
+    evmap_status st = validate(o, s, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (o->sampler_file)
+        return load_sampler_file(o, s, err);
+    if (!strcmp(o->sampler, "marginal"))
+        return make_marginal(o, s, err);
+    if (!strcmp(o->sampler, "constant")) {
+        if (!strcmp(o->fill, "mean"))
+            return EVMAP_OK; /* per image */
+        float fill[3];
+        for (int c = 0; c < 3; c++)
+            fill[c] = strcmp(o->fill, "zero") ? o->fill_value : 0.0f;
+        snprintf(s->sampler_source, sizeof s->sampler_source, "fill %s", o->fill);
+        return evmap_sampler_constant(fill, s->info.channels, s->window, &s->sampler, err);
+    }
+    return fit_conditional(o, s, err);
+}
+
+/* Class indices sorted by descending probability (first k). */
+static void top_k(const float *p, int n, int k, int *out) {
+    for (int i = 0; i < k; i++) {
+        int best = -1;
+        for (int c = 0; c < n; c++) {
+            bool taken = false;
+            for (int j = 0; j < i; j++)
+                taken |= out[j] == c;
+            if (!taken && (best < 0 || p[c] > p[best]))
+                best = c;
+        }
+        out[i] = best;
+    }
+}
+
+static int choose_targets(const explain_options *o, const explain_state *s, int *targets) {
+    if (o->target_layer[0])
+        return 1;
+    if (o->n_classes) {
+        memcpy(targets, o->classes, sizeof(int) * (size_t)o->n_classes);
+        return o->n_classes;
+    }
+    int k = o->top ? o->top : 1;
+    if (k > s->info.num_classes)
+        k = s->info.num_classes;
+    top_k(s->probs, s->info.num_classes, k, targets);
+    return k;
+}
+
+/* Per-image constant sampler filled with the image's channel means. */
+static evmap_status mean_fill_sampler(explain_state *s, evmap_sampler **out, evmap_error *err) {
+    size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
+    float fill[3] = {0, 0, 0};
+    for (int c = 0; c < s->info.channels; c++) {
+        double sum = 0;
+        for (size_t i = 0; i < pixels; i++)
+            sum += s->input[(size_t)c * pixels + i];
+        fill[c] = (float)(sum / (double)pixels);
+    }
+    return evmap_sampler_constant(fill, s->info.channels, s->window, out, err);
+}
+
+evmap_status explain_image(const explain_options *o, explain_state *s, size_t index,
+                           evmap_error *err) {
+    static int targets[EXPLAIN_MAX_CLASSES];
+    evmap_sampler *per_image = NULL;
+    evmap_status st = cli_load_input(s->set, index, &o->input.preprocess, &s->info, s->input, err);
+    if (st == EVMAP_OK)
+        st = evmap_runner_classify(s->classifier, s->input, 1, s->probs, err);
+    if (st == EVMAP_OK && !s->sampler)
+        st = mean_fill_sampler(s, &per_image, err);
+    if (st != EVMAP_OK)
+        return st;
+    int n_targets = choose_targets(o, s, targets);
+    evmap_pda_options pda;
+    evmap_pda_options_init(&pda);
+    pda.stride = o->stride;
+    pda.samples = o->samples;
+    pda.sampler = s->sampler ? s->sampler : per_image;
+    pda.laplace_n = o->no_laplace ? 0 : o->laplace_n;
+    pda.classes = targets;
+    pda.n_classes = n_targets;
+    pda.target_layer = o->target_layer[0] ? o->target_layer : NULL;
+    pda.target_channel = o->target_channel;
+    memcpy(pda.roi, o->roi, sizeof pda.roi);
+    pda.seed = o->seed;
+    pda.batch = o->batch;
+    pda.threads = o->threads;
+    cli_progress progress;
+    const char *stem = evmap_image_set_name(s->set, index);
+    cli_progress_start(&progress, stem, "windows", o->quiet);
+    pda.progress = cli_progress_update;
+    pda.progress_user = &progress;
+    evmap_explain_stats stats = {0};
+    st = evmap_pda(s->model, s->input, &pda, s->maps, &stats, err);
+    if (st != EVMAP_OK)
+        cli_progress_abandon(&progress);
+    float vmax_used[EXPLAIN_MAX_CLASSES];
+    explain_result result = {
+        .stem = stem,
+        .image_path = evmap_image_set_path(s->set, index),
+        .targets = targets,
+        .n_targets = n_targets,
+        .vmax_used = vmax_used,
+        .stats = &stats,
+        .sampler_kind = evmap_sampler_kind_name(pda.sampler),
+        .samples_used = strcmp(evmap_sampler_kind_name(pda.sampler), "constant") ? o->samples : 1,
+    };
+    if (st == EVMAP_OK)
+        st = explain_write_maps(o, s, &result, vmax_used, err);
+    if (st == EVMAP_OK)
+        st = explain_write_json(o, s, &result, err);
+    evmap_sampler_free(per_image);
+    return st;
+}

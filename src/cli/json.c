@@ -1,0 +1,153 @@
+/* JSON writer (see json.h). */
+#include "json.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+
+void json_start(json_writer *j) {
+    memset(j, 0, sizeof *j);
+    j->f = open_memstream(&j->buf, &j->size);
+    j->first[0] = true;
+}
+
+/* Comma and indentation before a value or key. */
+static void separate(json_writer *j) {
+    if (!j->f)
+        return;
+    if (j->after_key) {
+        j->after_key = false;
+        return;
+    }
+    if (j->depth > 0) {
+        fputs(j->first[j->depth] ? "\n" : ",\n", j->f);
+        for (int i = 0; i < j->depth; i++)
+            fputs("  ", j->f);
+    }
+    j->first[j->depth] = false;
+}
+
+static void open_scope(json_writer *j, char c) {
+    separate(j);
+    if (j->f)
+        fputc(c, j->f);
+    if (j->depth + 1 < JSON_MAX_DEPTH)
+        j->first[++j->depth] = true;
+}
+
+static void close_scope(json_writer *j, char c) {
+    bool empty = j->first[j->depth];
+    if (j->depth > 0)
+        j->depth--;
+    if (!j->f)
+        return;
+    if (!empty) {
+        fputc('\n', j->f);
+        for (int i = 0; i < j->depth; i++)
+            fputs("  ", j->f);
+    }
+    fputc(c, j->f);
+}
+
+void json_begin_object(json_writer *j) { open_scope(j, '{'); }
+void json_end_object(json_writer *j) { close_scope(j, '}'); }
+void json_begin_array(json_writer *j) { open_scope(j, '['); }
+void json_end_array(json_writer *j) { close_scope(j, ']'); }
+
+static void raw_string(json_writer *j, const char *s) {
+    fputc('"', j->f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(j->f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(j->f, "\\u%04x", c);
+        else
+            fputc(c, j->f);
+    }
+    fputc('"', j->f);
+}
+
+void json_key(json_writer *j, const char *key) {
+    separate(j);
+    if (!j->f)
+        return;
+    raw_string(j, key);
+    fputs(": ", j->f);
+    j->after_key = true;
+}
+
+void json_string(json_writer *j, const char *s) {
+    separate(j);
+    if (j->f)
+        raw_string(j, s ? s : "");
+}
+
+void json_number(json_writer *j, double v) {
+    separate(j);
+    if (!j->f)
+        return;
+    if (isfinite(v))
+        fprintf(j->f, "%.9g", v);
+    else
+        fputs("null", j->f);
+}
+
+void json_int(json_writer *j, long long v) {
+    separate(j);
+    if (j->f)
+        fprintf(j->f, "%lld", v);
+}
+
+void json_bool(json_writer *j, bool v) {
+    separate(j);
+    if (j->f)
+        fputs(v ? "true" : "false", j->f);
+}
+
+void json_null(json_writer *j) {
+    separate(j);
+    if (j->f)
+        fputs("null", j->f);
+}
+
+void json_key_string(json_writer *j, const char *key, const char *s) {
+    json_key(j, key);
+    json_string(j, s);
+}
+
+void json_key_number(json_writer *j, const char *key, double v) {
+    json_key(j, key);
+    json_number(j, v);
+}
+
+void json_key_int(json_writer *j, const char *key, long long v) {
+    json_key(j, key);
+    json_int(j, v);
+}
+
+void json_key_bool(json_writer *j, const char *key, bool v) {
+    json_key(j, key);
+    json_bool(j, v);
+}
+
+evmap_status json_finish(json_writer *j, const char *path, evmap_error *err) {
+    evmap_status st = EVMAP_OK;
+    if (!j->f || fputc('\n', j->f) == EOF || fclose(j->f) != 0) {
+        err->status = st = EVMAP_ERR_OUT_OF_MEMORY;
+        snprintf(err->message, sizeof err->message, "out of memory writing '%s'", path);
+    } else {
+        evm_atomic_file af;
+        st = evm_atomic_open(&af, path, err);
+        if (st == EVMAP_OK)
+            st = evm_atomic_write(&af, j->buf, j->size, err);
+        if (st == EVMAP_OK)
+            st = evm_atomic_commit(&af, err);
+        evm_atomic_abort(&af);
+    }
+    free(j->buf);
+    memset(j, 0, sizeof *j);
+    return st;
+}

@@ -1,0 +1,371 @@
+/*
+ * Prediction Difference Analysis (Zintgraf et al. 2017; DESIGN.md 1.1).
+ * For every k×k window (all channels), S draws from the sampler replace the
+ * window; the class probability averaged over the draws estimates p(c|x\w),
+ * and the weight of evidence WE = log2 odds(c|x) − log2 odds(c|x\w) is added
+ * to every pixel of the window; each pixel's map value is the mean over the
+ * windows covering it. Windows and draws are batched into large forward
+ * passes. Log-odds are computed from logits in double so that p near 0 or 1
+ * keeps its precision. Hidden-unit targets use the mean activation of one
+ * channel instead of log-odds: WE = a(x) − mean_s a(x̃_s).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../error.h"
+#include "../model_internal.h"
+#include "../sampler_api.h"
+#include "pda_internal.h"
+
+/* Images of activations we allow a PDA batch to occupy. */
+#define PDA_BATCH_MEMORY ((size_t)1 << 30)
+
+int evmap_pda_default_window(int height, int width) {
+    int side = height < width ? height : width;
+    if (side >= 100)
+        return 10;
+    int k = (int)lround(side / 7.0);
+    return k < 2 ? 2 : k;
+}
+
+void evmap_pda_options_init(evmap_pda_options *o) {
+    memset(o, 0, sizeof *o);
+    o->stride = 1;
+    o->samples = 10;
+    o->laplace_n = 100000;
+    o->target_channel = -1;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------- targets */
+
+/* p and q = 1 − p of class c for one output row, computed stably. */
+static void class_p_q(const float *row, int k, int c, bool softmaxed, double *p, double *q) {
+    if (softmaxed) {
+        double rest = 0;
+        for (int j = 0; j < k; j++)
+            rest += j == c ? 0.0 : (double)row[j];
+        *p = row[c];
+        *q = rest;
+        return;
+    }
+    double m = -INFINITY;
+    for (int j = 0; j < k; j++)
+        if (j != c && row[j] > m)
+            m = row[j];
+    double sum = 0;
+    for (int j = 0; j < k; j++)
+        if (j != c)
+            sum += exp((double)row[j] - m);
+    double log_odds = (double)row[c] - (m + log(sum));
+    *p = 1.0 / (1.0 + exp(-log_odds));
+    *q = 1.0 / (1.0 + exp(log_odds));
+}
+
+/* log2 odds of (p, q) with the optional Laplace correction over k classes. */
+static double log2_odds(double p, double q, double laplace_n, int k) {
+    if (laplace_n > 0) {
+        p = (p * laplace_n + 1.0) / (laplace_n + k);
+        q = (q * laplace_n + (k - 1)) / (laplace_n + k);
+    }
+    return log2(p) - log2(q);
+}
+
+/* Mean activation of the hidden target's channel in batch row b. */
+static double hidden_score(const evm_tensor *t, int channel, int b) {
+    size_t per_channel = 1;
+    for (int i = 2; i < t->rank; i++)
+        per_channel *= (size_t)t->dims[i];
+    size_t channels = (size_t)t->dims[1];
+    const float *x = evm_f32(t) + ((size_t)b * channels + (size_t)channel) * per_channel;
+    double sum = 0;
+    for (size_t i = 0; i < per_channel; i++)
+        sum += x[i];
+    return sum / (double)per_channel;
+}
+
+/* Score of target t for the mean over rows [first, first + count). */
+static double target_score(const pda_run *r, int t, int first, int count) {
+    if (r->hidden) {
+        double sum = 0;
+        for (int b = first; b < first + count; b++)
+            sum += hidden_score(r->hidden, r->opt->target_channel, b);
+        return sum / count;
+    }
+    const float *out = evm_f32(evm_plan_output(r->runner->plan, 0));
+    int k = r->num_classes;
+    double p = 0, q = 0;
+    for (int b = first; b < first + count; b++) {
+        double pb, qb;
+        class_p_q(out + (size_t)b * (size_t)k, k, r->opt->classes[t], r->softmaxed, &pb, &qb);
+        p += pb;
+        q += qb;
+    }
+    return log2_odds(p / count, q / count, r->opt->laplace_n, k);
+}
+
+/* ------------------------------------------------------------ validation */
+
+static evmap_status check_targets(pda_run *r, evmap_error *err) {
+    const evmap_pda_options *o = r->opt;
+    if (o->target_layer) {
+        const evm_graph *g = r->model->graph;
+        int v = evm_graph_find_value(g, o->target_layer);
+        if (v < 0 || g->values[v].is_initializer)
+            return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                            "--target: the model has no layer output named '%s'", o->target_layer);
+        r->hidden_value = v;
+        r->n_targets = 1;
+        return EVMAP_OK;
+    }
+    if (o->n_classes < 1 || !o->classes)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "no target class given");
+    for (int i = 0; i < o->n_classes; i++)
+        if (o->classes[i] < 0 || o->classes[i] >= r->num_classes)
+            return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                            "class %d is out of range: the model has classes 0 to %d",
+                            o->classes[i], r->num_classes - 1);
+    r->n_targets = o->n_classes;
+    return EVMAP_OK;
+}
+
+static evmap_status check_hidden_shape(pda_run *r, evmap_error *err) {
+    if (!r->opt->target_layer)
+        return EVMAP_OK;
+    const evm_tensor *t = &r->runner->plan->values[r->hidden_value];
+    if (t->dtype != EVM_DTYPE_FLOAT || t->rank < 2 || t->is_const || t->dims[0] != r->batch)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "--target: '%s' is not an activation with channels (N×C×…)",
+                        r->opt->target_layer);
+    if (r->opt->target_channel < 0 || r->opt->target_channel >= t->dims[1])
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "--target: channel %d is out of range: '%s' has channels 0 to %lld",
+                        r->opt->target_channel, r->opt->target_layer, (long long)t->dims[1] - 1);
+    r->hidden = t;
+    return EVMAP_OK;
+}
+
+static evmap_status check_options(pda_run *r, evmap_error *err) {
+    const evmap_pda_options *o = r->opt;
+    if (!o->sampler)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "PDA needs a sampler");
+    const evm_sampler *s = o->sampler->impl;
+    r->k = evm_sampler_window(s);
+    if (o->stride < 1 || o->samples < 1)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "stride and samples must be positive");
+    evmap_status st = evm_sampler_check(s, r->c, r->h, r->w, err);
+    if (st != EVMAP_OK)
+        return st;
+    r->samples = o->samples;
+    size_t available = evm_sampler_max_samples(s);
+    if (evm_sampler_get_kind(s) == EVM_SAMPLER_CONSTANT)
+        r->samples = 1; /* every draw would be the same */
+    else if ((size_t)r->samples > available)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "%d samples requested but the marginal sampler has only %zu reference "
+                        "images; give more references or fewer --samples",
+                        r->samples, available);
+    const int *roi = o->roi;
+    if (roi[2] > 0 || roi[3] > 0) {
+        if (roi[0] < 0 || roi[1] < 0 || roi[2] < 1 || roi[3] < 1 || roi[0] + roi[2] > r->w ||
+            roi[1] + roi[3] > r->h)
+            return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                            "the region of interest %d,%d,%d,%d is not inside the %d×%d image",
+                            roi[0], roi[1], roi[2], roi[3], r->w, r->h);
+        if (roi[2] < r->k || roi[3] < r->k)
+            return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                            "the region of interest %d×%d is smaller than the %d×%d window",
+                            roi[2], roi[3], r->k, r->k);
+    }
+    return check_targets(r, err);
+}
+
+/* ------------------------------------------------------------- windows */
+
+/* Windows on the grid 0, s, 2s, … that lie inside the region of interest. */
+static evmap_status list_windows(pda_run *r, evmap_error *err) {
+    const int *roi = r->opt->roi;
+    bool whole = roi[2] <= 0;
+    int x0 = whole ? 0 : roi[0], y0 = whole ? 0 : roi[1];
+    int x1 = whole ? r->w : roi[0] + roi[2], y1 = whole ? r->h : roi[1] + roi[3];
+    int s = r->opt->stride;
+    size_t ny = (size_t)(r->h - r->k) / (size_t)s + 1, nx = (size_t)(r->w - r->k) / (size_t)s + 1;
+    r->windows = malloc(sizeof *r->windows * ny * nx);
+    if (!r->windows)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory listing windows");
+    for (int y = 0; y + r->k <= r->h; y += s)
+        for (int x = 0; x + r->k <= r->w; x += s)
+            if (y >= y0 && x >= x0 && y + r->k <= y1 && x + r->k <= x1)
+                r->windows[r->n_windows++] = (pda_window){y, x};
+    if (r->n_windows == 0)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "no %d×%d window with stride %d fits the region of interest", r->k, r->k,
+                        s);
+    return EVMAP_OK;
+}
+
+/* ------------------------------------------------------------- set-up */
+
+static evmap_status choose_batch(pda_run *r, evmap_error *err) {
+    evm_plan *probe;
+    evmap_status st = evm_model_plan(r->model, 1, &probe, err);
+    if (st != EVMAP_OK)
+        return st;
+    size_t per_image = probe->activation_bytes + 1;
+    evm_plan_free(probe);
+    size_t cap = PDA_BATCH_MEMORY / per_image;
+    size_t want = r->opt->batch > 0 ? (size_t)r->opt->batch : 64;
+    if (want > cap)
+        want = cap;
+    size_t windows = want / (size_t)r->samples;
+    if (windows < 1)
+        windows = 1;
+    if (windows > r->n_windows)
+        windows = r->n_windows;
+    r->windows_per_batch = (int)windows;
+    r->batch = (int)windows * r->samples;
+    return EVMAP_OK;
+}
+
+static evmap_status allocate(pda_run *r, evmap_error *err) {
+    const evm_sampler *s = r->opt->sampler->impl;
+    size_t pixels = (size_t)r->h * (size_t)r->w;
+    r->draws = malloc(sizeof(float) * (size_t)r->samples * (size_t)r->c * (size_t)r->k *
+                      (size_t)r->k);
+    r->scratch = malloc(sizeof(float) * (evm_sampler_scratch_floats(s) + 1));
+    r->sum = calloc(pixels * (size_t)r->n_targets, sizeof(double));
+    r->count = calloc(pixels, sizeof(uint32_t));
+    r->base = malloc(sizeof(double) * (size_t)r->n_targets);
+    if (!r->draws || !r->scratch || !r->sum || !r->count || !r->base)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for PDA buffers");
+    return evmap_runner_create(r->model, r->batch, r->opt->threads, &r->runner, err);
+}
+
+static void free_run(pda_run *r) {
+    evmap_runner_free(r->runner);
+    free(r->windows);
+    free(r->draws);
+    free(r->scratch);
+    free(r->sum);
+    free(r->count);
+    free(r->base);
+}
+
+/* ------------------------------------------------------------- the loop */
+
+/* Writes S perturbed copies of the image for window w into batch rows from row. */
+static void fill_window(pda_run *r, pda_window w, int row) {
+    const evm_sampler *s = r->opt->sampler->impl;
+    float *batch = evm_f32(evm_plan_input(r->runner->plan, 0));
+    size_t per_image = (size_t)r->c * (size_t)r->h * (size_t)r->w;
+    int k = r->k;
+    evm_sampler_draw(s, r->input, r->h, r->w, w.y, w.x, r->samples, 0, &r->rng, r->scratch,
+                     r->draws);
+    for (int d = 0; d < r->samples; d++) {
+        float *img = batch + (size_t)(row + d) * per_image;
+        memcpy(img, r->input, per_image * sizeof(float));
+        const float *draw = r->draws + (size_t)d * (size_t)r->c * (size_t)(k * k);
+        for (int c = 0; c < r->c; c++)
+            for (int dy = 0; dy < k; dy++)
+                memcpy(img + ((size_t)c * r->h + (size_t)(w.y + dy)) * (size_t)r->w + (size_t)w.x,
+                       draw + ((size_t)c * k + (size_t)dy) * (size_t)k, sizeof(float) * (size_t)k);
+    }
+}
+
+static void accumulate(pda_run *r, pda_window w, int row) {
+    size_t pixels = (size_t)r->h * (size_t)r->w;
+    for (int t = 0; t < r->n_targets; t++) {
+        double we = r->base[t] - target_score(r, t, row, r->samples);
+        double *sum = r->sum + (size_t)t * pixels;
+        for (int dy = 0; dy < r->k; dy++)
+            for (int dx = 0; dx < r->k; dx++)
+                sum[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)] += we;
+    }
+    for (int dy = 0; dy < r->k; dy++)
+        for (int dx = 0; dx < r->k; dx++)
+            r->count[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)]++;
+}
+
+/* Scores of the unperturbed image: row 0 of a batch of copies. */
+static void score_original(pda_run *r) {
+    float *batch = evm_f32(evm_plan_input(r->runner->plan, 0));
+    size_t per_image = (size_t)r->c * (size_t)r->h * (size_t)r->w;
+    for (int b = 0; b < r->batch; b++)
+        memcpy(batch + (size_t)b * per_image, r->input, per_image * sizeof(float));
+    evm_plan_run(r->runner->plan);
+    for (int t = 0; t < r->n_targets; t++)
+        r->base[t] = target_score(r, t, 0, 1);
+}
+
+static evmap_status run_windows(pda_run *r, evmap_error *err) {
+    const evmap_pda_options *o = r->opt;
+    for (size_t first = 0; first < r->n_windows; first += (size_t)r->windows_per_batch) {
+        size_t n = r->n_windows - first;
+        if (n > (size_t)r->windows_per_batch)
+            n = (size_t)r->windows_per_batch;
+        for (size_t i = 0; i < n; i++)
+            fill_window(r, r->windows[first + i], (int)i * r->samples);
+        evm_plan_run(r->runner->plan);
+        r->forward_images += (size_t)r->batch;
+        for (size_t i = 0; i < n; i++)
+            accumulate(r, r->windows[first + i], (int)i * r->samples);
+        if (o->progress && o->progress(o->progress_user, first + n, r->n_windows))
+            return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
+                            first + n, r->n_windows);
+    }
+    return EVMAP_OK;
+}
+
+static void write_maps(const pda_run *r, float *maps) {
+    size_t pixels = (size_t)r->h * (size_t)r->w;
+    for (int t = 0; t < r->n_targets; t++)
+        for (size_t i = 0; i < pixels; i++)
+            maps[(size_t)t * pixels + i] =
+                r->count[i] ? (float)(r->sum[(size_t)t * pixels + i] / r->count[i]) : NAN;
+}
+
+evmap_status evmap_pda(const evmap_model *model, const float *input,
+                       const evmap_pda_options *options, float *maps,
+                       evmap_explain_stats *stats, evmap_error *err) {
+    if (!model || !input || !options || !maps)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_pda: NULL argument");
+    double t0 = now_seconds();
+    pda_run r = {.model = model, .opt = options, .input = input};
+    r.c = model->info.channels;
+    r.h = model->info.height;
+    r.w = model->info.width;
+    r.num_classes = model->info.num_classes;
+    r.softmaxed = model->info.ends_in_softmax != 0;
+    evm_rng_seed(&r.rng, options->seed);
+    evmap_status st = check_options(&r, err);
+    if (st == EVMAP_OK)
+        st = list_windows(&r, err);
+    if (st == EVMAP_OK)
+        st = choose_batch(&r, err);
+    if (st == EVMAP_OK)
+        st = allocate(&r, err);
+    if (st == EVMAP_OK)
+        st = check_hidden_shape(&r, err);
+    if (st == EVMAP_OK) {
+        evm_runner_set_threads(r.runner);
+        score_original(&r);
+        st = run_windows(&r, err);
+    }
+    if (st == EVMAP_OK) {
+        write_maps(&r, maps);
+        if (stats) {
+            stats->windows = r.n_windows;
+            stats->forward_images = r.forward_images + (size_t)r.batch;
+            stats->seconds = now_seconds() - t0;
+        }
+    }
+    free_run(&r);
+    return st;
+}
