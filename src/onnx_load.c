@@ -7,6 +7,7 @@
 #include "onnx_load.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,10 @@ done:
 
 /* ------------------------------------------------------------- tensors */
 
-static evmap_status tensor_from_proto(const Onnx__TensorProto *p, evm_tensor *t,
-                                      evmap_error *err) {
+/* Converts p into t. Raw float/int64 data is taken over from the message
+ * rather than copied (protobuf-c allocates it with malloc, suitably aligned),
+ * so a model's weights exist once in memory, not twice. */
+static evmap_status tensor_from_proto(Onnx__TensorProto *p, evm_tensor *t, evmap_error *err) {
     const char *name = p->name ? p->name : "(unnamed)";
     memset(t, 0, sizeof *t);
     if (p->n_external_data > 0 ||
@@ -112,12 +115,20 @@ static evmap_status tensor_from_proto(const Onnx__TensorProto *p, evm_tensor *t,
                         "tensor '%s' declares %zu elements but holds data for a different "
                         "number; the file is corrupt",
                         name, t->count);
+    t->is_const = true;
+    if (p->has_raw_data && t->count && ((uintptr_t)p->raw_data.data % 8) == 0) {
+        t->data = p->raw_data.data; /* little-endian hosts only (x86, arm64) */
+        t->owns_data = true;
+        p->raw_data.data = NULL; /* protobuf-c frees only non-NULL data */
+        p->raw_data.len = 0;
+        p->has_raw_data = 0;
+        return EVMAP_OK;
+    }
     st = evm_tensor_alloc(t, err);
     if (st != EVMAP_OK)
         return st;
     if (t->count)
-        memcpy(t->data, src, t->count * elem); /* little-endian hosts only (x86, arm64) */
-    t->is_const = true;
+        memcpy(t->data, src, t->count * elem);
     return EVMAP_OK;
 }
 
@@ -235,7 +246,7 @@ static evmap_status add_inputs_and_initializers(builder *b, const Onnx__GraphPro
 
 /* ----------------------------------------------------------- attributes */
 
-static evmap_status convert_attr(const evm_node *node, const Onnx__AttributeProto *ap,
+static evmap_status convert_attr(const evm_node *node, Onnx__AttributeProto *ap,
                                  evm_attr *a, evmap_error *err) {
     a->name = strdup(ap->name ? ap->name : "");
     if (!a->name)
@@ -437,16 +448,11 @@ static evmap_status build_graph(const Onnx__ModelProto *mp, evm_graph *g, evmap_
     return evm_graph_fold_batchnorm(g, err);
 }
 
-evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out,
-                                  evmap_error *err) {
-    *out = NULL;
-    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
-    if (!mp)
-        return evm_fail(err, EVMAP_ERR_BAD_FILE,
-                        "not a valid ONNX model (the protobuf data is truncated or corrupt)");
+/* Builds the graph from an unpacked model and frees the message. */
+static evmap_status build_from_message(Onnx__ModelProto *mp, evm_graph **out, evmap_error *err) {
     evm_graph *g = calloc(1, sizeof *g);
-    evmap_status st = g ? build_graph(mp, g, err)
-                        : evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    evmap_status st =
+        g ? build_graph(mp, g, err) : evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
     onnx__model_proto__free_unpacked(mp, NULL);
     if (st != EVMAP_OK) {
         evm_graph_free(g);
@@ -456,6 +462,23 @@ evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out
     return EVMAP_OK;
 }
 
+static evmap_status unpack_model(const void *data, size_t size, Onnx__ModelProto **out,
+                                 evmap_error *err) {
+    *out = onnx__model_proto__unpack(NULL, size, data);
+    if (!*out)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE,
+                        "not a valid ONNX model (the protobuf data is truncated or corrupt)");
+    return EVMAP_OK;
+}
+
+evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out,
+                                  evmap_error *err) {
+    *out = NULL;
+    Onnx__ModelProto *mp;
+    evmap_status st = unpack_model(data, size, &mp, err);
+    return st == EVMAP_OK ? build_from_message(mp, out, err) : st;
+}
+
 evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *err) {
     void *data;
     size_t size;
@@ -463,8 +486,11 @@ evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *
     evmap_status st = evm_onnx_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
     if (st != EVMAP_OK)
         return st;
-    st = evm_onnx_load_memory(data, size, out, err);
-    free(data);
+    Onnx__ModelProto *mp;
+    st = unpack_model(data, size, &mp, err);
+    free(data); /* the message holds its own copy: do not keep both */
+    if (st == EVMAP_OK)
+        st = build_from_message(mp, out, err);
     if (st != EVMAP_OK)
         evm_error_prefix(err, "%s", path);
     return st;

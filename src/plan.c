@@ -56,6 +56,12 @@ static evmap_status bind_inputs(evm_plan *plan, const evm_tensor *shapes, evmap_
             st = evm_tensor_alloc(t, err);
         if (st != EVMAP_OK)
             return st;
+        if (shapes[i].is_const && shapes[i].data) {
+            /* Known now: shape arithmetic downstream folds like an initializer. */
+            memcpy(t->data, shapes[i].data, t->count * evm_dtype_size(t->dtype));
+            t->is_const = true;
+            continue;
+        }
         plan->activation_bytes += t->count * evm_dtype_size(t->dtype);
     }
     return EVMAP_OK;

@@ -28,8 +28,9 @@ typedef struct evm_plan {
     size_t activation_bytes; /* bytes of all non-constant buffers */
 } evm_plan;
 
-/* input_shapes: one tensor per graph input (graph->inputs order); only dtype,
- * rank and dims are read. */
+/* input_shapes: one tensor per graph input (graph->inputs order); dtype, rank
+ * and dims are read. An input with is_const set and data is fixed at plan time
+ * (its data copied), so that shape arithmetic depending on it folds. */
 evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_shapes,
                              evm_plan **out, evmap_error *err);
 void evm_plan_free(evm_plan *plan);

@@ -52,6 +52,7 @@ evmap_status explain_write_maps(const explain_options *o, const explain_state *s
     evmap_render_options_init(&ro);
     ro.vmax = o->vmax;
     ro.side_by_side = o->side_by_side;
+    ro.colorbar = 1;
     size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
     for (int t = 0; st == EVMAP_OK && t < r->n_targets; t++) {
         char name[512], path[1024];

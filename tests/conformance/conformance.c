@@ -174,6 +174,9 @@ static int run_data_set(const evm_graph *g, const char *dir, char *why, size_t w
             goto done;
         }
     }
+    /* int64 inputs are shapes, axes or indices: evmap needs them when planning. */
+    for (int i = 0; i < n_in; i++)
+        inputs[i].is_const = inputs[i].dtype == EVM_DTYPE_INT64;
     if (evm_plan_create(g, inputs, &plan, &err) != EVMAP_OK) {
         snprintf(why, why_size, "%s", err.message);
         result = -1;
@@ -181,7 +184,8 @@ static int run_data_set(const evm_graph *g, const char *dir, char *why, size_t w
     }
     for (int i = 0; i < n_in; i++) {
         evm_tensor *t = evm_plan_input(plan, i);
-        memcpy(t->data, inputs[i].data, inputs[i].count * evm_dtype_size(inputs[i].dtype));
+        if (!t->is_const)
+            memcpy(t->data, inputs[i].data, inputs[i].count * evm_dtype_size(inputs[i].dtype));
     }
     evm_plan_run(plan);
     result = 1;

@@ -1,0 +1,212 @@
+/*
+ * Image loading entry points: reads a file, picks the decoder from the first
+ * bytes (never from the name), and owns the size limits and allocation that
+ * every decoder shares. Images are planar floats in [0, 1]; channels 1 or 3.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "image_internal.h"
+#include "tensor.h"
+
+evmap_status evm_image_check_size(uint64_t width, uint64_t height, const char *what,
+                                  evmap_error *err) {
+    if (width == 0 || height == 0)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE,
+                        "%s declares an empty image (%llu x %llu pixels); the file is corrupt",
+                        what, (unsigned long long)width, (unsigned long long)height);
+    if (width > EVM_IMAGE_MAX_SIDE || height > EVM_IMAGE_MAX_SIDE ||
+        width * height > EVM_IMAGE_MAX_PIXELS)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY,
+                        "%s is %llu x %llu pixels, above evmap's limit of %u per side and "
+                        "%llu pixels in all; downscale it first",
+                        what, (unsigned long long)width, (unsigned long long)height,
+                        EVM_IMAGE_MAX_SIDE, (unsigned long long)EVM_IMAGE_MAX_PIXELS);
+    return EVMAP_OK;
+}
+
+evmap_status evm_image_alloc(int width, int height, int channels, const char *what,
+                             evmap_image **out, evmap_error *err) {
+    *out = NULL;
+    if (width < 0 || height < 0)
+        return evm_fail(err, EVMAP_ERR_INTERNAL, "negative image size for %s", what);
+    evmap_status st = evm_image_check_size((uint64_t)width, (uint64_t)height, what, err);
+    if (st != EVMAP_OK)
+        return st;
+    size_t count, bytes;
+    if (!evm_mul_size((size_t)width, (size_t)height, &count) ||
+        !evm_mul_size(count, (size_t)channels, &count) ||
+        !evm_mul_size(count, sizeof(float), &bytes))
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "image size of %s overflows", what);
+    evmap_image *img = calloc(1, sizeof *img);
+    float *pixels = calloc(1, bytes);
+    if (!img || !pixels) {
+        free(img);
+        free(pixels);
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY,
+                        "cannot allocate %zu bytes for the pixels of %s", bytes, what);
+    }
+    img->width = width;
+    img->height = height;
+    img->channels = channels;
+    img->pixels = pixels;
+    *out = img;
+    return EVMAP_OK;
+}
+
+void evmap_image_free(evmap_image *image) {
+    if (!image)
+        return;
+    free(image->pixels);
+    free(image);
+}
+
+/* Reads in growing chunks rather than trusting st_size, so pipes and files
+ * that change while being read are handled the same way. */
+static evmap_status read_stream(FILE *f, const char *path, size_t hint, uint8_t **data,
+                                size_t *size, evmap_error *err) {
+    size_t cap = hint + 1, len = 0; /* +1: the final read that sees EOF */
+    uint8_t *buf = malloc(cap);
+    evmap_status st = EVMAP_OK;
+    if (!buf) {
+        st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to read '%s'", cap,
+                      path);
+        goto done;
+    }
+    for (;;) {
+        if (len == cap) {
+            size_t ncap;
+            uint8_t *nbuf = NULL;
+            if (evm_mul_size(cap, 2, &ncap))
+                nbuf = realloc(buf, ncap);
+            if (!nbuf) {
+                st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY,
+                              "cannot allocate memory to read '%s' (over %zu bytes)", path, cap);
+                goto done;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        st = evm_fail(err, EVMAP_ERR_IO, "cannot read '%s': %s; check that it is a readable file",
+                      path, strerror(errno));
+        goto done;
+    }
+    *data = buf;
+    *size = len;
+    buf = NULL;
+done:
+    free(buf);
+    return st;
+}
+
+evmap_status evm_read_file(const char *path, uint8_t **data, size_t *size, evmap_error *err) {
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return evm_fail(err, EVMAP_ERR_IO, "cannot open '%s': %s; check the path", path,
+                        strerror(errno));
+    struct stat sb;
+    evmap_status st;
+    if (fstat(fileno(f), &sb) != 0) {
+        st = evm_fail(err, EVMAP_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+    } else if (S_ISDIR(sb.st_mode)) {
+        st = evm_fail(err, EVMAP_ERR_IO, "'%s' is a folder, not an image file; give a file path",
+                      path);
+    } else {
+        size_t hint =
+            S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < SIZE_MAX / 2 ? (size_t)sb.st_size : 4096;
+        st = read_stream(f, path, hint, data, size, err);
+    }
+    fclose(f);
+    return st;
+}
+
+int evm_is_png(const uint8_t *d, size_t n) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    return n >= 8 && memcmp(d, sig, 8) == 0;
+}
+
+int evm_is_jpeg(const uint8_t *d, size_t n) {
+    return n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff;
+}
+
+int evm_is_gzip(const uint8_t *d, size_t n) {
+    return n >= 2 && d[0] == 0x1f && d[1] == 0x8b;
+}
+
+int evm_is_idx(const uint8_t *d, size_t n) {
+    return n >= 4 && d[0] == 0 && d[1] == 0 && d[3] >= 1 && d[3] <= 3;
+}
+
+const char *evm_other_image_format(const uint8_t *d, size_t n) {
+    if (n >= 4 && memcmp(d, "GIF8", 4) == 0)
+        return "GIF";
+    if (n >= 14 && memcmp(d, "BM", 2) == 0)
+        return "BMP";
+    if (n >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0)
+        return "WebP";
+    if (n >= 4 && (memcmp(d, "II*\0", 4) == 0 || memcmp(d, "MM\0*", 4) == 0))
+        return "TIFF";
+    return NULL;
+}
+
+static evmap_status decode(const uint8_t *d, size_t n, const char *what, evmap_image **out,
+                           evmap_error *err) {
+    if (evm_is_png(d, n))
+        return evm_png_decode(d, n, what, out, err);
+    if (evm_is_jpeg(d, n))
+        return evm_jpeg_decode(d, n, what, out, err);
+    const char *fmt =
+        evm_is_gzip(d, n) || evm_is_idx(d, n) ? "IDX or gzip" : evm_other_image_format(d, n);
+    if (fmt)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "%s is a %s file, not PNG or JPEG; convert it to PNG (IDX files are read "
+                        "through an image set)",
+                        what, fmt);
+    if (n == 0)
+        return evm_fail(err, EVMAP_ERR_BAD_FILE, "%s is empty; give a PNG or JPEG image", what);
+    return evm_fail(err, EVMAP_ERR_BAD_FILE,
+                    "%s is not a PNG or JPEG image (unrecognised first bytes); give a PNG or "
+                    "JPEG file",
+                    what);
+}
+
+evmap_status evmap_image_load(const char *path, evmap_image **out, evmap_error *err) {
+    if (!out)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_image_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_image_load: path is NULL");
+    uint8_t *data;
+    size_t size;
+    evmap_status st = evm_read_file(path, &data, &size, err);
+    if (st != EVMAP_OK)
+        return st;
+    char what[400];
+    snprintf(what, sizeof what, "'%s'", path);
+    st = decode(data, size, what, out, err);
+    free(data);
+    return st;
+}
+
+evmap_status evmap_image_load_memory(const void *data, size_t size, evmap_image **out,
+                                     evmap_error *err) {
+    if (!out)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_image_load_memory: out is NULL");
+    *out = NULL;
+    if (!data && size > 0)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "evmap_image_load_memory: data is NULL but size is %zu", size);
+    return decode(data ? data : "", size, "the image in memory", out, err);
+}

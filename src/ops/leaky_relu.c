@@ -1,0 +1,36 @@
+/* LeakyRelu: y = x for x >= 0, alpha * x otherwise (alpha defaults to 0.01).
+ * Element-wise on float32. */
+#include <stdlib.h>
+
+#include "op.h"
+
+typedef struct leaky_relu_params {
+    float alpha; /* slope for negative inputs */
+} leaky_relu_params;
+
+static evmap_status leaky_relu_init(evm_node *node, evmap_error *err) {
+    leaky_relu_params *p = malloc(sizeof *p);
+    if (!p)
+        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    node->params = p;
+    return evm_attr_float(node, "alpha", 0.01f, &p->alpha, err);
+}
+
+static void leaky_relu_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               float *workspace) {
+    (void)workspace;
+    const float alpha = ((const leaky_relu_params *)node->params)->alpha;
+    const float *restrict x = evm_f32(in[0]);
+    float *restrict y = evm_f32(out[0]);
+    for (size_t i = 0; i < in[0]->count; i++)
+        y[i] = x[i] >= 0.0f ? x[i] : alpha * x[i];
+}
+
+const evm_op_def evm_op_leaky_relu = {
+    .name = "LeakyRelu",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .init = leaky_relu_init,
+    .infer = evm_op_infer_same,
+    .forward = leaky_relu_forward,
+};

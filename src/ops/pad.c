@@ -1,0 +1,207 @@
+/*
+ * Pad, mode 'constant' only, any rank, float32 and int64.
+ * Opset < 11: 'pads' and 'value' attributes. Opset >= 11: pads is input 1 (a
+ * constant 1-D int64 tensor) and the value is optional input 2 (one element
+ * of x's type; read on every run, so it need not be constant).
+ * pads = [x1_begin, x2_begin, ..., x1_end, x2_end, ...]; negative pads crop.
+ * Forward walks the output rows (all axes but the last): a row whose outer
+ * coordinates fall outside x is all padding; otherwise it is left padding, a
+ * copied (possibly cropped) stretch of one x row, and right padding.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "op.h"
+
+typedef struct pad_params {
+    bool pads_are_input;            /* opset >= 11 */
+    int n_pads;                     /* opset < 11: 2 * rank */
+    int64_t pads[2 * EVM_MAX_RANK]; /* opset < 11: the 'pads' attribute */
+    float value;                    /* opset < 11: the 'value' attribute */
+} pad_params;
+
+static evmap_status pad_init(evm_node *node, evmap_error *err) {
+    pad_params *p = calloc(1, sizeof *p);
+    if (!p)
+        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    node->params = p;
+    const char *mode;
+    evmap_status st = evm_attr_string(node, "mode", "constant", &mode, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (strcmp(mode, "constant") != 0)
+        return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                             "mode '%s' is not supported; only 'constant' padding is", mode);
+    p->pads_are_input = node->opset >= 11;
+    if (p->pads_are_input)
+        return EVMAP_OK;
+    const int64_t *pads;
+    size_t n;
+    st = evm_attr_ints(node, "pads", &pads, &n, err);
+    if (st == EVMAP_OK)
+        st = evm_attr_float(node, "value", 0.0f, &p->value, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (!evm_node_attr(node, "pads"))
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute 'pads' is required");
+    if (n % 2 || n > 2 * EVM_MAX_RANK)
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                             "attribute 'pads' has %zu values; it needs two per axis (at most "
+                             "%d axes)",
+                             n, EVM_MAX_RANK);
+    memcpy(p->pads, pads, n * sizeof *pads);
+    p->n_pads = (int)n;
+    return EVMAP_OK;
+}
+
+/* The pads for this call: the attribute, or the constant input 1. */
+static void get_pads(const evm_node *node, evm_tensor *const *in, const int64_t **pads, size_t *n) {
+    const pad_params *p = node->params;
+    if (p->pads_are_input) {
+        *pads = evm_i64(in[1]);
+        *n = in[1]->count;
+    } else {
+        *pads = p->pads;
+        *n = (size_t)p->n_pads;
+    }
+}
+
+static evmap_status check_value_input(const evm_node *node, evm_tensor *const *in,
+                                      evmap_error *err) {
+    if (node->n_inputs < 3 || !in[2])
+        return EVMAP_OK;
+    if (in[2]->dtype != in[0]->dtype || in[2]->count != 1) {
+        char s[EVM_SHAPE_STR_SIZE];
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                             "input 2 (constant_value) must be one %s value; it is %s %s",
+                             evm_dtype_name(in[0]->dtype), evm_dtype_name(in[2]->dtype),
+                             evm_shape_str(in[2], s, sizeof s));
+    }
+    return EVMAP_OK;
+}
+
+static evmap_status pad_infer(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                              evmap_error *err) {
+    const pad_params *p = node->params;
+    const evm_tensor *x = in[0];
+    if (evm_dtype_size(x->dtype) == 0)
+        return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                             "input 0 has data type %s; only float32 and int64 are supported",
+                             evm_dtype_name(x->dtype));
+    if (p->pads_are_input) {
+        if (node->n_inputs < 2 || !in[1])
+            return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "input 1 (pads) is required");
+        evmap_status st = evm_op_require_const(node, in, 1, err);
+        if (st != EVMAP_OK)
+            return st;
+        if (in[1]->dtype != EVM_DTYPE_INT64 || in[1]->rank != 1)
+            return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                                 "input 1 (pads) must be a 1-D int64 tensor");
+        st = check_value_input(node, in, err);
+        if (st != EVMAP_OK)
+            return st;
+    } else if (node->n_inputs > 1) {
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                             "has %d inputs; before opset 11 pads are attributes", node->n_inputs);
+    }
+    const int64_t *pads;
+    size_t n;
+    get_pads(node, in, &pads, &n);
+    if (n != 2 * (size_t)x->rank)
+        return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT,
+                             "has %zu pads for an input of rank %d; it needs %d", n, x->rank,
+                             2 * x->rank);
+    int64_t dims[EVM_MAX_RANK];
+    for (int d = 0; d < x->rank; d++) {
+        int64_t b = pads[d], e = pads[d + x->rank];
+        /* Bound pads first so the sum cannot overflow. */
+        const int64_t limit = (int64_t)EVM_MAX_TENSOR_ELEMENTS;
+        if (b < -x->dims[d] || e < -x->dims[d] || b > limit || e > limit || x->dims[d] + b + e < 0)
+            return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT,
+                                 "pads %lld and %lld do not fit axis %d of size %lld", (long long)b,
+                                 (long long)e, d, (long long)x->dims[d]);
+        dims[d] = x->dims[d] + b + e;
+    }
+    out[0]->dtype = x->dtype;
+    return evm_tensor_set_shape(out[0], x->rank, dims, err);
+}
+
+/* Fills y (ranked like x) from x; T is the element type. */
+#define DEFINE_PAD(name, T)                                                                        \
+    static void name(const T *restrict x, const int64_t *xdims, T *restrict y,                     \
+                     const int64_t *ydims, int r, const int64_t *begin, T value, size_t count) {   \
+        int64_t n = ydims[r - 1], b = begin[r - 1], xn = xdims[r - 1];                             \
+        /* The stretch of each output row that comes from x: [lo, hi). */                          \
+        int64_t lo = b > 0 ? b : 0, hi = b + xn < n ? b + xn : n;                                  \
+        if (hi < lo)                                                                               \
+            hi = lo;                                                                               \
+        int64_t idx[EVM_MAX_RANK] = {0}; /* output row coordinates, axes 0..r-2 */                 \
+        for (size_t o = 0; o < count; o += (size_t)n) {                                            \
+            T *row = y + o;                                                                        \
+            /* Offset of the matching x row, or -1 when it lies in the padding. */                 \
+            int64_t off = 0;                                                                       \
+            for (int d = 0; d < r - 1 && off >= 0; d++) {                                          \
+                int64_t i = idx[d] - begin[d];                                                     \
+                off = i < 0 || i >= xdims[d] ? -1 : off * xdims[d] + i;                            \
+            }                                                                                      \
+            if (off < 0) {                                                                         \
+                for (int64_t j = 0; j < n; j++)                                                    \
+                    row[j] = value;                                                                \
+            } else {                                                                               \
+                const T *src = x + off * xn + (lo - b); /* x element of row[lo] */                 \
+                for (int64_t j = 0; j < lo; j++)                                                   \
+                    row[j] = value;                                                                \
+                for (int64_t j = lo; j < hi; j++)                                                  \
+                    row[j] = src[j - lo];                                                          \
+                for (int64_t j = hi; j < n; j++)                                                   \
+                    row[j] = value;                                                                \
+            }                                                                                      \
+            for (int d = r - 2; d >= 0; d--) {                                                     \
+                if (++idx[d] < ydims[d])                                                           \
+                    break;                                                                         \
+                idx[d] = 0;                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+DEFINE_PAD(pad_f32, float)
+DEFINE_PAD(pad_i64, int64_t)
+
+/* The float 'value' attribute for int64 data (out-of-range values would be
+ * undefined behaviour to convert; they become 0). */
+static int64_t float_to_i64(float v) {
+    return v > -9.2e18f && v < 9.2e18f ? (int64_t)v : 0;
+}
+
+static void pad_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                        float *workspace) {
+    (void)workspace;
+    const pad_params *p = node->params;
+    const evm_tensor *x = in[0];
+    evm_tensor *y = out[0];
+    if (y->count == 0)
+        return;
+    if (x->rank == 0) { /* no axes, nothing to pad */
+        memcpy(y->data, x->data, evm_dtype_size(x->dtype));
+        return;
+    }
+    const int64_t *pads;
+    size_t n;
+    get_pads(node, in, &pads, &n);
+    const evm_tensor *v = p->pads_are_input && node->n_inputs > 2 ? in[2] : NULL;
+    if (x->dtype == EVM_DTYPE_FLOAT)
+        pad_f32(x->data, x->dims, y->data, y->dims, x->rank, pads, v ? evm_f32(v)[0] : p->value,
+                y->count);
+    else
+        pad_i64(x->data, x->dims, y->data, y->dims, x->rank, pads,
+                v ? evm_i64(v)[0] : float_to_i64(p->value), y->count);
+}
+
+const evm_op_def evm_op_pad = {
+    .name = "Pad",
+    .min_inputs = 1,
+    .max_inputs = 3,
+    .init = pad_init,
+    .infer = pad_infer,
+    .forward = pad_forward,
+};
