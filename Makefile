@@ -63,9 +63,9 @@ $(BUILD)/tests/run_model: tests/tools/run_model.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/bench/forward_bench: bench/forward_bench.c $(LIB_OBJ)
+$(BUILD)/bench/forward_bench: bench/forward_bench.c $(LIB_OBJ) $(BUILD)/src/cli/blas_env.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(BUILD)/src/cli/blas_env.o $(LDFLAGS) $(LDLIBS)
 
 bench: deps all $(BUILD)/bench/forward_bench
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "cli/cli.h"
 #include "evmap.h"
 #include "model_internal.h"
 
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: forward_bench MODEL.onnx BATCH THREADS REPEATS\n");
         return 2;
     }
+    cli_tune_blas(argv); /* the same OpenBLAS kernels the evmap command uses */
     int batch = atoi(argv[2]), threads = atoi(argv[3]), repeats = atoi(argv[4]);
     if (repeats < 1 || repeats > 1000)
         repeats = 5;

@@ -84,6 +84,9 @@ int cli_progress_update(void *user, size_t done, size_t total);
 /* Ends a bar that stopped before 100 %. */
 void cli_progress_abandon(cli_progress *p);
 
+/* Re-executes with a better OPENBLAS_CORETYPE when OpenBLAS misdetected the CPU. */
+void cli_tune_blas(char **argv);
+
 /* Subcommands. */
 int cmd_classify(int argc, char **argv);
 int cmd_explain(int argc, char **argv);

@@ -18,6 +18,7 @@ static const char main_help[] =
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
 
 int main(int argc, char **argv) {
+    cli_tune_blas(argv);
     if (argc < 2) {
         fputs(main_help, stderr);
         return EXIT_USAGE;
