@@ -41,7 +41,9 @@ const char *evmap_status_name(evmap_status status);
 /* True for failures caused by the caller's input (a CLI exits 2 for these). */
 int evmap_status_is_bad_input(evmap_status status);
 
-/* Called during long work; return non-zero to cancel (EVMAP_ERR_CANCELLED). */
+/* Called during long work (after every batch, and between the operators of
+ * a batch with unchanged counts); return non-zero to cancel
+ * (EVMAP_ERR_CANCELLED). */
 typedef int (*evmap_progress_fn)(void *user, size_t done, size_t total);
 
 /* ------------------------------------------------------------------ models */
@@ -206,7 +208,7 @@ typedef struct evmap_pda_options {
     uint64_t seed;
     int batch;                  /* images per forward pass (default 64) */
     int threads;                /* 0: OpenBLAS default */
-    evmap_progress_fn progress; /* called after every batch with windows done/total */
+    evmap_progress_fn progress; /* windows done/total; also polled between operators */
     void *progress_user;
 } evmap_pda_options;
 

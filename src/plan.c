@@ -179,10 +179,15 @@ evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_sha
     return EVMAP_OK;
 }
 
-void evm_plan_run(evm_plan *plan) {
+void evm_plan_run(evm_plan *plan) { evm_plan_run_until(plan, NULL, NULL); }
+
+bool evm_plan_run_until(evm_plan *plan, int (*stop)(void *user), void *user) {
     for (int i = 0; i < plan->n_steps; i++) {
+        if (stop && stop(user))
+            return false;
         const evm_plan_step *s = &plan->steps[i];
         const evm_node *node = &plan->graph->nodes[s->node];
         evm_op_get(node->kind)->forward(node, s->in, s->out, plan->workspace);
     }
+    return true;
 }

@@ -42,4 +42,9 @@ evm_tensor *evm_plan_output(evm_plan *plan, int i);
 /* Runs every step once on the current inputs. */
 void evm_plan_run(evm_plan *plan);
 
+/* As evm_plan_run, but asks stop(user) between steps and returns false,
+ * leaving the outputs undefined, as soon as it answers non-zero. Lets long
+ * batches be cancelled within one operator. */
+bool evm_plan_run_until(evm_plan *plan, int (*stop)(void *user), void *user);
+
 #endif

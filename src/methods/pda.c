@@ -304,6 +304,13 @@ static void score_original(pda_run *r) {
         r->base[t] = target_score(r, t, 0, 1);
 }
 
+/* Between operators: lets the caller cancel without waiting for a batch. */
+static int poll_cancel(void *user) {
+    const pda_run *r = user;
+    const evmap_pda_options *o = r->opt;
+    return o->progress && o->progress(o->progress_user, r->windows_done, r->n_windows);
+}
+
 static evmap_status run_windows(pda_run *r, evmap_error *err) {
     const evmap_pda_options *o = r->opt;
     for (size_t first = 0; first < r->n_windows; first += (size_t)r->windows_per_batch) {
@@ -312,10 +319,13 @@ static evmap_status run_windows(pda_run *r, evmap_error *err) {
             n = (size_t)r->windows_per_batch;
         for (size_t i = 0; i < n; i++)
             fill_window(r, r->windows[first + i], (int)i * r->samples);
-        evm_plan_run(r->runner->plan);
+        if (!evm_plan_run_until(r->runner->plan, poll_cancel, r))
+            return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
+                            first, r->n_windows);
         r->forward_images += (size_t)r->batch;
         for (size_t i = 0; i < n; i++)
             accumulate(r, r->windows[first + i], (int)i * r->samples);
+        r->windows_done = first + n;
         if (o->progress && o->progress(o->progress_user, first + n, r->n_windows))
             return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
                             first + n, r->n_windows);

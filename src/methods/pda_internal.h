@@ -37,6 +37,7 @@ typedef struct pda_run {
     double *sum;            /* n_targets × H × W summed weights of evidence */
     uint32_t *count;        /* H × W windows covering each pixel */
     size_t forward_images;
+    size_t windows_done;    /* for progress reports between operators */
 } pda_run;
 
 #endif

@@ -1,0 +1,154 @@
+/*
+ * AveragePool, 2-D, NCHW float32: pads, auto_pad, strides, ceil_mode,
+ * count_include_pad (and dilations, which opset 19 added).
+ * The divisor of each output is the number of taps inside the input, or with
+ * count_include_pad the number inside the padded input: with ceil_mode a
+ * window that runs past the padding is clipped, and the cells beyond the
+ * padding are not counted. Both counts are separable (rows x columns).
+ * Invariants: infer checked the 4-D input and a non-empty output; forward
+ * resolves the same window from the same shapes, so it cannot fail.
+ */
+#include <stdlib.h>
+
+#include "op.h"
+
+typedef struct avg_params {
+    evm_window2d window;    /* parsed attributes; SAME_* resolved per plan */
+    bool count_include_pad; /* divide by taps inside the padded input */
+} avg_params;
+
+static evmap_status average_pool_init(evm_node *node, evmap_error *err) {
+    avg_params p;
+    evmap_status st = evm_window2d_parse(node, &p.window, true, true, true, err);
+    if (st != EVMAP_OK)
+        return st;
+    int64_t cip;
+    st = evm_attr_int(node, "count_include_pad", 0, &cip, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (cip != 0 && cip != 1)
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "count_include_pad must be 0 or 1");
+    p.count_include_pad = cip == 1;
+    avg_params *heap = malloc(sizeof *heap);
+    if (!heap)
+        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    *heap = p;
+    node->params = heap;
+    return EVMAP_OK;
+}
+
+static evmap_status average_pool_infer(const evm_node *node, evm_tensor *const *in,
+                                       evm_tensor *const *out, evmap_error *err) {
+    const avg_params *p = node->params;
+    evmap_status st = evm_op_require_float(node, in, 0, err);
+    if (st != EVMAP_OK)
+        return st;
+    const evm_tensor *x = in[0];
+    if (x->rank != 4) {
+        char buf[EVM_SHAPE_STR_SIZE];
+        return evm_node_fail(err, node,
+                             x->rank >= 3 ? EVMAP_ERR_UNSUPPORTED : EVMAP_ERR_INVALID_ARGUMENT,
+                             "input has shape %s; only 2-D pooling of N x C x H x W is supported",
+                             evm_shape_str(x, buf, sizeof buf));
+    }
+    evm_window2d win;
+    int64_t dims[4] = {x->dims[0], x->dims[1], 0, 0};
+    st = evm_window2d_output(node, &p->window, x->dims[2], x->dims[3], &win, &dims[2], &dims[3],
+                             err);
+    if (st != EVMAP_OK)
+        return st;
+    out[0]->dtype = EVM_DTYPE_FLOAT;
+    return evm_tensor_set_shape(out[0], 4, dims, err);
+}
+
+/* Output positions o in [0, n_out) whose tap o * stride + offset lies inside
+ * [0, size): the half-open range [*lo, *hi). */
+static void valid_range(int64_t n_out, int64_t stride, int64_t offset, int64_t size, int64_t *lo,
+                        int64_t *hi) {
+    int64_t a = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    int64_t last = size - 1 - offset;
+    int64_t b = last < 0 ? 0 : last / stride + 1;
+    a = a < n_out ? a : n_out;
+    b = b < n_out ? b : n_out;
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
+/* Taps k in [0, kernel) of the window at output o whose position
+ * o * stride + k * dilation - pad lies in [lo, hi). */
+static int64_t taps_inside(int64_t o, int axis, const evm_window2d *k, int64_t lo, int64_t hi) {
+    int64_t start = o * k->stride[axis] - k->pad_begin[axis], d = k->dilation[axis];
+    /* first k with start + k * d >= lo, last k with start + k * d <= hi - 1 */
+    int64_t first = start >= lo ? 0 : (lo - start + d - 1) / d;
+    int64_t last = hi - 1 - start < 0 ? -1 : (hi - 1 - start) / d;
+    if (last > k->kernel[axis] - 1)
+        last = k->kernel[axis] - 1;
+    return last >= first ? last - first + 1 : 0;
+}
+
+/* Counting bounds along an axis of input size n: the input itself, or the
+ * padded input [-pad_begin, n + pad_end). */
+static void count_bounds(const evm_window2d *k, int axis, int64_t n, bool include_pad, int64_t *lo,
+                         int64_t *hi) {
+    *lo = include_pad ? -(int64_t)k->pad_begin[axis] : 0;
+    *hi = include_pad ? n + k->pad_end[axis] : n;
+}
+
+/* One channel plane: window sums (taps outermost, rows innermost, as in
+ * MaxPool), then the division by the separable tap count. */
+static void average_plane(const evm_window2d *k, bool include_pad, const float *x, int64_t h,
+                          int64_t w, float *y, int64_t oh, int64_t ow) {
+    for (int64_t i = 0; i < oh * ow; i++)
+        y[i] = 0.0f;
+    int64_t sy = k->stride[0], sx = k->stride[1];
+    for (int ky = 0; ky < k->kernel[0]; ky++) {
+        int64_t offy = (int64_t)ky * k->dilation[0] - k->pad_begin[0];
+        int64_t ylo, yhi;
+        valid_range(oh, sy, offy, h, &ylo, &yhi);
+        for (int kx = 0; kx < k->kernel[1]; kx++) {
+            int64_t offx = (int64_t)kx * k->dilation[1] - k->pad_begin[1];
+            int64_t xlo, xhi;
+            valid_range(ow, sx, offx, w, &xlo, &xhi);
+            for (int64_t oy = ylo; oy < yhi; oy++) {
+                const float *src = x + (oy * sy + offy) * w;
+                float *d = y + oy * ow;
+                for (int64_t ox = xlo; ox < xhi; ox++)
+                    d[ox] += src[ox * sx + offx];
+            }
+        }
+    }
+    int64_t rlo, rhi, clo, chi;
+    count_bounds(k, 0, h, include_pad, &rlo, &rhi);
+    count_bounds(k, 1, w, include_pad, &clo, &chi);
+    for (int64_t oy = 0; oy < oh; oy++) {
+        int64_t rows = taps_inside(oy, 0, k, rlo, rhi);
+        for (int64_t ox = 0; ox < ow; ox++) {
+            int64_t n = rows * taps_inside(ox, 1, k, clo, chi);
+            /* a window of padding only (possible with large pads) averages to 0 */
+            y[oy * ow + ox] = n > 0 ? y[oy * ow + ox] / (float)n : 0.0f;
+        }
+    }
+}
+
+static void average_pool_forward(const evm_node *node, evm_tensor *const *in,
+                                 evm_tensor *const *out, float *workspace) {
+    (void)workspace;
+    const avg_params *p = node->params;
+    const evm_tensor *x = in[0];
+    evm_window2d win;
+    int64_t oh, ow;
+    evm_window2d_output(node, &p->window, x->dims[2], x->dims[3], &win, &oh, &ow, NULL);
+    int64_t planes = x->dims[0] * x->dims[1], h = x->dims[2], w = x->dims[3];
+    for (int64_t i = 0; i < planes; i++)
+        average_plane(&win, p->count_include_pad, evm_f32(x) + i * h * w, h, w,
+                      evm_f32(out[0]) + i * oh * ow, oh, ow);
+}
+
+const evm_op_def evm_op_average_pool = {
+    .name = "AveragePool",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .init = average_pool_init,
+    .infer = average_pool_infer,
+    .forward = average_pool_forward,
+};

@@ -1,0 +1,107 @@
+/*
+ * BatchNormalization, inference form: y = (x - mean) / sqrt(var + epsilon) *
+ * scale + B per channel (axis 1) of an N x C x ... float32 tensor. The loader
+ * folds most of these into the preceding Conv; this op covers the rest.
+ * Training (training_mode = 1, or the running-statistics outputs) and
+ * spatial = 0 (per-element statistics, opsets < 9) are rejected at init.
+ * Invariants: infer checked that the four parameters hold C values each.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "op.h"
+
+typedef struct bn_params {
+    float epsilon; /* added to the variance */
+} bn_params;
+
+static evmap_status batch_normalization_init(evm_node *node, evmap_error *err) {
+    for (int i = 1; i < node->n_outputs; i++)
+        if (node->outputs[i] != EVM_NO_VALUE)
+            return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                                 "training-mode outputs (running mean and variance) are not "
+                                 "supported; export the model in eval mode");
+    int64_t training_mode, spatial;
+    bn_params p;
+    evmap_status st = evm_attr_int(node, "training_mode", 0, &training_mode, err);
+    if (st == EVMAP_OK)
+        st = evm_attr_int(node, "spatial", 1, &spatial, err);
+    if (st == EVMAP_OK)
+        st = evm_attr_float(node, "epsilon", 1e-5f, &p.epsilon, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (training_mode != 0)
+        return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                             "training_mode=%lld is not supported; export the model in eval mode",
+                             (long long)training_mode);
+    if (spatial != 1)
+        return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                             "spatial=%lld (per-element statistics) is not supported",
+                             (long long)spatial);
+    if (!(p.epsilon >= 0.0f))
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "epsilon %g is negative",
+                             (double)p.epsilon);
+    /* momentum and is_test only matter for training; consumed_inputs is legacy. */
+    bn_params *heap = malloc(sizeof *heap);
+    if (!heap)
+        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    *heap = p;
+    node->params = heap;
+    return EVMAP_OK;
+}
+
+static evmap_status batch_normalization_infer(const evm_node *node, evm_tensor *const *in,
+                                              evm_tensor *const *out, evmap_error *err) {
+    static const char *const names[5] = {"X", "scale", "B", "mean", "var"};
+    for (int i = 0; i < 5; i++) {
+        evmap_status st = evm_op_require_float(node, in, i, err);
+        if (st != EVMAP_OK)
+            return st;
+    }
+    const evm_tensor *x = in[0];
+    char buf[EVM_SHAPE_STR_SIZE];
+    if (x->rank < 2)
+        return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT,
+                             "input has shape %s; expected N x C x ...",
+                             evm_shape_str(x, buf, sizeof buf));
+    for (int i = 1; i < 5; i++)
+        if (in[i]->rank != 1 || in[i]->dims[0] != x->dims[1])
+            return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT,
+                                 "%s has shape %s but the input has %lld channels", names[i],
+                                 evm_shape_str(in[i], buf, sizeof buf), (long long)x->dims[1]);
+    out[0]->dtype = EVM_DTYPE_FLOAT;
+    return evm_tensor_set_shape(out[0], x->rank, x->dims, err);
+}
+
+static void batch_normalization_forward(const evm_node *node, evm_tensor *const *in,
+                                        evm_tensor *const *out, float *workspace) {
+    (void)workspace;
+    const bn_params *p = node->params;
+    const evm_tensor *x = in[0];
+    const float *scale = evm_f32(in[1]), *shift = evm_f32(in[2]);
+    const float *mean = evm_f32(in[3]), *var = evm_f32(in[4]);
+    size_t n = (size_t)x->dims[0], c = (size_t)x->dims[1];
+    size_t plane = n * c != 0 ? x->count / (n * c) : 0;
+    const float *xs = evm_f32(x);
+    float *ys = evm_f32(out[0]);
+    for (size_t ch = 0; ch < c; ch++) {
+        /* y = x * a + b; a and b in double so only the final rounding is float */
+        double a = scale[ch] / sqrt((double)var[ch] + (double)p->epsilon);
+        float af = (float)a, bf = (float)(shift[ch] - mean[ch] * a);
+        for (size_t i = 0; i < n; i++) {
+            const float *src = xs + (i * c + ch) * plane;
+            float *dst = ys + (i * c + ch) * plane;
+            for (size_t j = 0; j < plane; j++)
+                dst[j] = src[j] * af + bf;
+        }
+    }
+}
+
+const evm_op_def evm_op_batch_normalization = {
+    .name = "BatchNormalization",
+    .min_inputs = 5,
+    .max_inputs = 5,
+    .init = batch_normalization_init,
+    .infer = batch_normalization_infer,
+    .forward = batch_normalization_forward,
+};

@@ -1,0 +1,106 @@
+/*
+ * LRN (local response normalization across channels), float32, N x C x ...:
+ * y = x / (bias + alpha / size * square_sum) ^ beta, where square_sum runs
+ * over channels [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)] clipped
+ * to the tensor. Each output channel plane accumulates its squares directly
+ * in the output buffer, so no workspace is needed.
+ * Invariants: size >= 1 (checked at init); the input has rank >= 2.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "op.h"
+
+typedef struct lrn_params {
+    int size;                /* channels in the window, >= 1 */
+    float alpha, beta, bias; /* as ONNX */
+} lrn_params;
+
+static evmap_status lrn_init(evm_node *node, evmap_error *err) {
+    if (!evm_node_attr(node, "size"))
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute 'size' is required");
+    int64_t size;
+    lrn_params p;
+    evmap_status st = evm_attr_int(node, "size", 1, &size, err);
+    if (st == EVMAP_OK)
+        st = evm_attr_float(node, "alpha", 1e-4f, &p.alpha, err);
+    if (st == EVMAP_OK)
+        st = evm_attr_float(node, "beta", 0.75f, &p.beta, err);
+    if (st == EVMAP_OK)
+        st = evm_attr_float(node, "bias", 1.0f, &p.bias, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (size < 1 || size > 65536)
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "size %lld is out of range",
+                             (long long)size);
+    p.size = (int)size;
+    lrn_params *heap = malloc(sizeof *heap);
+    if (!heap)
+        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    *heap = p;
+    node->params = heap;
+    return EVMAP_OK;
+}
+
+static evmap_status lrn_infer(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                              evmap_error *err) {
+    evmap_status st = evm_op_require_float(node, in, 0, err);
+    if (st != EVMAP_OK)
+        return st;
+    if (in[0]->rank < 2) {
+        char buf[EVM_SHAPE_STR_SIZE];
+        return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT,
+                             "input has shape %s; expected N x C x ...",
+                             evm_shape_str(in[0], buf, sizeof buf));
+    }
+    out[0]->dtype = EVM_DTYPE_FLOAT;
+    return evm_tensor_set_shape(out[0], in[0]->rank, in[0]->dims, err);
+}
+
+/* t ^ -beta, with the common exponents done without powf. */
+static inline float inv_pow(float t, float beta) {
+    if (beta == 0.75f)
+        return 1.0f / (sqrtf(t) * sqrtf(sqrtf(t)));
+    if (beta == 0.5f)
+        return 1.0f / sqrtf(t);
+    return powf(t, -beta);
+}
+
+static void lrn_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                        float *workspace) {
+    (void)workspace;
+    const lrn_params *p = node->params;
+    const evm_tensor *x = in[0];
+    int64_t n = x->dims[0], c = x->dims[1];
+    size_t plane = n * c != 0 ? x->count / (size_t)(n * c) : 0;
+    int64_t before = (p->size - 1) / 2, after = p->size - 1 - before;
+    float scale = p->alpha / (float)p->size;
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = evm_f32(x) + (size_t)(i * c) * plane;
+        float *yi = evm_f32(out[0]) + (size_t)(i * c) * plane;
+        for (int64_t ch = 0; ch < c; ch++) {
+            float *y = yi + (size_t)ch * plane;
+            int64_t lo = ch - before < 0 ? 0 : ch - before;
+            int64_t hi = ch + after > c - 1 ? c - 1 : ch + after;
+            for (size_t j = 0; j < plane; j++)
+                y[j] = 0.0f;
+            for (int64_t k = lo; k <= hi; k++) {
+                const float *src = xi + (size_t)k * plane;
+                for (size_t j = 0; j < plane; j++)
+                    y[j] += src[j] * src[j];
+            }
+            const float *src = xi + (size_t)ch * plane;
+            for (size_t j = 0; j < plane; j++)
+                y[j] = src[j] * inv_pow(p->bias + scale * y[j], p->beta);
+        }
+    }
+}
+
+const evm_op_def evm_op_lrn = {
+    .name = "LRN",
+    .min_inputs = 1,
+    .max_inputs = 1,
+    .init = lrn_init,
+    .infer = lrn_infer,
+    .forward = lrn_forward,
+};

@@ -1,0 +1,370 @@
+/*
+ * Conv: the fast kernels (depthwise, pointwise, im2col + sgemm) against the
+ * naive reference on random shapes, plus the validation errors. Calls the op
+ * through its evm_op_def with hand-built nodes, as the executor would, and
+ * gives forward a workspace of exactly the requested size so that AddressSanitizer
+ * catches any overrun.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/conv_reference.h"
+#include "ops/op.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *what) {
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL: %s\n", what);
+    }
+}
+
+/* ---- hand-built nodes ---- */
+
+typedef struct test_node {
+    evm_node node;
+    evm_attr attrs[8];
+    int64_t ints[8][4];
+    char names[8][16];
+} test_node;
+
+static void node_start(test_node *t) {
+    memset(t, 0, sizeof *t);
+    t->node.name = "conv0";
+    t->node.kind = EVM_OP_CONV;
+    t->node.opset = 11;
+    t->node.attrs = t->attrs;
+}
+
+static void add_ints(test_node *t, const char *name, const int64_t *v, size_t n) {
+    size_t i = t->node.n_attrs++;
+    evm_attr *a = &t->attrs[i];
+    snprintf(t->names[i], sizeof t->names[i], "%s", name);
+    a->name = t->names[i];
+    a->type = EVM_ATTR_INTS;
+    memcpy(t->ints[i], v, n * sizeof *v);
+    a->ints = t->ints[i];
+    a->n = n;
+}
+
+static void add_int(test_node *t, const char *name, int64_t v) {
+    size_t i = t->node.n_attrs++;
+    evm_attr *a = &t->attrs[i];
+    snprintf(t->names[i], sizeof t->names[i], "%s", name);
+    a->name = t->names[i];
+    a->type = EVM_ATTR_INT;
+    a->i = v;
+}
+
+static void add_string(test_node *t, const char *name, char *v) {
+    size_t i = t->node.n_attrs++;
+    evm_attr *a = &t->attrs[i];
+    snprintf(t->names[i], sizeof t->names[i], "%s", name);
+    a->name = t->names[i];
+    a->type = EVM_ATTR_STRING;
+    a->s = v;
+}
+
+static void make_tensor(evm_tensor *t, int rank, const int64_t *dims) {
+    memset(t, 0, sizeof *t);
+    t->dtype = EVM_DTYPE_FLOAT;
+    evmap_error err;
+    if (evm_tensor_set_shape(t, rank, dims, &err) != EVMAP_OK) {
+        printf("bad test shape: %s\n", err.message);
+        exit(2);
+    }
+    t->data = malloc(t->count * sizeof(float) + 1);
+    for (size_t i = 0; i < t->count; i++)
+        ((float *)t->data)[i] = (float)((double)rand() / RAND_MAX * 2.0 - 1.0);
+}
+
+/* ---- one random case ---- */
+
+typedef struct conv_case {
+    int n, c, h, w, m, group, kh, kw;
+    int stride[2], dilation[2], pads[4];
+    const char *auto_pad; /* NULL: explicit pads */
+    int give_kernel_shape, bias;
+} conv_case;
+
+static const char *auto_pads[] = {"VALID", "SAME_UPPER", "SAME_LOWER"};
+
+static int rnd(int lo, int hi) {
+    return lo + rand() % (hi - lo + 1);
+}
+
+static conv_case random_case(void) {
+    conv_case k;
+    memset(&k, 0, sizeof k);
+    int kind = rnd(0, 4); /* 0: dense, 1: grouped, 2: depthwise, 3: multiplier, 4: 1x1 */
+    k.group = kind == 0 || kind == 4 ? 1 : rnd(2, 4);
+    int cg = kind == 2 || kind == 3 ? 1 : rnd(1, 5);
+    int mg = kind == 2 ? 1 : rnd(1, 5);
+    k.n = rnd(1, 3);
+    k.c = k.group * cg;
+    k.m = k.group * mg;
+    k.kh = kind == 4 ? 1 : rnd(1, 5);
+    k.kw = kind == 4 ? 1 : rnd(1, 5);
+    for (int i = 0; i < 2; i++) {
+        k.stride[i] = kind == 4 && rnd(0, 1) ? 1 : rnd(1, 3);
+        k.dilation[i] = rnd(0, 2) ? 1 : rnd(1, 3);
+    }
+    for (int i = 0; i < 4; i++)
+        k.pads[i] = kind == 4 && rnd(0, 1) ? 0 : rnd(0, 2);
+    if (rnd(0, 4) == 0)
+        k.auto_pad = auto_pads[rnd(0, 2)];
+    int ext_h = (k.kh - 1) * k.dilation[0] + 1, ext_w = (k.kw - 1) * k.dilation[1] + 1;
+    k.h = ext_h + rnd(0, 12);
+    k.w = ext_w + rnd(0, 12);
+    k.give_kernel_shape = rnd(0, 1);
+    k.bias = rnd(0, 2) != 0;
+    return k;
+}
+
+static void build_node(test_node *t, const conv_case *k) {
+    node_start(t);
+    int64_t ks[2] = {k->kh, k->kw};
+    int64_t st[2] = {k->stride[0], k->stride[1]};
+    int64_t dl[2] = {k->dilation[0], k->dilation[1]};
+    int64_t pd[4] = {k->pads[0], k->pads[1], k->pads[2], k->pads[3]};
+    if (k->give_kernel_shape)
+        add_ints(t, "kernel_shape", ks, 2);
+    add_ints(t, "strides", st, 2);
+    add_ints(t, "dilations", dl, 2);
+    if (k->auto_pad)
+        add_string(t, "auto_pad", (char *)k->auto_pad);
+    else
+        add_ints(t, "pads", pd, 4);
+    add_int(t, "group", k->group);
+}
+
+static void describe(const conv_case *k, char *buf, size_t size) {
+    snprintf(buf, size,
+             "n%d c%d %dx%d m%d g%d k%dx%d s%d,%d d%d,%d pads %d,%d,%d,%d auto_pad %s bias %d",
+             k->n, k->c, k->h, k->w, k->m, k->group, k->kh, k->kw, k->stride[0], k->stride[1],
+             k->dilation[0], k->dilation[1], k->pads[0], k->pads[1], k->pads[2], k->pads[3],
+             k->auto_pad ? k->auto_pad : "-", k->bias);
+}
+
+/* Runs the op and the reference; returns the largest scaled difference. */
+static double run_case(const conv_case *k, int *ran) {
+    char what[256];
+    describe(k, what, sizeof what);
+    test_node t;
+    build_node(&t, k);
+    evmap_error err;
+    *ran = 0;
+    if (evm_op_conv.init(&t.node, &err) != EVMAP_OK) {
+        printf("init failed for %s: %s\n", what, err.message);
+        return INFINITY;
+    }
+    evm_tensor x, w, b, y;
+    int64_t xd[4] = {k->n, k->c, k->h, k->w};
+    int64_t wd[4] = {k->m, k->c / k->group, k->kh, k->kw};
+    int64_t bd[1] = {k->m};
+    make_tensor(&x, 4, xd);
+    make_tensor(&w, 4, wd);
+    make_tensor(&b, 1, bd);
+    w.is_const = b.is_const = true;
+    memset(&y, 0, sizeof y);
+    evm_tensor *in[3] = {&x, &w, k->bias ? &b : NULL};
+    evm_tensor *out[1] = {&y};
+    double worst = INFINITY;
+    if (evm_op_conv.infer(&t.node, in, out, &err) != EVMAP_OK) {
+        /* Random pads can make the window exceed the input; that is a valid rejection. */
+        if (err.status != EVMAP_ERR_INVALID_ARGUMENT)
+            printf("infer failed for %s: %s\n", what, err.message);
+        worst = err.status == EVMAP_ERR_INVALID_ARGUMENT ? 0.0 : INFINITY;
+        goto done;
+    }
+    size_t ws = evm_op_conv.workspace(&t.node, in, out);
+    float *work = ws ? malloc(ws * sizeof(float)) : NULL;
+    y.data = malloc(y.count * sizeof(float) + 1);
+    float *ref = malloc(y.count * sizeof(float) + 1);
+    evm_op_conv.forward(&t.node, in, out, work);
+
+    evm_conv2d_shape s = {k->n, k->c, k->h, k->w, k->m, k->group, (int)y.dims[2], (int)y.dims[3]};
+    evm_window2d parsed;
+    evm_window2d_parse(&t.node, &parsed, false, true, false, &err);
+    parsed.kernel[0] = k->kh;
+    parsed.kernel[1] = k->kw;
+    int64_t oh, ow;
+    evm_window2d_output(&t.node, &parsed, k->h, k->w, &s.win, &oh, &ow, &err);
+    evm_conv2d_reference(&s, evm_f32(&x), evm_f32(&w), k->bias ? evm_f32(&b) : NULL, ref);
+    worst = 0.0;
+    for (size_t i = 0; i < y.count; i++) {
+        double d = fabs((double)evm_f32(&y)[i] - ref[i]) / (1.0 + fabs(ref[i]));
+        if (!(d <= worst))
+            worst = d;
+    }
+    *ran = 1;
+    free(work);
+    free(ref);
+    free(y.data);
+done:
+    free(x.data);
+    free(w.data);
+    free(b.data);
+    free(t.node.params);
+    return worst;
+}
+
+static void test_random(void) {
+    srand(12345);
+    int ran_total = 0;
+    for (int i = 0; i < 400; i++) {
+        conv_case k = random_case();
+        int ran;
+        double worst = run_case(&k, &ran);
+        ran_total += ran;
+        char what[300];
+        describe(&k, what, sizeof what);
+        if (!(worst < 1e-5))
+            printf("case %d (%s): max scaled difference %g\n", i, what, worst);
+        check(worst < 1e-5, "random case matches the reference");
+    }
+    check(ran_total > 300, "most random cases are valid shapes");
+}
+
+/* Shapes of the real networks, one image each (VGG, ResNet, MobileNet). */
+static void test_network_shapes(void) {
+    const conv_case cases[] = {
+        {1, 3, 32, 32, 8, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},   /* vgg first */
+        {2, 16, 14, 14, 24, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1}, /* vgg late */
+        {2, 3, 30, 30, 8, 1, 7, 7, {2, 2}, {1, 1}, {3, 3, 3, 3}, NULL, 1, 0},   /* resnet stem */
+        {2, 32, 7, 7, 64, 1, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, NULL, 1, 1},   /* 1x1 */
+        {2, 32, 8, 8, 64, 1, 1, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, NULL, 1, 0},   /* 1x1 s2 */
+        {2, 16, 9, 9, 16, 16, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},  /* depthwise */
+        {2, 16, 9, 9, 16, 16, 3, 3, {2, 2}, {1, 1}, {0, 1, 0, 1}, NULL, 1, 1},  /* dw s2 */
+        {1, 8, 10, 10, 8, 8, 5, 5, {1, 1}, {1, 1}, {0, 0, 0, 0}, "SAME_UPPER", 0, 1},
+        {1, 4, 3, 3, 2, 1, 3, 3, {1, 1}, {1, 1}, {2, 2, 2, 2}, NULL, 1, 1}, /* pad > size */
+        /* Winograd: plain, odd sizes with asymmetric pads, grouped, SAME, several blocks */
+        {2, 64, 16, 16, 64, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {3, 72, 15, 17, 64, 1, 3, 3, {1, 1}, {1, 1}, {0, 1, 2, 0}, NULL, 0, 1},
+        {2, 128, 16, 16, 128, 2, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 0},
+        {2, 64, 17, 16, 64, 1, 3, 3, {1, 1}, {1, 1}, {0, 0, 0, 0}, "SAME_LOWER", 1, 1},
+        {3, 64, 30, 30, 72, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        /* one image per sgemm, written in place: im2col and pointwise */
+        {2, 4, 34, 34, 8, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {2, 8, 40, 40, 16, 1, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, NULL, 1, 1},
+        /* several images per sgemm: pointwise, strided 1x1, grouped im2col */
+        {5, 64, 7, 7, 48, 1, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, NULL, 1, 1},
+        {4, 32, 14, 14, 64, 1, 1, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, NULL, 0, 1},
+        {3, 12, 9, 9, 12, 3, 3, 3, {1, 1}, {2, 2}, {2, 2, 2, 2}, NULL, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int ran;
+        double worst = run_case(&cases[i], &ran);
+        check(ran && worst < 1e-5, "network-shaped case matches the reference");
+    }
+}
+
+/* ---- validation errors ---- */
+
+static evmap_status try_case(test_node *t, int xr, const int64_t *xd, int wr, const int64_t *wd,
+                             const int64_t *bd, evmap_error *err) {
+    evmap_status st = evm_op_conv.init(&t->node, err);
+    if (st != EVMAP_OK)
+        return st;
+    evm_tensor x, w, b, y;
+    make_tensor(&x, xr, xd);
+    make_tensor(&w, wr, wd);
+    if (bd)
+        make_tensor(&b, 1, bd);
+    memset(&y, 0, sizeof y);
+    evm_tensor *in[3] = {&x, &w, bd ? &b : NULL};
+    evm_tensor *out[1] = {&y};
+    st = evm_op_conv.infer(&t->node, in, out, err);
+    free(x.data);
+    free(w.data);
+    if (bd)
+        free(b.data);
+    free(t->node.params);
+    t->node.params = NULL;
+    return st;
+}
+
+static void expect(evmap_status got, evmap_status want, const evmap_error *err, const char *what,
+                   const char *needle) {
+    int ok = got == want && (!needle || strstr(err->message, needle));
+    if (!ok)
+        printf("%s: status %d (want %d), message '%s'\n", what, got, want,
+               got == EVMAP_OK ? "" : err->message);
+    check(ok, what);
+}
+
+static void test_errors(void) {
+    test_node t;
+    evmap_error err;
+    int64_t x4[4] = {1, 4, 8, 8}, w4[4] = {6, 2, 3, 3}, b6[1] = {6}, b5[1] = {5};
+
+    node_start(&t);
+    int64_t k1[1] = {3};
+    add_ints(&t, "kernel_shape", k1, 1);
+    int64_t x3[3] = {1, 4, 8}, w3[3] = {6, 4, 3};
+    expect(try_case(&t, 3, x3, 3, w3, NULL, &err), EVMAP_ERR_UNSUPPORTED, &err,
+           "1-D kernel_shape is rejected", "2-D");
+
+    node_start(&t); /* no kernel_shape: the rank of X says 1-D */
+    expect(try_case(&t, 3, x3, 3, w3, NULL, &err), EVMAP_ERR_UNSUPPORTED, &err,
+           "1-D input is rejected", "only 2-D convolution");
+
+    node_start(&t);
+    int64_t x5[5] = {1, 4, 4, 4, 4}, w5[5] = {6, 4, 2, 2, 2};
+    expect(try_case(&t, 5, x5, 5, w5, NULL, &err), EVMAP_ERR_UNSUPPORTED, &err,
+           "3-D input is rejected", "only 2-D convolution");
+
+    node_start(&t);
+    add_int(&t, "group", 2);
+    expect(try_case(&t, 4, x4, 4, w4, b6, &err), EVMAP_OK, &err, "grouped conv is accepted", NULL);
+
+    node_start(&t);
+    expect(try_case(&t, 4, x4, 4, w4, NULL, &err), EVMAP_ERR_INVALID_ARGUMENT, &err,
+           "channel mismatch is rejected", "4 channels");
+
+    node_start(&t);
+    add_int(&t, "group", 4);
+    int64_t w4g[4] = {6, 1, 3, 3};
+    expect(try_case(&t, 4, x4, 4, w4g, NULL, &err), EVMAP_ERR_BAD_FILE, &err,
+           "output channels not divisible by group", "divisible by group 4");
+
+    node_start(&t);
+    add_int(&t, "group", 0);
+    expect(try_case(&t, 4, x4, 4, w4, NULL, &err), EVMAP_ERR_BAD_FILE, &err, "group 0", "group");
+
+    node_start(&t);
+    add_int(&t, "group", 2);
+    expect(try_case(&t, 4, x4, 4, w4, b5, &err), EVMAP_ERR_BAD_FILE, &err, "bias size", "bias");
+
+    node_start(&t);
+    add_int(&t, "group", 2);
+    int64_t ks[2] = {5, 5};
+    add_ints(&t, "kernel_shape", ks, 2);
+    expect(try_case(&t, 4, x4, 4, w4, NULL, &err), EVMAP_ERR_BAD_FILE, &err,
+           "kernel_shape disagrees with W", "kernel_shape");
+
+    node_start(&t);
+    add_int(&t, "group", 2);
+    add_string(&t, "auto_pad", "SAME_MIDDLE");
+    expect(try_case(&t, 4, x4, 4, w4, NULL, &err), EVMAP_ERR_UNSUPPORTED, &err, "unknown auto_pad",
+           "auto_pad");
+
+    node_start(&t);
+    add_int(&t, "group", 2);
+    int64_t tiny[4] = {1, 4, 2, 2};
+    expect(try_case(&t, 4, tiny, 4, w4, NULL, &err), EVMAP_ERR_INVALID_ARGUMENT, &err,
+           "input smaller than the kernel", "conv0");
+}
+
+int main(void) {
+    test_random();
+    test_network_shapes();
+    test_errors();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
