@@ -51,17 +51,13 @@ $(BUILD)/libevmap.so: $(LIB_OBJ)
 $(BUILD)/evmap: $(CLI_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
-
-$(BUILD)/tests/conformance: tests/conformance/conformance.c $(LIB_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
-
-$(BUILD)/tests/run_model: tests/tools/run_model.c $(LIB_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+# Test programs: unit tests, the conformance runner and test tools.
+define test_program
+$$(BUILD)/tests/%: tests/$(1)/%.c $$(LIB_OBJ)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) -o $$@ $$< $$(LIB_OBJ) $$(LDFLAGS) $$(LDLIBS)
+endef
+$(foreach dir,unit conformance tools,$(eval $(call test_program,$(dir))))
 
 $(BUILD)/bench/forward_bench: bench/forward_bench.c $(LIB_OBJ) $(BUILD)/src/cli/blas_env.o
 	@mkdir -p $(dir $@)

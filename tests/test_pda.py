@@ -134,8 +134,8 @@ def main():
         # name, model, demo image, evmap args, reference settings
         ("cnn boot classes 9,7 marginal", "fashion_cnn", "9_ankle_boot",
          ["--sampler", "marginal", "--class", "9,7"], dict(targets=[9, 7])),
-        ("cnn shirt top-1 marginal", "fashion_cnn", "6_shirt",
-         ["--sampler", "marginal"], dict(targets="top")),
+        ("cnn shirt top-1 marginal stride 3", "fashion_cnn", "6_shirt",
+         ["--sampler", "marginal", "--stride", "3"], dict(targets="top", stride=3)),
         ("resnet bag stride 2", "fashion_resnet", "8_bag",
          ["--sampler", "marginal", "--stride", "2", "--class", "8"], dict(targets=[8], stride=2)),
         ("resnet trouser roi, no Laplace", "fashion_resnet", "1_trouser",
