@@ -91,15 +91,16 @@ static double hidden_score(const evm_tensor *t, int channel, int b) {
     return sum / (double)per_channel;
 }
 
-/* Score of target t for the mean over rows [first, first + count). */
-static double target_score(const pda_run *r, int t, int first, int count) {
+/* Score of target t for the mean over rows [first, first + count) of plan. */
+static double target_score(const pda_run *r, evm_plan *plan, int t, int first, int count) {
     if (r->hidden) {
+        const evm_tensor *hidden = &plan->values[r->hidden_value];
         double sum = 0;
         for (int b = first; b < first + count; b++)
-            sum += hidden_score(r->hidden, r->opt->target_channel, b);
+            sum += hidden_score(hidden, r->opt->target_channel, b);
         return sum / count;
     }
-    const float *out = evm_f32(evm_plan_output(r->runner->plan, 0));
+    const float *out = evm_f32(evm_plan_output(plan, 0));
     int k = r->num_classes;
     double p = 0, q = 0;
     for (int b = first; b < first + count; b++) {
@@ -139,8 +140,8 @@ static evmap_status check_targets(pda_run *r, evmap_error *err) {
 static evmap_status check_hidden_shape(pda_run *r, evmap_error *err) {
     if (!r->opt->target_layer)
         return EVMAP_OK;
-    const evm_tensor *t = &r->runner->plan->values[r->hidden_value];
-    if (t->dtype != EVM_DTYPE_FLOAT || t->rank < 2 || t->is_const || t->dims[0] != r->batch)
+    const evm_tensor *t = &r->single->plan->values[r->hidden_value];
+    if (t->dtype != EVM_DTYPE_FLOAT || t->rank < 2 || t->is_const || t->dims[0] != 1)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                         "--target: '%s' is not an activation with channels (N×C×…)",
                         r->opt->target_layer);
@@ -148,7 +149,7 @@ static evmap_status check_hidden_shape(pda_run *r, evmap_error *err) {
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                         "--target: channel %d is out of range: '%s' has channels 0 to %lld",
                         r->opt->target_channel, r->opt->target_layer, (long long)t->dims[1] - 1);
-    r->hidden = t;
+    r->hidden = true;
     return EVMAP_OK;
 }
 
@@ -245,11 +246,22 @@ static evmap_status allocate(pda_run *r, evmap_error *err) {
     r->base = malloc(sizeof(double) * (size_t)r->n_targets);
     if (!r->draws || !r->scratch || !r->sum || !r->count || !r->base)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for PDA buffers");
-    return evmap_runner_create(r->model, r->batch, r->opt->threads, &r->runner, err);
+    /* Full batches, one exact-size batch for the remaining windows, and a
+     * single image for the unperturbed scores: no image is computed twice. */
+    size_t tail_windows = r->n_windows % (size_t)r->windows_per_batch;
+    evmap_status st = evmap_runner_create(r->model, r->batch, r->opt->threads, &r->runner, err);
+    if (st == EVMAP_OK && tail_windows)
+        st = evmap_runner_create(r->model, (int)tail_windows * r->samples, r->opt->threads,
+                                 &r->tail, err);
+    if (st == EVMAP_OK)
+        st = evmap_runner_create(r->model, 1, r->opt->threads, &r->single, err);
+    return st;
 }
 
 static void free_run(pda_run *r) {
     evmap_runner_free(r->runner);
+    evmap_runner_free(r->tail);
+    evmap_runner_free(r->single);
     free(r->windows);
     free(r->draws);
     free(r->scratch);
@@ -261,9 +273,9 @@ static void free_run(pda_run *r) {
 /* ------------------------------------------------------------- the loop */
 
 /* Writes S perturbed copies of the image for window w into batch rows from row. */
-static void fill_window(pda_run *r, pda_window w, int row) {
+static void fill_window(pda_run *r, evm_plan *plan, pda_window w, int row) {
     const evm_sampler *s = r->opt->sampler->impl;
-    float *batch = evm_f32(evm_plan_input(r->runner->plan, 0));
+    float *batch = evm_f32(evm_plan_input(plan, 0));
     size_t per_image = (size_t)r->c * (size_t)r->h * (size_t)r->w;
     int k = r->k;
     evm_sampler_draw(s, r->input, r->h, r->w, w.y, w.x, r->samples, 0, &r->rng, r->scratch,
@@ -279,10 +291,10 @@ static void fill_window(pda_run *r, pda_window w, int row) {
     }
 }
 
-static void accumulate(pda_run *r, pda_window w, int row) {
+static void accumulate(pda_run *r, evm_plan *plan, pda_window w, int row) {
     size_t pixels = (size_t)r->h * (size_t)r->w;
     for (int t = 0; t < r->n_targets; t++) {
-        double we = r->base[t] - target_score(r, t, row, r->samples);
+        double we = r->base[t] - target_score(r, plan, t, row, r->samples);
         double *sum = r->sum + (size_t)t * pixels;
         for (int dy = 0; dy < r->k; dy++)
             for (int dx = 0; dx < r->k; dx++)
@@ -293,15 +305,15 @@ static void accumulate(pda_run *r, pda_window w, int row) {
             r->count[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)]++;
 }
 
-/* Scores of the unperturbed image: row 0 of a batch of copies. */
+/* Scores of the unperturbed image. */
 static void score_original(pda_run *r) {
-    float *batch = evm_f32(evm_plan_input(r->runner->plan, 0));
+    evm_plan *plan = r->single->plan;
     size_t per_image = (size_t)r->c * (size_t)r->h * (size_t)r->w;
-    for (int b = 0; b < r->batch; b++)
-        memcpy(batch + (size_t)b * per_image, r->input, per_image * sizeof(float));
-    evm_plan_run(r->runner->plan);
+    memcpy(evm_f32(evm_plan_input(plan, 0)), r->input, per_image * sizeof(float));
+    evm_plan_run(plan);
+    r->forward_images++;
     for (int t = 0; t < r->n_targets; t++)
-        r->base[t] = target_score(r, t, 0, 1);
+        r->base[t] = target_score(r, plan, t, 0, 1);
 }
 
 /* Between operators: lets the caller cancel without waiting for a batch. */
@@ -317,14 +329,15 @@ static evmap_status run_windows(pda_run *r, evmap_error *err) {
         size_t n = r->n_windows - first;
         if (n > (size_t)r->windows_per_batch)
             n = (size_t)r->windows_per_batch;
+        evm_plan *plan = n == (size_t)r->windows_per_batch ? r->runner->plan : r->tail->plan;
         for (size_t i = 0; i < n; i++)
-            fill_window(r, r->windows[first + i], (int)i * r->samples);
-        if (!evm_plan_run_until(r->runner->plan, poll_cancel, r))
+            fill_window(r, plan, r->windows[first + i], (int)i * r->samples);
+        if (!evm_plan_run_until(plan, poll_cancel, r))
             return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
                             first, r->n_windows);
-        r->forward_images += (size_t)r->batch;
+        r->forward_images += n * (size_t)r->samples;
         for (size_t i = 0; i < n; i++)
-            accumulate(r, r->windows[first + i], (int)i * r->samples);
+            accumulate(r, plan, r->windows[first + i], (int)i * r->samples);
         r->windows_done = first + n;
         if (o->progress && o->progress(o->progress_user, first + n, r->n_windows))
             return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
@@ -372,7 +385,7 @@ evmap_status evmap_pda(const evmap_model *model, const float *input,
         write_maps(&r, maps);
         if (stats) {
             stats->windows = r.n_windows;
-            stats->forward_images = r.forward_images + (size_t)r.batch;
+            stats->forward_images = r.forward_images;
             stats->seconds = now_seconds() - t0;
         }
     }

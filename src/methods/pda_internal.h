@@ -24,12 +24,14 @@ typedef struct pda_run {
     int samples;            /* S actually used (1 for constant samplers) */
     int n_targets;
     int hidden_value;       /* value index of a hidden-unit target */
-    const evm_tensor *hidden; /* its tensor in the plan, or NULL for class targets */
+    bool hidden;            /* a hidden-unit target (hidden_value is set) */
     pda_window *windows;
     size_t n_windows;
     int windows_per_batch;
     int batch;              /* windows_per_batch × samples */
-    evmap_runner *runner;
+    evmap_runner *runner;   /* full batches */
+    evmap_runner *tail;     /* the last, smaller batch (NULL when none) */
+    evmap_runner *single;   /* one image: the unperturbed scores */
     float *draws;           /* samples × C × k × k */
     float *scratch;         /* sampler scratch */
     evm_rng rng;
