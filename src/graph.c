@@ -75,6 +75,22 @@ evmap_status evm_node_fail(evmap_error *err, const evm_node *node, evmap_status 
                     detail);
 }
 
+void *evm_node_alloc_params(evm_node *node, size_t size, evmap_error *err) {
+    node->params = calloc(1, size);
+    if (!node->params)
+        evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for its parameters");
+    return node->params;
+}
+
+evmap_status evm_node_set_params(evm_node *node, const void *params, size_t size,
+                                 evmap_error *err) {
+    void *copy = evm_node_alloc_params(node, size, err);
+    if (!copy)
+        return EVMAP_ERR_OUT_OF_MEMORY;
+    memcpy(copy, params, size);
+    return EVMAP_OK;
+}
+
 const evm_attr *evm_node_attr(const evm_node *node, const char *name) {
     for (size_t i = 0; i < node->n_attrs; i++)
         if (strcmp(node->attrs[i].name, name) == 0)

@@ -120,7 +120,13 @@ evmap_status evm_graph_fold_batchnorm(evm_graph *graph, evmap_error *err);
 /* Number of nodes that reference value v as an input (removed nodes excluded). */
 int evm_graph_count_consumers(const evm_graph *graph, int v);
 
-/* ---- attribute access for ops; errors name the node and the attribute ---- */
+/* ---- parameters and attributes for ops; errors name the node ---- */
+
+/* Zeroed node->params of size bytes (freed with the graph); NULL on failure. */
+void *evm_node_alloc_params(evm_node *node, size_t size, evmap_error *err);
+/* node->params = a copy of params. */
+evmap_status evm_node_set_params(evm_node *node, const void *params, size_t size,
+                                 evmap_error *err);
 
 const evm_attr *evm_node_attr(const evm_node *node, const char *name);
 evmap_status evm_attr_int(const evm_node *node, const char *name, int64_t fallback,

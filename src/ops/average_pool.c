@@ -29,49 +29,13 @@ static evmap_status average_pool_init(evm_node *node, evmap_error *err) {
     if (cip != 0 && cip != 1)
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "count_include_pad must be 0 or 1");
     p.count_include_pad = cip == 1;
-    avg_params *heap = malloc(sizeof *heap);
-    if (!heap)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    *heap = p;
-    node->params = heap;
-    return EVMAP_OK;
+    return evm_node_set_params(node, &p, sizeof p, err);
 }
 
 static evmap_status average_pool_infer(const evm_node *node, evm_tensor *const *in,
                                        evm_tensor *const *out, evmap_error *err) {
     const avg_params *p = node->params;
-    evmap_status st = evm_op_require_float(node, in, 0, err);
-    if (st != EVMAP_OK)
-        return st;
-    const evm_tensor *x = in[0];
-    if (x->rank != 4) {
-        char buf[EVM_SHAPE_STR_SIZE];
-        return evm_node_fail(err, node,
-                             x->rank >= 3 ? EVMAP_ERR_UNSUPPORTED : EVMAP_ERR_INVALID_ARGUMENT,
-                             "input has shape %s; only 2-D pooling of N x C x H x W is supported",
-                             evm_shape_str(x, buf, sizeof buf));
-    }
-    evm_window2d win;
-    int64_t dims[4] = {x->dims[0], x->dims[1], 0, 0};
-    st = evm_window2d_output(node, &p->window, x->dims[2], x->dims[3], &win, &dims[2], &dims[3],
-                             err);
-    if (st != EVMAP_OK)
-        return st;
-    out[0]->dtype = EVM_DTYPE_FLOAT;
-    return evm_tensor_set_shape(out[0], 4, dims, err);
-}
-
-/* Output positions o in [0, n_out) whose tap o * stride + offset lies inside
- * [0, size): the half-open range [*lo, *hi). */
-static void valid_range(int64_t n_out, int64_t stride, int64_t offset, int64_t size, int64_t *lo,
-                        int64_t *hi) {
-    int64_t a = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-    int64_t last = size - 1 - offset;
-    int64_t b = last < 0 ? 0 : last / stride + 1;
-    a = a < n_out ? a : n_out;
-    b = b < n_out ? b : n_out;
-    *lo = a;
-    *hi = b > a ? b : a;
+    return evm_pool2d_infer(node, &p->window, in, out, err);
 }
 
 /* Taps k in [0, kernel) of the window at output o whose position
@@ -104,11 +68,11 @@ static void average_plane(const evm_window2d *k, bool include_pad, const float *
     for (int ky = 0; ky < k->kernel[0]; ky++) {
         int64_t offy = (int64_t)ky * k->dilation[0] - k->pad_begin[0];
         int64_t ylo, yhi;
-        valid_range(oh, sy, offy, h, &ylo, &yhi);
+        evm_window_valid_range(oh, sy, offy, h, &ylo, &yhi);
         for (int kx = 0; kx < k->kernel[1]; kx++) {
             int64_t offx = (int64_t)kx * k->dilation[1] - k->pad_begin[1];
             int64_t xlo, xhi;
-            valid_range(ow, sx, offx, w, &xlo, &xhi);
+            evm_window_valid_range(ow, sx, offx, w, &xlo, &xhi);
             for (int64_t oy = ylo; oy < yhi; oy++) {
                 const float *src = x + (oy * sy + offy) * w;
                 float *d = y + oy * ow;

@@ -42,12 +42,7 @@ static evmap_status batch_normalization_init(evm_node *node, evmap_error *err) {
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "epsilon %g is negative",
                              (double)p.epsilon);
     /* momentum and is_test only matter for training; consumed_inputs is legacy. */
-    bn_params *heap = malloc(sizeof *heap);
-    if (!heap)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    *heap = p;
-    node->params = heap;
-    return EVMAP_OK;
+    return evm_node_set_params(node, &p, sizeof p, err);
 }
 
 static evmap_status batch_normalization_infer(const evm_node *node, evm_tensor *const *in,

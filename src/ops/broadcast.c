@@ -183,10 +183,9 @@ typedef struct binary_params {
 } binary_params;
 
 evmap_status evm_binary_init(evm_node *node, evmap_error *err) {
-    binary_params *p = calloc(1, sizeof *p);
+    binary_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     p->legacy = node->opset < 7;
     if (!p->legacy)
         return EVMAP_OK;

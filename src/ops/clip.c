@@ -18,10 +18,9 @@ typedef struct clip_params {
 } clip_params;
 
 static evmap_status clip_init(evm_node *node, evmap_error *err) {
-    clip_params *p = calloc(1, sizeof *p);
+    clip_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     p->bounds_are_inputs = node->opset >= 11;
     if (p->bounds_are_inputs) {
         /* Silently ignoring them would clip with the wrong bounds. */

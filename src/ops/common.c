@@ -176,3 +176,37 @@ evmap_status evm_window2d_output(const evm_node *node, const evm_window2d *w, in
         return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT, "output would be empty");
     return st;
 }
+
+evmap_status evm_pool2d_infer(const evm_node *node, const evm_window2d *window,
+                              evm_tensor *const *in, evm_tensor *const *out, evmap_error *err) {
+    evmap_status st = evm_op_require_float(node, in, 0, err);
+    if (st != EVMAP_OK)
+        return st;
+    const evm_tensor *x = in[0];
+    if (x->rank != 4) {
+        char buf[EVM_SHAPE_STR_SIZE];
+        return evm_node_fail(err, node,
+                             x->rank >= 3 ? EVMAP_ERR_UNSUPPORTED : EVMAP_ERR_INVALID_ARGUMENT,
+                             "input has shape %s; only 2-D pooling of N x C x H x W is supported",
+                             evm_shape_str(x, buf, sizeof buf));
+    }
+    evm_window2d resolved;
+    int64_t dims[4] = {x->dims[0], x->dims[1], 0, 0};
+    st = evm_window2d_output(node, window, x->dims[2], x->dims[3], &resolved, &dims[2], &dims[3],
+                             err);
+    if (st != EVMAP_OK)
+        return st;
+    out[0]->dtype = EVM_DTYPE_FLOAT;
+    return evm_tensor_set_shape(out[0], 4, dims, err);
+}
+
+void evm_window_valid_range(int64_t n_out, int64_t stride, int64_t offset, int64_t size,
+                            int64_t *lo, int64_t *hi) {
+    int64_t a = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    int64_t last = size - 1 - offset;
+    int64_t b = last < 0 ? 0 : last / stride + 1;
+    a = a < n_out ? a : n_out;
+    b = b < n_out ? b : n_out;
+    *lo = a;
+    *hi = b > a ? b : a;
+}

@@ -15,10 +15,9 @@ typedef struct concat_params {
 } concat_params;
 
 static evmap_status concat_init(evm_node *node, evmap_error *err) {
-    concat_params *p = malloc(sizeof *p);
+    concat_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     if (!evm_node_attr(node, "axis"))
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute 'axis' is required");
     return evm_attr_int(node, "axis", 0, &p->axis, err);

@@ -66,12 +66,7 @@ static evmap_status conv_init(evm_node *node, evmap_error *err) {
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "group %lld must be at least 1",
                              (long long)group);
     p.group = (int)group;
-    conv_params *heap = malloc(sizeof *heap);
-    if (!heap)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    *heap = p;
-    node->params = heap;
-    return EVMAP_OK;
+    return evm_node_set_params(node, &p, sizeof p, err);
 }
 
 /* Fills the geometry from the tensors. err may be NULL: forward calls it with

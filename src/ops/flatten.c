@@ -13,10 +13,9 @@ typedef struct flatten_params {
 } flatten_params;
 
 static evmap_status flatten_init(evm_node *node, evmap_error *err) {
-    flatten_params *p = malloc(sizeof *p);
+    flatten_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     evmap_status st = evm_attr_int(node, "axis", 1, &p->axis, err);
     if (st == EVMAP_OK && p->axis < 0 && node->opset < 11)
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,

@@ -16,10 +16,9 @@ typedef struct gather_params {
 } gather_params;
 
 static evmap_status gather_init(evm_node *node, evmap_error *err) {
-    gather_params *p = malloc(sizeof *p);
+    gather_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     return evm_attr_int(node, "axis", 0, &p->axis, err);
 }
 

@@ -33,12 +33,7 @@ static evmap_status gemm_init(evm_node *node, evmap_error *err) {
     /* "broadcast" (opsets 1-6) only allowed what every later opset does. */
     p.trans_a = ta != 0;
     p.trans_b = tb != 0;
-    gemm_params *heap = malloc(sizeof *heap);
-    if (!heap)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    *heap = p;
-    node->params = heap;
-    return EVMAP_OK;
+    return evm_node_set_params(node, &p, sizeof p, err);
 }
 
 /* M, N, K from the shapes of A and B (already checked to be 2-D). */

@@ -9,10 +9,9 @@ typedef struct leaky_relu_params {
 } leaky_relu_params;
 
 static evmap_status leaky_relu_init(evm_node *node, evmap_error *err) {
-    leaky_relu_params *p = malloc(sizeof *p);
+    leaky_relu_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     return evm_attr_float(node, "alpha", 0.01f, &p->alpha, err);
 }
 

@@ -34,12 +34,7 @@ static evmap_status lrn_init(evm_node *node, evmap_error *err) {
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "size %lld is out of range",
                              (long long)size);
     p.size = (int)size;
-    lrn_params *heap = malloc(sizeof *heap);
-    if (!heap)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    *heap = p;
-    node->params = heap;
-    return EVMAP_OK;
+    return evm_node_set_params(node, &p, sizeof p, err);
 }
 
 static evmap_status lrn_infer(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,

@@ -125,4 +125,15 @@ evmap_status evm_window2d_output(const evm_node *node, const evm_window2d *w, in
                                  int64_t in_w, evm_window2d *resolved, int64_t *out_h,
                                  int64_t *out_w, evmap_error *err);
 
+/* Shape inference shared by MaxPool and AveragePool: N×C×H×W in, the
+ * window's output size out. */
+evmap_status evm_pool2d_infer(const evm_node *node, const evm_window2d *window,
+                              evm_tensor *const *in, evm_tensor *const *out, evmap_error *err);
+
+/* Output positions o in [0, n_out) whose tap o * stride + offset lies inside
+ * [0, size): the half-open range [*lo, *hi). Lets window loops skip bounds
+ * checks in their interior. */
+void evm_window_valid_range(int64_t n_out, int64_t stride, int64_t offset, int64_t size,
+                            int64_t *lo, int64_t *hi);
+
 #endif

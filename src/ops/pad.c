@@ -21,10 +21,9 @@ typedef struct pad_params {
 } pad_params;
 
 static evmap_status pad_init(evm_node *node, evmap_error *err) {
-    pad_params *p = calloc(1, sizeof *p);
+    pad_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     const char *mode;
     evmap_status st = evm_attr_string(node, "mode", "constant", &mode, err);
     if (st != EVMAP_OK)

@@ -15,10 +15,9 @@ typedef struct reshape_params {
 } reshape_params;
 
 static evmap_status reshape_init(evm_node *node, evmap_error *err) {
-    reshape_params *p = calloc(1, sizeof *p);
+    reshape_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     if (evm_node_attr(node, "shape"))
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
                              "the 'shape' attribute (opset < 5) is not supported; the shape must "

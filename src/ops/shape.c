@@ -16,10 +16,9 @@ typedef struct shape_params {
 } shape_params;
 
 static evmap_status shape_init(evm_node *node, evmap_error *err) {
-    shape_params *p = calloc(1, sizeof *p);
+    shape_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     p->has_end = evm_node_attr(node, "end") != NULL;
     evmap_status st = evm_attr_int(node, "start", 0, &p->start, err);
     if (st == EVMAP_OK)

@@ -20,10 +20,9 @@ typedef struct softmax_params {
 } softmax_params;
 
 static evmap_status softmax_init(evm_node *node, evmap_error *err) {
-    softmax_params *p = malloc(sizeof *p);
+    softmax_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     p->coerce_2d = node->opset < 13;
     return evm_attr_int(node, "axis", p->coerce_2d ? 1 : -1, &p->axis, err);
 }

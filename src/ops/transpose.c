@@ -15,10 +15,9 @@ typedef struct transpose_params {
 } transpose_params;
 
 static evmap_status transpose_init(evm_node *node, evmap_error *err) {
-    transpose_params *p = calloc(1, sizeof *p);
+    transpose_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     const int64_t *perm;
     size_t n;
     evmap_status st = evm_attr_ints(node, "perm", &perm, &n, err);

@@ -17,10 +17,9 @@ typedef struct unsqueeze_params {
 } unsqueeze_params;
 
 static evmap_status unsqueeze_init(evm_node *node, evmap_error *err) {
-    unsqueeze_params *p = calloc(1, sizeof *p);
+    unsqueeze_params *p = evm_node_alloc_params(node, sizeof *p, err);
     if (!p)
-        return evm_node_fail(err, node, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    node->params = p;
+        return EVMAP_ERR_OUT_OF_MEMORY;
     p->axes_are_input = node->opset >= 13;
     if (p->axes_are_input)
         return EVMAP_OK;
