@@ -86,3 +86,51 @@ clean:
 	rm -rf build build-asan
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# ------------------------------------------------------------------ fuzzing
+# `make fuzz` builds the libFuzzer harnesses fuzz/fuzz_*.c with clang
+# (-fsanitize=fuzzer,address,undefined) against a sanitized library in
+# build-fuzz/, makes the seed corpora (fuzz/make_corpus.sh) when missing and
+# runs each harness for FUZZ_SECONDS (default 60) on its corpus plus its
+# kept regression inputs (tests/regressions/<harness>/). New corpus entries
+# stay in build-fuzz/corpus/, crashes go to build-fuzz/artifacts/<harness>/.
+# FUZZ_HARNESSES picks some (e.g. FUZZ_HARNESSES=png); FUZZ_FLAGS adds flags.
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= onnx png jpeg idx sampler
+FUZZ_FLAGS ?=
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_BINS := $(FUZZ_HARNESSES:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+# Inputs above these sizes are not generated (the seeds fit).
+FUZZ_MAX_LEN_onnx := 2097152
+FUZZ_MAX_LEN_png := 262144
+FUZZ_MAX_LEN_jpeg := 262144
+FUZZ_MAX_LEN_idx := 65536
+FUZZ_MAX_LEN_sampler := 65536
+
+.PHONY: fuzz-build fuzz-corpus
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 \
+		EXTRA_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/libevmap.a
+	@$(MAKE) --no-print-directory CC=clang $(FUZZ_BINS)
+
+$(FUZZ_BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz/fuzz_image.h $(FUZZ_BUILD)/libevmap.a
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS_BASE:-I$(BUILD)/gen=-I$(FUZZ_BUILD)/gen) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer \
+		-o $@ $< $(FUZZ_BUILD)/libevmap.a $(LDLIBS)
+
+fuzz-corpus: all
+	@[ -d $(FUZZ_BUILD)/corpus ] || sh fuzz/make_corpus.sh $(FUZZ_BUILD)/corpus
+
+# One harness's run: corpus first (new inputs land there), then kept inputs.
+fuzz_run = mkdir -p $(FUZZ_BUILD)/corpus/$(1) $(FUZZ_BUILD)/artifacts/$(1) && \
+	echo "== fuzz_$(1) for $(FUZZ_SECONDS) s" && \
+	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 \
+	$(FUZZ_BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+		-rss_limit_mb=4096 -malloc_limit_mb=4096 -max_len=$(FUZZ_MAX_LEN_$(1)) \
+		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$(1)/ $(FUZZ_FLAGS) \
+		$(FUZZ_BUILD)/corpus/$(1) $(wildcard tests/regressions/$(1))
+
+fuzz: fuzz-build fuzz-corpus
+	@$(foreach h,$(FUZZ_HARNESSES),$(call fuzz_run,$(h)) && ) true

@@ -23,6 +23,7 @@ typedef enum evmap_status {
     EVMAP_ERR_IO,               /* a file could not be opened or read */
     EVMAP_ERR_BAD_FILE,         /* a file is truncated, corrupt or malformed */
     EVMAP_ERR_UNSUPPORTED,      /* valid input that evmap does not handle */
+    EVMAP_ERR_TOO_LARGE,        /* input that exceeds one of evmap's size limits */
     EVMAP_ERR_OUT_OF_MEMORY,    /* allocation failed or a limit was exceeded */
     EVMAP_ERR_CANCELLED,        /* the progress callback asked to stop */
     EVMAP_ERR_INTERNAL,         /* a bug in evmap */
@@ -38,7 +39,8 @@ typedef struct evmap_error {
 /* Short name of a status ("bad file", ...). Never NULL. */
 const char *evmap_status_name(evmap_status status);
 
-/* True for failures caused by the caller's input (a CLI exits 2 for these). */
+/* True for failures caused by the caller's input, size limits included (a CLI
+ * exits 2 for these). */
 int evmap_status_is_bad_input(evmap_status status);
 
 /* Called during long work (after every batch, and between the operators of

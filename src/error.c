@@ -11,6 +11,7 @@ static const char *const status_names[EVMAP_STATUS_COUNT] = {
     [EVMAP_ERR_IO] = "I/O error",
     [EVMAP_ERR_BAD_FILE] = "bad file",
     [EVMAP_ERR_UNSUPPORTED] = "unsupported",
+    [EVMAP_ERR_TOO_LARGE] = "too large",
     [EVMAP_ERR_OUT_OF_MEMORY] = "out of memory",
     [EVMAP_ERR_CANCELLED] = "cancelled",
     [EVMAP_ERR_INTERNAL] = "internal error",
@@ -24,7 +25,8 @@ const char *evmap_status_name(evmap_status status) {
 
 int evmap_status_is_bad_input(evmap_status status) {
     return status == EVMAP_ERR_INVALID_ARGUMENT || status == EVMAP_ERR_IO ||
-           status == EVMAP_ERR_BAD_FILE || status == EVMAP_ERR_UNSUPPORTED;
+           status == EVMAP_ERR_BAD_FILE || status == EVMAP_ERR_UNSUPPORTED ||
+           status == EVMAP_ERR_TOO_LARGE;
 }
 
 /* Newlines would break the one-line contract of messages. */

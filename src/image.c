@@ -21,7 +21,7 @@ evmap_status evm_image_check_size(uint64_t width, uint64_t height, const char *w
                         what, (unsigned long long)width, (unsigned long long)height);
     if (width > EVM_IMAGE_MAX_SIDE || height > EVM_IMAGE_MAX_SIDE ||
         width * height > EVM_IMAGE_MAX_PIXELS)
-        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY,
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE,
                         "%s is %llu x %llu pixels, above evmap's limit of %u per side and "
                         "%llu pixels in all; downscale it first",
                         what, (unsigned long long)width, (unsigned long long)height,
@@ -41,7 +41,7 @@ evmap_status evm_image_alloc(int width, int height, int channels, const char *wh
     if (!evm_mul_size((size_t)width, (size_t)height, &count) ||
         !evm_mul_size(count, (size_t)channels, &count) ||
         !evm_mul_size(count, sizeof(float), &bytes))
-        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "image size of %s overflows", what);
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE, "image size of %s overflows", what);
     evmap_image *img = calloc(1, sizeof *img);
     float *pixels = calloc(1, bytes);
     if (!img || !pixels) {

@@ -17,6 +17,8 @@
  * header cannot request gigabytes. */
 #define EVM_IMAGE_MAX_SIDE 65535u
 #define EVM_IMAGE_MAX_PIXELS ((uint64_t)1 << 28)
+/* Images one IDX file may hold (Fashion-MNIST's training set has 60000). */
+#define EVM_IDX_MAX_IMAGES (1u << 24)
 
 /* Fails with EVMAP_ERR_OUT_OF_MEMORY (a limit) or EVMAP_ERR_BAD_FILE (zero
  * size) unless width × height is an image evmap accepts. */

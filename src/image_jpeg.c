@@ -163,7 +163,7 @@ evmap_status evm_jpeg_decode(const uint8_t *data, size_t size, const char *what,
                              evmap_error *err) {
     *out = NULL;
     if (size > ULONG_MAX)
-        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "%s is too large for libjpeg", what);
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE, "%s is too large for libjpeg", what);
     jpeg_ctx *ctx = calloc(1, sizeof *ctx); /* zeroed: destroy is safe before create */
     if (!ctx)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot create a JPEG decoder for %s", what);

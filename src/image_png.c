@@ -96,7 +96,7 @@ static int alloc_buffers(png_ctx *ctx, png_uint_32 width, png_uint_32 height, in
         return 0;
     size_t rowbytes = png_get_rowbytes(ctx->png, ctx->info), total;
     if (!evm_mul_size(rowbytes, height, &total)) {
-        ctx->status = evm_fail(ctx->err, EVMAP_ERR_OUT_OF_MEMORY, "%s is too large", ctx->what);
+        ctx->status = evm_fail(ctx->err, EVMAP_ERR_TOO_LARGE, "%s is too large", ctx->what);
         return 0;
     }
     ctx->status = evm_image_alloc((int)width, (int)height, channels == 1 ? 1 : 3, ctx->what,

@@ -205,6 +205,13 @@ static evmap_status add_idx_file(evmap_image_set *set, const char *path, evmap_e
     st = evm_image_check_size(idx->dims[2], idx->dims[1], what, err);
     if (st != EVMAP_OK)
         return st;
+    /* Each entry costs a name and a slot: a small gzip file of 1x1 images
+     * could otherwise demand hundreds of GiB of them and get the process killed. */
+    if (idx->dims[0] > EVM_IDX_MAX_IMAGES)
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE,
+                        "IDX file '%s' holds %u images, above evmap's limit of %u per file; "
+                        "split it",
+                        path, idx->dims[0], EVM_IDX_MAX_IMAGES);
     char *stem = stem_of(path, 1);
     if (!stem)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot store an image name");

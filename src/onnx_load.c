@@ -42,7 +42,7 @@ evmap_status evm_onnx_read_file(const char *path, size_t max_bytes, void **data,
         goto done;
     }
     if ((unsigned long long)sb.st_size > max_bytes) {
-        st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "'%s' is %lld bytes, above the limit of %zu",
+        st = evm_fail(err, EVMAP_ERR_TOO_LARGE, "'%s' is %lld bytes, above the limit of %zu",
                       path, (long long)sb.st_size, max_bytes);
         goto done;
     }

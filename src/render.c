@@ -198,7 +198,7 @@ static evmap_status plan_layout(layout *lay, const char *path, int height, int w
     if (lay->width > MAX_CANVAS_SIDE || lay->height > MAX_CANVAS_SIDE ||
         !evm_mul_size((size_t)lay->width, (size_t)lay->height, &pixels) ||
         pixels > MAX_CANVAS_PIXELS)
-        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY,
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE,
                         "cannot render '%s': the picture would be %d x %d pixels, above the "
                         "limit of %zu; use a smaller scale",
                         path, lay->width, lay->height, (size_t)MAX_CANVAS_PIXELS);

@@ -70,7 +70,7 @@ evmap_status evm_sampler_check_stack(const char *what, const evm_image_stack *re
     size_t plane = (size_t)refs->height * (size_t)refs->width, n;
     if (!evm_mul_size(plane, (size_t)refs->channels, &n) || !evm_mul_size(n, refs->n, &n) ||
         n > EVM_MAX_TENSOR_ELEMENTS)
-        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY,
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE,
                         "%s sampler: %zu reference images of %dx%d are too many; use fewer", what,
                         refs->n, refs->width, refs->height);
     for (size_t i = 0; i < n; i++)

@@ -25,7 +25,7 @@ evmap_status evm_tensor_set_shape(evm_tensor *t, int rank, const int64_t *dims,
             return evm_fail(err, EVMAP_ERR_BAD_FILE, "tensor dimension %d is negative (%lld)",
                             i, (long long)dims[i]);
         if (!evm_mul_size(count, (size_t)dims[i], &count) || count > EVM_MAX_TENSOR_ELEMENTS)
-            return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY,
+            return evm_fail(err, EVMAP_ERR_TOO_LARGE,
                             "tensor of more than %zu elements requested",
                             (size_t)EVM_MAX_TENSOR_ELEMENTS);
     }
@@ -60,7 +60,7 @@ evmap_status evm_tensor_alloc(evm_tensor *t, evmap_error *err) {
         return evm_fail(err, EVMAP_ERR_INTERNAL, "allocating a tensor without a data type");
     size_t bytes;
     if (!evm_mul_size(t->count ? t->count : 1, elem, &bytes))
-        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "tensor size overflows");
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE, "tensor size overflows");
     void *data = calloc(1, bytes);
     if (!data)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes for a tensor",

@@ -144,7 +144,7 @@ static evmap_status status_named(const char *s) {
     if (strcmp(s, "io") == 0)
         return EVMAP_ERR_IO;
     if (strcmp(s, "limit") == 0)
-        return EVMAP_ERR_OUT_OF_MEMORY;
+        return EVMAP_ERR_TOO_LARGE;
     return EVMAP_OK;
 }
 
