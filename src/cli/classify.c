@@ -21,7 +21,9 @@ static const char classify_help[] =
     "  --std a,b,c           custom per-channel standard deviation\n"
     "  --size WxH            resize to this size instead of the preset's\n"
     "  --top K|all           classes shown per image (default 1)\n"
-    "  --json                one JSON object per image and line\n"
+    "  --json                one JSON object per image and line; softmax_applied\n"
+    "                        says whether evmap turned the model's logits into\n"
+    "                        probabilities (false: the graph ends in Softmax)\n"
     "  --batch N             images per forward pass (default 16)\n"
     "  --threads N           threads (default: all cores)\n"
     "  --quiet               print only the accuracy line (with --labels-idx)\n";
@@ -132,7 +134,8 @@ static void print_json_string(const char *s) {
 }
 
 static void print_result(const classify_options *o, const evmap_image_set *set, size_t index,
-                         const float *p, int k, int *order, const cli_labels *labels) {
+                         const float *p, int k, int *order, const cli_labels *labels,
+                         bool softmax_applied) {
     int shown = o->top == 0 || o->top > k ? k : o->top;
     top_classes(p, k, shown, order);
     if (o->json) {
@@ -147,7 +150,7 @@ static void print_result(const classify_options *o, const evmap_image_set *set, 
             print_json_string(cli_label(labels, order[i]));
             printf(", \"prob\": %.9g}", (double)p[order[i]]);
         }
-        printf("]}\n");
+        printf("], \"softmax_applied\": %s}\n", softmax_applied ? "true" : "false");
         return;
     }
     printf("%s", evmap_image_set_name(set, index));
@@ -236,7 +239,8 @@ static evmap_status classify_all(const classify_options *o, classify_state *s, e
         for (int i = 0; st == EVMAP_OK && i < count; i++) {
             const float *p = s->probs + (size_t)k * (size_t)i;
             if (!o->quiet)
-                print_result(o, s->set, first + (size_t)i, p, k, s->order, &s->labels);
+                print_result(o, s->set, first + (size_t)i, p, k, s->order, &s->labels,
+                             !s->info.ends_in_softmax);
             if (s->truth) {
                 top_classes(p, k, 1, s->order);
                 correct += s->order[0] == s->truth[first + (size_t)i];
