@@ -7,13 +7,17 @@
 #include "onnx_load.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "onnx/onnx.pb-c.h"
+#include "onnx_wire.h"
 #include "ops/op.h"
 
 enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };
@@ -462,12 +466,79 @@ static evmap_status build_from_message(Onnx__ModelProto *mp, evm_graph **out, ev
     return EVMAP_OK;
 }
 
-static evmap_status unpack_model(const void *data, size_t size, Onnx__ModelProto **out,
-                                 evmap_error *err) {
-    *out = onnx__model_proto__unpack(NULL, size, data);
-    if (!*out)
-        return evm_fail(err, EVMAP_ERR_BAD_FILE,
-                        "not a valid ONNX model (the protobuf data is truncated or corrupt)");
+/* A model file mapped read-only (MAP_PRIVATE). */
+typedef struct file_map {
+    uint8_t *base;
+    size_t size;
+    size_t page;
+} file_map;
+
+static void unmap_file(file_map *m) {
+    if (m && m->base) {
+        munmap(m->base, m->size);
+        m->base = NULL;
+    }
+}
+
+/* evm_wire_release_fn: drops the whole pages of a copied-out payload part
+ * from memory. For a private, read-only file mapping MADV_DONTNEED only
+ * unmaps them (they would be read back from the file if touched again). */
+static void drop_pages(void *ctx, size_t offset, size_t len) {
+    const file_map *m = ctx;
+    uintptr_t a = (uintptr_t)m->base + offset, b = a + len;
+    a = (a + m->page - 1) & ~(uintptr_t)(m->page - 1);
+    b &= ~(uintptr_t)(m->page - 1);
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED); /* advice only: failure is harmless */
+}
+
+static evmap_status bad_model(evmap_error *err) {
+    return evm_fail(err, EVMAP_ERR_BAD_FILE,
+                    "not a valid ONNX model (the protobuf data is truncated or corrupt)");
+}
+
+/* Unpacks the model in data so that its weights are held once: the
+ * initializers' raw_data is copied out of data (onnx_wire.c), protobuf-c
+ * unpacks the rest, and the copies are attached to the initializers, for
+ * tensor_from_proto to take over. When map is given (data is its mapping),
+ * the payloads' pages are dropped as they are copied and the file is
+ * unmapped before unpacking. A model the wire scan rejects or does not handle
+ * is unpacked as it is, so protobuf-c gives the verdict. */
+static evmap_status unpack_model(const uint8_t *data, size_t size, file_map *map,
+                                 Onnx__ModelProto **out, evmap_error *err) {
+    *out = NULL;
+    evm_wire_stripped s;
+    evm_wire_status ws = evm_wire_strip_model(data, size, map ? drop_pages : NULL, map, &s);
+    if (ws == EVM_WIRE_NO_MEMORY)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory reading the model");
+    if (ws != EVM_WIRE_OK) {
+        *out = onnx__model_proto__unpack(NULL, size, data);
+        unmap_file(map);
+        return *out ? EVMAP_OK : bad_model(err);
+    }
+    unmap_file(map); /* everything needed is in s now */
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, s.size, s.message);
+    free(s.message);
+    s.message = NULL;
+    Onnx__GraphProto *gp = mp ? mp->graph : NULL;
+    if (!mp || (gp ? gp->n_initializer : 0) != s.n_payloads) {
+        if (mp)
+            onnx__model_proto__free_unpacked(mp, NULL);
+        evm_wire_stripped_free(&s);
+        return bad_model(err);
+    }
+    for (size_t i = 0; i < s.n_payloads; i++) {
+        evm_wire_payload *pl = &s.payloads[i];
+        if (!pl->present)
+            continue;
+        Onnx__TensorProto *t = gp->initializer[i];
+        t->raw_data.data = pl->data; /* the message frees it from now on */
+        t->raw_data.len = pl->len;
+        t->has_raw_data = 1;
+        pl->data = NULL;
+    }
+    evm_wire_stripped_free(&s);
+    *out = mp;
     return EVMAP_OK;
 }
 
@@ -475,20 +546,51 @@ evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out
                                   evmap_error *err) {
     *out = NULL;
     Onnx__ModelProto *mp;
-    evmap_status st = unpack_model(data, size, &mp, err);
+    evmap_status st = unpack_model(data, size, NULL, &mp, err);
     return st == EVMAP_OK ? build_from_message(mp, out, err) : st;
 }
 
+/* Maps a regular, non-empty file of at most EVM_MAX_MODEL_BYTES. Returns
+ * false (m->base NULL) for anything else or when mapping fails: the caller
+ * then reads the file, which also reports errors as before. */
+static bool map_file(const char *path, file_map *m) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat sb;
+    long page = sysconf(_SC_PAGESIZE);
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
+        (unsigned long long)sb.st_size <= EVM_MAX_MODEL_BYTES && page > 0 &&
+        (page & (page - 1)) == 0) {
+        void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            m->base = p;
+            m->size = (size_t)sb.st_size;
+            m->page = (size_t)page;
+        }
+    }
+    close(fd);
+    return m->base != NULL;
+}
+
 evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *err) {
-    void *data;
-    size_t size;
     *out = NULL;
-    evmap_status st = evm_onnx_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
-    if (st != EVMAP_OK)
-        return st;
     Onnx__ModelProto *mp;
-    st = unpack_model(data, size, &mp, err);
-    free(data); /* the message holds its own copy: do not keep both */
+    evmap_status st;
+    file_map map;
+    if (map_file(path, &map)) {
+        st = unpack_model(map.base, map.size, &map, &mp, err);
+        unmap_file(&map);
+    } else {
+        void *data;
+        size_t size;
+        st = evm_onnx_read_file(path, EVM_MAX_MODEL_BYTES, &data, &size, err);
+        if (st != EVMAP_OK)
+            return st;
+        st = unpack_model(data, size, NULL, &mp, err);
+        free(data); /* the message holds its own copy: do not keep both */
+    }
     if (st == EVMAP_OK)
         st = build_from_message(mp, out, err);
     if (st != EVMAP_OK)
