@@ -212,6 +212,8 @@ typedef struct evmap_pda_options {
     int threads;                /* 0: OpenBLAS default */
     evmap_progress_fn progress; /* windows done/total; also polled between operators */
     void *progress_user;
+    int no_locality;            /* 1: naive PDA, every image through the whole network
+                                 * (default 0: exact locality, DESIGN.md 1.2; same maps) */
 } evmap_pda_options;
 
 void evmap_pda_options_init(evmap_pda_options *options);
@@ -220,6 +222,12 @@ typedef struct evmap_explain_stats {
     size_t windows;         /* windows evaluated */
     size_t forward_images;  /* images pushed through the network */
     double seconds;
+    int locality;           /* 1 when exact locality was used */
+    double macs;            /* multiply-adds (Conv, Gemm, MatMul) done */
+    double macs_naive;      /* what the naive path does for the same map */
+    size_t cache_bytes;     /* activation cache of the unperturbed image (locality) */
+    int local_steps;        /* steps run on regions (the rest ran in full) */
+    int total_steps;
 } evmap_explain_stats;
 
 /* Computes PDA maps for one preprocessed image (C × H × W floats). maps

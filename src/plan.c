@@ -182,7 +182,12 @@ evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_sha
 void evm_plan_run(evm_plan *plan) { evm_plan_run_until(plan, NULL, NULL); }
 
 bool evm_plan_run_until(evm_plan *plan, int (*stop)(void *user), void *user) {
-    for (int i = 0; i < plan->n_steps; i++) {
+    return evm_plan_run_range(plan, 0, plan->n_steps, stop, user);
+}
+
+bool evm_plan_run_range(evm_plan *plan, int first, int last, int (*stop)(void *user),
+                        void *user) {
+    for (int i = first; i < last; i++) {
         if (stop && stop(user))
             return false;
         const evm_plan_step *s = &plan->steps[i];
@@ -190,4 +195,52 @@ bool evm_plan_run_until(evm_plan *plan, int (*stop)(void *user), void *user) {
         evm_op_get(node->kind)->forward(node, s->in, s->out, plan->workspace);
     }
     return true;
+}
+
+/* Marks the non-constant values that steps [first, n_steps) read or write,
+ * and the graph outputs. used has graph->n_values entries. */
+static void mark_used_from(const evm_plan *plan, int first, bool *used) {
+    const evm_graph *g = plan->graph;
+    for (int i = first; i < plan->n_steps; i++) {
+        const evm_node *node = &g->nodes[plan->steps[i].node];
+        for (int j = 0; j < node->n_inputs; j++)
+            if (node->inputs[j] != EVM_NO_VALUE)
+                used[node->inputs[j]] = true;
+        for (int j = 0; j < node->n_outputs; j++)
+            if (node->outputs[j] != EVM_NO_VALUE)
+                used[node->outputs[j]] = true;
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        used[g->outputs[i]] = true;
+    for (int v = 0; v < g->n_values; v++)
+        used[v] = used[v] && !plan->values[v].is_const && plan->values[v].data;
+}
+
+size_t evm_plan_bytes_from(const evm_plan *plan, int first) {
+    bool *used = calloc((size_t)plan->graph->n_values + 1, sizeof *used);
+    if (!used)
+        return plan->activation_bytes;
+    mark_used_from(plan, first, used);
+    size_t bytes = 0;
+    for (int v = 0; v < plan->graph->n_values; v++)
+        if (used[v])
+            bytes += plan->values[v].count * evm_dtype_size(plan->values[v].dtype);
+    free(used);
+    return bytes;
+}
+
+void evm_plan_release_before(evm_plan *plan, int first) {
+    const evm_graph *g = plan->graph;
+    bool *used = calloc((size_t)g->n_values + 1, sizeof *used);
+    if (!used)
+        return; /* keeping every buffer is always correct */
+    mark_used_from(plan, first, used);
+    for (int v = 0; v < g->n_values; v++) {
+        evm_tensor *t = &plan->values[v];
+        if (!used[v] && !t->is_const && t->owns_data) {
+            plan->activation_bytes -= t->count * evm_dtype_size(t->dtype);
+            evm_tensor_release(t);
+        }
+    }
+    free(used);
 }

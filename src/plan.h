@@ -47,4 +47,18 @@ void evm_plan_run(evm_plan *plan);
  * batches be cancelled within one operator. */
 bool evm_plan_run_until(evm_plan *plan, int (*stop)(void *user), void *user);
 
+/* As evm_plan_run_until, for steps [first, last) only (the values the
+ * others would compute must already be in their buffers). */
+bool evm_plan_run_range(evm_plan *plan, int first, int last, int (*stop)(void *user),
+                        void *user);
+
+/* Bytes of the non-constant buffers that steps [first, n_steps) read or
+ * write, graph outputs included. */
+size_t evm_plan_bytes_from(const evm_plan *plan, int first);
+
+/* Frees the buffers that only steps before first use (their data becomes
+ * NULL): the plan may then run only steps [first, n_steps), with the values
+ * they read from earlier steps written in by the caller. */
+void evm_plan_release_before(evm_plan *plan, int first);
+
 #endif

@@ -48,6 +48,9 @@ static const char explain_help[] =
     "  --vmax V              colour scale +-V (default: each map's max |value|)\n"
     "  --side-by-side        put the original image beside the map\n"
     "  --batch N             images per forward pass (default 64)\n"
+    "  --no-locality         naive PDA: every sample through the whole network\n"
+    "                        (default: exact locality recomputes only each window's\n"
+    "                        receptive-field cone on cached activations; same maps)\n"
     "  --threads N           threads (default: all cores)\n"
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
     "  --quiet               no progress output\n";
@@ -106,6 +109,7 @@ static int parse_fill(const char *s, explain_options *o) {
 
 static bool is_flag(const char *a) {
     return !strcmp(a, "--quiet") || !strcmp(a, "--side-by-side") || !strcmp(a, "--no-laplace") ||
+           !strcmp(a, "--no-locality") ||
            !strcmp(a, "--joint-channels");
 }
 
@@ -224,6 +228,7 @@ static int parse_options(int argc, char **argv, explain_options *o) {
             o->quiet |= !strcmp(a, "--quiet");
             o->side_by_side |= !strcmp(a, "--side-by-side");
             o->no_laplace |= !strcmp(a, "--no-laplace");
+            o->no_locality |= !strcmp(a, "--no-locality");
             o->joint_channels |= !strcmp(a, "--joint-channels");
             continue;
         }

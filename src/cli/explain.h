@@ -36,6 +36,7 @@ typedef struct explain_options {
     float fill_value;
     float laplace_n;
     bool no_laplace;
+    bool no_locality;        /* naive PDA: every sample through the whole network */
     int roi[4];
     uint64_t seed;
     float vmax;              /* 0: per map */

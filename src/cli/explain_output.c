@@ -155,6 +155,17 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
     json_key_int(&j, "windows", (long long)r->stats->windows);
     json_key_int(&j, "forward_passes", (long long)r->stats->forward_images);
     json_key_number(&j, "seconds", r->stats->seconds);
+    const evmap_explain_stats *st = r->stats;
+    json_key(&j, "locality");
+    json_begin_object(&j);
+    json_key_bool(&j, "enabled", st->locality != 0);
+    json_key_int(&j, "local_steps", st->local_steps);
+    json_key_int(&j, "steps", st->total_steps);
+    json_key_number(&j, "macs", st->macs);
+    json_key_number(&j, "macs_naive", st->macs_naive);
+    json_key_number(&j, "arithmetic_fraction", st->macs_naive > 0 ? st->macs / st->macs_naive : 1.0);
+    json_key_int(&j, "cache_bytes", (long long)st->cache_bytes);
+    json_end_object(&j);
     json_end_object(&j);
     char path[1024];
     snprintf(path, sizeof path, "%s/%s.json", o->out_dir, r->stem);

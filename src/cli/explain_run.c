@@ -264,6 +264,7 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
     pda.seed = o->seed;
     pda.batch = o->batch;
     pda.threads = o->threads;
+    pda.no_locality = o->no_locality;
     cli_progress progress;
     const char *stem = evmap_image_set_name(s->set, index);
     cli_progress_start(&progress, stem, "windows", o->quiet);

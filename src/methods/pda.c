@@ -214,13 +214,54 @@ static evmap_status list_windows(pda_run *r, evmap_error *err) {
 
 /* ------------------------------------------------------------- set-up */
 
-static evmap_status choose_batch(pda_run *r, evmap_error *err) {
-    evm_plan *probe;
-    evmap_status st = evm_model_plan(r->model, 1, &probe, err);
+/* The unperturbed image: its runner (batch 1), whose buffers are the cache
+ * of exact locality. */
+static evmap_status create_single(pda_run *r, evmap_error *err) {
+    return evmap_runner_create(r->model, 1, r->opt->threads, &r->single, err);
+}
+
+/* The window's rectangle on the input. */
+static evm_region window_region(const pda_run *r, pda_window w) {
+    return evm_region_clip(w.y, w.y + r->k, w.x, w.x + r->k, r->h, r->w);
+}
+
+/* Exact locality: plans the local batch (one window's S samples), finds the
+ * first step that must run in full for some window (cut) and fills the
+ * local buffers from the cache, which score_original has computed. */
+static evmap_status setup_locality(pda_run *r, evmap_error *err) {
+    evm_plan *cache = r->single->plan;
+    r->image_macs = evm_plan_macs(cache, 0);
+    r->cut = 0;
+    if (r->opt->no_locality)
+        return EVMAP_OK;
+    evmap_status st = evm_local_create(cache, r->samples, &r->local, err);
     if (st != EVMAP_OK)
         return st;
-    size_t per_image = probe->activation_bytes + 1;
-    evm_plan_free(probe);
+    int cut = cache->n_steps;
+    for (size_t i = 0; i < r->n_windows; i++) {
+        evm_region change = window_region(r, r->windows[i]);
+        int c = evm_local_survey(r->local, &change);
+        cut = c < cut ? c : cut;
+    }
+    if (r->hidden) {
+        /* a hidden target is read from the full batch: its step runs there
+         * (a graph input as the target: everything does) */
+        int producer = -1;
+        for (int i = 0; i < cache->n_steps; i++) {
+            const evm_node *node = &r->model->graph->nodes[cache->steps[i].node];
+            for (int j = 0; j < node->n_outputs; j++)
+                if (node->outputs[j] == r->hidden_value)
+                    producer = i;
+        }
+        cut = producer < 0 ? 0 : producer < cut ? producer : cut;
+    }
+    r->cut = cut;
+    return evm_local_set_cut(r->local, cut, err);
+}
+
+static void choose_batch(pda_run *r) {
+    /* the full batches hold only what steps from cut on use */
+    size_t per_image = evm_plan_bytes_from(r->single->plan, r->cut) + 1;
     size_t cap = PDA_BATCH_MEMORY / per_image;
     size_t want = r->opt->batch > 0 ? (size_t)r->opt->batch : 64;
     if (want > cap)
@@ -232,10 +273,10 @@ static evmap_status choose_batch(pda_run *r, evmap_error *err) {
         windows = r->n_windows;
     r->windows_per_batch = (int)windows;
     r->batch = (int)windows * r->samples;
-    return EVMAP_OK;
 }
 
-static evmap_status allocate(pda_run *r, evmap_error *err) {
+/* Sampler scratch, draws and the sums of the maps. */
+static evmap_status allocate_sampling(pda_run *r, evmap_error *err) {
     const evm_sampler *s = r->opt->sampler->impl;
     size_t pixels = (size_t)r->h * (size_t)r->w;
     r->draws = malloc(sizeof(float) * (size_t)r->samples * (size_t)r->c * (size_t)r->k *
@@ -246,6 +287,10 @@ static evmap_status allocate(pda_run *r, evmap_error *err) {
     r->base = malloc(sizeof(double) * (size_t)r->n_targets);
     if (!r->draws || !r->scratch || !r->sum || !r->count || !r->base)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for PDA buffers");
+    return EVMAP_OK;
+}
+
+static evmap_status allocate(pda_run *r, evmap_error *err) {
     /* Full batches, one exact-size batch for the remaining windows, and a
      * single image for the unperturbed scores: no image is computed twice. */
     size_t tail_windows = r->n_windows % (size_t)r->windows_per_batch;
@@ -253,12 +298,18 @@ static evmap_status allocate(pda_run *r, evmap_error *err) {
     if (st == EVMAP_OK && tail_windows)
         st = evmap_runner_create(r->model, (int)tail_windows * r->samples, r->opt->threads,
                                  &r->tail, err);
-    if (st == EVMAP_OK)
-        st = evmap_runner_create(r->model, 1, r->opt->threads, &r->single, err);
+    if (st == EVMAP_OK && r->local) {
+        /* only steps from cut on run there (their zeroed pages were never
+         * touched, so this mostly returns address space) */
+        evm_plan_release_before(r->runner->plan, r->cut);
+        if (r->tail)
+            evm_plan_release_before(r->tail->plan, r->cut);
+    }
     return st;
 }
 
 static void free_run(pda_run *r) {
+    evm_local_free(r->local);
     evmap_runner_free(r->runner);
     evmap_runner_free(r->tail);
     evmap_runner_free(r->single);
@@ -305,6 +356,27 @@ static void accumulate(pda_run *r, evm_plan *plan, pda_window w, int row) {
             r->count[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)]++;
 }
 
+/* Locality: the window's S samples into the local batch, whose rows equal
+ * the image outside the window (evm_local_begin restored them). */
+static void fill_window_local(pda_run *r, pda_window w) {
+    const evm_sampler *s = r->opt->sampler->impl;
+    evm_region change = window_region(r, w);
+    evm_local_begin(r->local, &change);
+    float *batch = evm_f32(evm_local_input(r->local));
+    size_t per_image = (size_t)r->c * (size_t)r->h * (size_t)r->w;
+    int k = r->k;
+    evm_sampler_draw(s, r->input, r->h, r->w, w.y, w.x, r->samples, 0, &r->rng, r->scratch,
+                     r->draws);
+    for (int d = 0; d < r->samples; d++) {
+        float *img = batch + (size_t)d * per_image;
+        const float *draw = r->draws + (size_t)d * (size_t)r->c * (size_t)(k * k);
+        for (int c = 0; c < r->c; c++)
+            for (int dy = 0; dy < k; dy++)
+                memcpy(img + ((size_t)c * r->h + (size_t)(w.y + dy)) * (size_t)r->w + (size_t)w.x,
+                       draw + ((size_t)c * k + (size_t)dy) * (size_t)k, sizeof(float) * (size_t)k);
+    }
+}
+
 /* Scores of the unperturbed image. */
 static void score_original(pda_run *r) {
     evm_plan *plan = r->single->plan;
@@ -330,9 +402,18 @@ static evmap_status run_windows(pda_run *r, evmap_error *err) {
         if (n > (size_t)r->windows_per_batch)
             n = (size_t)r->windows_per_batch;
         evm_plan *plan = n == (size_t)r->windows_per_batch ? r->runner->plan : r->tail->plan;
-        for (size_t i = 0; i < n; i++)
-            fill_window(r, plan, r->windows[first + i], (int)i * r->samples);
-        if (!evm_plan_run_until(plan, poll_cancel, r))
+        for (size_t i = 0; i < n; i++) {
+            if (!r->local) {
+                fill_window(r, plan, r->windows[first + i], (int)i * r->samples);
+                continue;
+            }
+            fill_window_local(r, r->windows[first + i]);
+            if (!evm_local_run(r->local, poll_cancel, r))
+                return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
+                                first, r->n_windows);
+            evm_local_export(r->local, plan, (int)i * r->samples);
+        }
+        if (!evm_plan_run_range(plan, r->cut, plan->n_steps, poll_cancel, r))
             return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
                             first, r->n_windows);
         r->forward_images += n * (size_t)r->samples;
@@ -371,22 +452,38 @@ evmap_status evmap_pda(const evmap_model *model, const float *input,
     if (st == EVMAP_OK)
         st = list_windows(&r, err);
     if (st == EVMAP_OK)
-        st = choose_batch(&r, err);
-    if (st == EVMAP_OK)
-        st = allocate(&r, err);
+        st = create_single(&r, err);
     if (st == EVMAP_OK)
         st = check_hidden_shape(&r, err);
     if (st == EVMAP_OK) {
-        evm_runner_set_threads(r.runner);
-        score_original(&r);
-        st = run_windows(&r, err);
+        evm_runner_set_threads(r.single);
+        st = allocate_sampling(&r, err);
     }
+    if (st == EVMAP_OK) {
+        score_original(&r);
+        st = setup_locality(&r, err);
+    }
+    if (st == EVMAP_OK)
+        choose_batch(&r);
+    if (st == EVMAP_OK)
+        st = allocate(&r, err);
+    if (st == EVMAP_OK)
+        st = run_windows(&r, err);
     if (st == EVMAP_OK) {
         write_maps(&r, maps);
         if (stats) {
+            double images = (double)r.n_windows * r.samples;
             stats->windows = r.n_windows;
             stats->forward_images = r.forward_images;
             stats->seconds = now_seconds() - t0;
+            stats->locality = r.local != NULL;
+            stats->macs_naive = (images + 1) * r.image_macs;
+            stats->macs = r.local ? r.image_macs + evm_local_macs(r.local) +
+                                        images * evm_plan_macs(r.single->plan, r.cut)
+                                  : stats->macs_naive;
+            stats->cache_bytes = r.local ? r.single->plan->activation_bytes : 0;
+            stats->local_steps = r.cut;
+            stats->total_steps = r.single->plan->n_steps;
         }
     }
     free_run(&r);

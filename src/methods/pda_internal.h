@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../model_internal.h"
+#include "../plan_local.h"
 #include "../rng.h"
 #include "evmap.h"
 
@@ -40,6 +41,9 @@ typedef struct pda_run {
     uint32_t *count;        /* H × W windows covering each pixel */
     size_t forward_images;
     size_t windows_done;    /* for progress reports between operators */
+    evm_local *local;       /* exact locality (NULL: naive PDA) */
+    int cut;                /* steps [0, cut) run on regions; the rest on batches */
+    double image_macs;      /* multiply-adds of one full forward */
 } pda_run;
 
 #endif

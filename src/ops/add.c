@@ -15,4 +15,5 @@ const evm_op_def evm_op_add = {
     .init = evm_binary_init,
     .infer = evm_binary_infer,
     .forward = add_forward,
+    .elementwise = true,
 };

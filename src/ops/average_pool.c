@@ -58,21 +58,25 @@ static void count_bounds(const evm_window2d *k, int axis, int64_t n, bool includ
     *hi = include_pad ? n + k->pad_end[axis] : n;
 }
 
-/* One channel plane: window sums (taps outermost, rows innermost, as in
- * MaxPool), then the division by the separable tap count. */
+/* Output rows [r->y0, r->y1) x columns [r->x0, r->x1) of one channel plane
+ * (the whole plane for forward): window sums (taps outermost, rows
+ * innermost, as in MaxPool), then the division by the separable tap count. */
 static void average_plane(const evm_window2d *k, bool include_pad, const float *x, int64_t h,
-                          int64_t w, float *y, int64_t oh, int64_t ow) {
-    for (int64_t i = 0; i < oh * ow; i++)
-        y[i] = 0.0f;
+                          int64_t w, float *y, int64_t ow, const evm_region *r) {
+    for (int64_t oy = r->y0; oy < r->y1; oy++)
+        for (int64_t ox = r->x0; ox < r->x1; ox++)
+            y[oy * ow + ox] = 0.0f;
     int64_t sy = k->stride[0], sx = k->stride[1];
     for (int ky = 0; ky < k->kernel[0]; ky++) {
         int64_t offy = (int64_t)ky * k->dilation[0] - k->pad_begin[0];
         int64_t ylo, yhi;
-        evm_window_valid_range(oh, sy, offy, h, &ylo, &yhi);
+        evm_window_valid_range(r->y1, sy, offy, h, &ylo, &yhi);
+        ylo = ylo > r->y0 ? ylo : r->y0;
         for (int kx = 0; kx < k->kernel[1]; kx++) {
             int64_t offx = (int64_t)kx * k->dilation[1] - k->pad_begin[1];
             int64_t xlo, xhi;
-            evm_window_valid_range(ow, sx, offx, w, &xlo, &xhi);
+            evm_window_valid_range(r->x1, sx, offx, w, &xlo, &xhi);
+            xlo = xlo > r->x0 ? xlo : r->x0;
             for (int64_t oy = ylo; oy < yhi; oy++) {
                 const float *src = x + (oy * sy + offy) * w;
                 float *d = y + oy * ow;
@@ -84,9 +88,9 @@ static void average_plane(const evm_window2d *k, bool include_pad, const float *
     int64_t rlo, rhi, clo, chi;
     count_bounds(k, 0, h, include_pad, &rlo, &rhi);
     count_bounds(k, 1, w, include_pad, &clo, &chi);
-    for (int64_t oy = 0; oy < oh; oy++) {
+    for (int64_t oy = r->y0; oy < r->y1; oy++) {
         int64_t rows = taps_inside(oy, 0, k, rlo, rhi);
-        for (int64_t ox = 0; ox < ow; ox++) {
+        for (int64_t ox = r->x0; ox < r->x1; ox++) {
             int64_t n = rows * taps_inside(ox, 1, k, clo, chi);
             /* a window of padding only (possible with large pads) averages to 0 */
             y[oy * ow + ox] = n > 0 ? y[oy * ow + ox] / (float)n : 0.0f;
@@ -94,8 +98,8 @@ static void average_plane(const evm_window2d *k, bool include_pad, const float *
     }
 }
 
-static void average_pool_forward(const evm_node *node, evm_tensor *const *in,
-                                 evm_tensor *const *out, float *workspace) {
+static void average_pool_region(const evm_node *node, evm_tensor *const *in,
+                                evm_tensor *const *out, const evm_region *r, float *workspace) {
     (void)workspace;
     const avg_params *p = node->params;
     const evm_tensor *x = in[0];
@@ -105,7 +109,23 @@ static void average_pool_forward(const evm_node *node, evm_tensor *const *in,
     int64_t planes = x->dims[0] * x->dims[1], h = x->dims[2], w = x->dims[3];
     for (int64_t i = 0; i < planes; i++)
         average_plane(&win, p->count_include_pad, evm_f32(x) + i * h * w, h, w,
-                      evm_f32(out[0]) + i * oh * ow, oh, ow);
+                      evm_f32(out[0]) + i * oh * ow, ow, r);
+}
+
+static void average_pool_forward(const evm_node *node, evm_tensor *const *in,
+                                 evm_tensor *const *out, float *workspace) {
+    evm_region all = {EVM_REGION_RECT, 0, out[0]->dims[2], 0, out[0]->dims[3]};
+    average_pool_region(node, in, out, &all, workspace);
+}
+
+static evm_region average_pool_field(const evm_node *node, evm_tensor *const *in,
+                                     evm_tensor *const *out, const evm_region *in_regions) {
+    const avg_params *p = node->params;
+    evm_window2d win;
+    int64_t oh, ow;
+    evm_window2d_output(node, &p->window, in[0]->dims[2], in[0]->dims[3], &win, &oh, &ow, NULL);
+    (void)out;
+    return evm_window2d_field(&win, oh, ow, &in_regions[0]);
 }
 
 const evm_op_def evm_op_average_pool = {
@@ -115,4 +135,6 @@ const evm_op_def evm_op_average_pool = {
     .init = average_pool_init,
     .infer = average_pool_infer,
     .forward = average_pool_forward,
+    .field = average_pool_field,
+    .forward_region = average_pool_region,
 };

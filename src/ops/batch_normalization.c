@@ -68,9 +68,10 @@ static evmap_status batch_normalization_infer(const evm_node *node, evm_tensor *
     return evm_tensor_set_shape(out[0], x->rank, x->dims, err);
 }
 
-static void batch_normalization_forward(const evm_node *node, evm_tensor *const *in,
-                                        evm_tensor *const *out, float *workspace) {
-    (void)workspace;
+/* y = x * a + b over rows [y0, y1) x columns [x0, x1) of every plane, the
+ * plane seen as rows of w (forward: one row of the whole plane). */
+static void bn_apply(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                     size_t w, size_t y0, size_t y1, size_t x0, size_t x1) {
     const bn_params *p = node->params;
     const evm_tensor *x = in[0];
     const float *scale = evm_f32(in[1]), *shift = evm_f32(in[2]);
@@ -83,13 +84,30 @@ static void batch_normalization_forward(const evm_node *node, evm_tensor *const 
         /* y = x * a + b; a and b in double so only the final rounding is float */
         double a = scale[ch] / sqrt((double)var[ch] + (double)p->epsilon);
         float af = (float)a, bf = (float)(shift[ch] - mean[ch] * a);
-        for (size_t i = 0; i < n; i++) {
-            const float *src = xs + (i * c + ch) * plane;
-            float *dst = ys + (i * c + ch) * plane;
-            for (size_t j = 0; j < plane; j++)
-                dst[j] = src[j] * af + bf;
-        }
+        for (size_t i = 0; i < n; i++)
+            for (size_t yy = y0; yy < y1; yy++) {
+                const float *src = xs + (i * c + ch) * plane + yy * w;
+                float *dst = ys + (i * c + ch) * plane + yy * w;
+                for (size_t j = x0; j < x1; j++)
+                    dst[j] = src[j] * af + bf;
+            }
     }
+}
+
+static void batch_normalization_forward(const evm_node *node, evm_tensor *const *in,
+                                        evm_tensor *const *out, float *workspace) {
+    (void)workspace;
+    size_t nc = (size_t)(in[0]->dims[0] * in[0]->dims[1]);
+    size_t plane = nc != 0 ? in[0]->count / nc : 0;
+    bn_apply(node, in, out, plane, 0, 1, 0, plane);
+}
+
+static void batch_normalization_region(const evm_node *node, evm_tensor *const *in,
+                                       evm_tensor *const *out, const evm_region *r,
+                                       float *workspace) {
+    (void)workspace;
+    bn_apply(node, in, out, (size_t)in[0]->dims[3], (size_t)r->y0, (size_t)r->y1, (size_t)r->x0,
+             (size_t)r->x1);
 }
 
 const evm_op_def evm_op_batch_normalization = {
@@ -99,4 +117,6 @@ const evm_op_def evm_op_batch_normalization = {
     .init = batch_normalization_init,
     .infer = batch_normalization_infer,
     .forward = batch_normalization_forward,
+    .field = evm_field_pointwise,
+    .forward_region = batch_normalization_region,
 };

@@ -84,4 +84,5 @@ const evm_op_def evm_op_clip = {
     .init = clip_init,
     .infer = clip_infer,
     .forward = clip_forward,
+    .elementwise = true,
 };

@@ -93,6 +93,37 @@ static void concat_forward(const evm_node *node, evm_tensor *const *in, evm_tens
     }
 }
 
+/* Along channels (axis 1 of 4-D maps) every pixel stays in place: the union
+ * of the inputs' regions. Along any other axis the op is global. */
+static evm_region concat_field(const evm_node *node, evm_tensor *const *in,
+                               evm_tensor *const *out, const evm_region *in_regions) {
+    int64_t axis = ((const concat_params *)node->params)->axis;
+    evm_region r = {.kind = EVM_REGION_NONE};
+    if (out[0]->rank != 4 || out[0]->dtype != EVM_DTYPE_FLOAT || (axis != 1 && axis != -3))
+        return (evm_region){.kind = EVM_REGION_ALL};
+    for (int i = 0; i < node->n_inputs; i++)
+        r = evm_region_union(r, in_regions[i]);
+    (void)in;
+    return r;
+}
+
+static void concat_forward_region(const evm_node *node, evm_tensor *const *in,
+                                  evm_tensor *const *out, const evm_region *r, float *workspace) {
+    (void)workspace;
+    const evm_tensor *y = out[0];
+    int64_t n = y->dims[0], h = y->dims[2], w = y->dims[3];
+    size_t plane = (size_t)(h * w), len = (size_t)(r->x1 - r->x0);
+    float *dst = evm_f32(y);
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < node->n_inputs; j++) {
+            int64_t c = in[j]->dims[1];
+            const float *src = evm_f32(in[j]) + (size_t)(i * c) * plane;
+            for (int64_t ch = 0; ch < c; ch++, dst += plane, src += plane)
+                for (int64_t yy = r->y0; yy < r->y1; yy++)
+                    memcpy(dst + yy * w + r->x0, src + yy * w + r->x0, sizeof(float) * len);
+        }
+}
+
 const evm_op_def evm_op_concat = {
     .name = "Concat",
     .min_inputs = 1,
@@ -100,4 +131,6 @@ const evm_op_def evm_op_concat = {
     .init = concat_init,
     .infer = concat_infer,
     .forward = concat_forward,
+    .field = concat_field,
+    .forward_region = concat_forward_region,
 };

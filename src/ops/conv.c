@@ -780,32 +780,136 @@ static conv_kernel conv_choose(const evm_conv2d_shape *s) {
     return CONV_IM2COL;
 }
 
+/* Scratch floats the chosen kernel needs for shape s. */
+static size_t conv_kernel_workspace(const evm_conv2d_shape *s) {
+    conv_kernel kind = conv_choose(s);
+    if (kind == CONV_DEPTHWISE)
+        return 0;
+    if (kind == CONV_WINOGRAD)
+        return wino_workspace(s);
+    return gemm_workspace(s, kind);
+}
+
+static void conv_run(const evm_conv2d_shape *s, const float *x, const float *w, const float *bias,
+                     float *y, float *workspace) {
+    conv_kernel kind = conv_choose(s);
+    if (kind == CONV_DEPTHWISE)
+        conv_depthwise(s, x, w, bias, y);
+    else if (kind == CONV_WINOGRAD)
+        conv_winograd(s, x, w, bias, y, workspace);
+    else
+        conv_gemm(s, kind, x, w, bias, y, workspace);
+}
+
 static size_t conv_workspace(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out) {
     (void)out;
     evm_conv2d_shape s;
     conv_shape(node, in, &s, NULL);
-    conv_kernel kind = conv_choose(&s);
-    if (kind == CONV_DEPTHWISE)
-        return 0;
-    if (kind == CONV_WINOGRAD)
-        return wino_workspace(&s);
-    return gemm_workspace(&s, kind);
+    return conv_kernel_workspace(&s);
 }
 
 static void conv_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                          float *workspace) {
     evm_conv2d_shape s;
     conv_shape(node, in, &s, NULL);
-    const float *x = evm_f32(in[0]), *w = evm_f32(in[1]);
-    const float *bias = in[2] ? evm_f32(in[2]) : NULL;
+    conv_run(&s, evm_f32(in[0]), evm_f32(in[1]), in[2] ? evm_f32(in[2]) : NULL, evm_f32(out[0]),
+             workspace);
+}
+
+/* ------------------------------------------------------------- locality */
+
+/* Output region r of the whole convolution is a small unpadded convolution
+ * of the input rectangle its windows read: that rectangle (zero outside the
+ * image) is gathered into the workspace as a batch of sub-images, the usual
+ * kernels (chosen for the sub-shape) convolve it, and the result is copied
+ * into r. */
+typedef struct conv_sub {
+    evm_conv2d_shape full, sub;
+    int64_t iy0, ix0; /* input position of the sub-image's top-left corner */
+} conv_sub;
+
+static void conv_sub_geometry(const evm_node *node, evm_tensor *const *in, const evm_region *r,
+                              conv_sub *g) {
+    conv_shape(node, in, &g->full, NULL);
+    const evm_window2d *k = &g->full.win;
+    g->sub = g->full;
+    g->sub.oh = (int)(r->y1 - r->y0);
+    g->sub.ow = (int)(r->x1 - r->x0);
+    g->sub.h = (g->sub.oh - 1) * k->stride[0] + (k->kernel[0] - 1) * k->dilation[0] + 1;
+    g->sub.w = (g->sub.ow - 1) * k->stride[1] + (k->kernel[1] - 1) * k->dilation[1] + 1;
+    for (int a = 0; a < 2; a++)
+        g->sub.win.pad_begin[a] = g->sub.win.pad_end[a] = 0;
+    g->sub.win.auto_pad = EVM_AUTO_PAD_NOTSET;
+    g->sub.win.ceil_mode = 0;
+    g->iy0 = r->y0 * k->stride[0] - k->pad_begin[0];
+    g->ix0 = r->x0 * k->stride[1] - k->pad_begin[1];
+}
+
+static evm_region conv_field(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                             const evm_region *in_regions) {
+    if (in_regions[1].kind != EVM_REGION_NONE ||
+        (node->n_inputs > 2 && in_regions[2].kind != EVM_REGION_NONE))
+        return (evm_region){.kind = EVM_REGION_ALL};
+    evm_conv2d_shape s;
+    conv_shape(node, in, &s, NULL);
+    return evm_window2d_field(&s.win, out[0]->dims[2], out[0]->dims[3], &in_regions[0]);
+}
+
+static size_t conv_region_workspace(const evm_node *node, evm_tensor *const *in,
+                                    evm_tensor *const *out, const evm_region *r) {
+    (void)out;
+    conv_sub g;
+    conv_sub_geometry(node, in, r, &g);
+    const evm_conv2d_shape *s = &g.sub;
+    return (size_t)s->n * s->c * s->h * s->w + (size_t)s->n * s->m * s->oh * s->ow +
+           conv_kernel_workspace(s);
+}
+
+/* Copies the sub-image rectangle of every input plane, zero outside. */
+static void conv_gather(const conv_sub *g, const float *x, float *dst) {
+    const evm_conv2d_shape *f = &g->full, *s = &g->sub;
+    size_t planes = (size_t)f->n * f->c, in_plane = (size_t)f->h * f->w;
+    int64_t xlo = g->ix0 < 0 ? -g->ix0 : 0;
+    int64_t xhi = g->ix0 + s->w > f->w ? f->w - g->ix0 : s->w;
+    for (size_t p = 0; p < planes; p++) {
+        const float *plane = x + p * in_plane;
+        for (int64_t yy = 0; yy < s->h; yy++, dst += s->w) {
+            int64_t iy = g->iy0 + yy;
+            if (iy < 0 || iy >= f->h || xhi <= xlo) {
+                memset(dst, 0, sizeof(float) * (size_t)s->w);
+                continue;
+            }
+            memset(dst, 0, sizeof(float) * (size_t)xlo);
+            memcpy(dst + xlo, plane + iy * f->w + g->ix0 + xlo, sizeof(float) * (size_t)(xhi - xlo));
+            memset(dst + xhi, 0, sizeof(float) * (size_t)(s->w - xhi));
+        }
+    }
+}
+
+static void conv_forward_region(const evm_node *node, evm_tensor *const *in,
+                                evm_tensor *const *out, const evm_region *r, float *workspace) {
+    conv_sub g;
+    conv_sub_geometry(node, in, r, &g);
+    const evm_conv2d_shape *s = &g.sub;
+    float *xs = workspace;
+    float *ys = xs + (size_t)s->n * s->c * s->h * s->w;
+    float *kw = ys + (size_t)s->n * s->m * s->oh * s->ow;
+    conv_gather(&g, evm_f32(in[0]), xs);
+    conv_run(s, xs, evm_f32(in[1]), in[2] ? evm_f32(in[2]) : NULL, ys, kw);
+    size_t planes = (size_t)s->n * s->m, out_w = (size_t)g.full.ow;
+    size_t out_plane = (size_t)g.full.oh * out_w;
     float *y = evm_f32(out[0]);
-    conv_kernel kind = conv_choose(&s);
-    if (kind == CONV_DEPTHWISE)
-        conv_depthwise(&s, x, w, bias, y);
-    else if (kind == CONV_WINOGRAD)
-        conv_winograd(&s, x, w, bias, y, workspace);
-    else
-        conv_gemm(&s, kind, x, w, bias, y, workspace);
+    for (size_t p = 0; p < planes; p++)
+        for (int oy = 0; oy < s->oh; oy++)
+            memcpy(y + p * out_plane + (size_t)(r->y0 + oy) * out_w + (size_t)r->x0,
+                   ys + (p * s->oh + (size_t)oy) * s->ow, sizeof(float) * (size_t)s->ow);
+}
+
+static double conv_macs(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out) {
+    (void)node;
+    const evm_tensor *w = in[1];
+    /* every output value: one multiply-add per weight of its output channel */
+    return (double)out[0]->count * (double)(w->dims[1] * w->dims[2] * w->dims[3]);
 }
 
 const evm_op_def evm_op_conv = {
@@ -816,4 +920,8 @@ const evm_op_def evm_op_conv = {
     .infer = conv_infer,
     .workspace = conv_workspace,
     .forward = conv_forward,
+    .field = conv_field,
+    .region_workspace = conv_region_workspace,
+    .forward_region = conv_forward_region,
+    .macs = conv_macs,
 };

@@ -57,4 +57,5 @@ const evm_op_def evm_op_dropout = {
     .init = dropout_init,
     .infer = dropout_infer,
     .forward = dropout_forward,
+    .elementwise = true,
 };

@@ -152,6 +152,13 @@ static void gemm_forward(const evm_node *node, evm_tensor *const *in, evm_tensor
                 with_c ? 1.0f : 0.0f, y, (int)n);
 }
 
+static double gemm_macs(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out) {
+    (void)out;
+    int64_t m, n, k, kb;
+    gemm_dims(node->params, in, &m, &n, &k, &kb);
+    return (double)m * (double)n * (double)k;
+}
+
 const evm_op_def evm_op_gemm = {
     .name = "Gemm",
     .min_inputs = 2,
@@ -159,4 +166,5 @@ const evm_op_def evm_op_gemm = {
     .init = gemm_init,
     .infer = gemm_infer,
     .forward = gemm_forward,
+    .macs = gemm_macs,
 };

@@ -28,4 +28,5 @@ const evm_op_def evm_op_identity = {
     .max_inputs = 1,
     .infer = identity_infer,
     .forward = identity_forward,
+    .elementwise = true,
 };

@@ -32,4 +32,5 @@ const evm_op_def evm_op_leaky_relu = {
     .init = leaky_relu_init,
     .infer = evm_op_infer_same,
     .forward = leaky_relu_forward,
+    .elementwise = true,
 };

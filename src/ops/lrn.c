@@ -61,34 +61,51 @@ static inline float inv_pow(float t, float beta) {
     return powf(t, -beta);
 }
 
+/* Elements [j0, j0 + len) of every channel plane of image i. */
+static void lrn_segment(const lrn_params *p, const float *xi, float *yi, int64_t c, size_t plane,
+                        size_t j0, size_t len) {
+    int64_t before = (p->size - 1) / 2, after = p->size - 1 - before;
+    float scale = p->alpha / (float)p->size;
+    for (int64_t ch = 0; ch < c; ch++) {
+        float *y = yi + (size_t)ch * plane + j0;
+        int64_t lo = ch - before < 0 ? 0 : ch - before;
+        int64_t hi = ch + after > c - 1 ? c - 1 : ch + after;
+        for (size_t j = 0; j < len; j++)
+            y[j] = 0.0f;
+        for (int64_t k = lo; k <= hi; k++) {
+            const float *src = xi + (size_t)k * plane + j0;
+            for (size_t j = 0; j < len; j++)
+                y[j] += src[j] * src[j];
+        }
+        const float *src = xi + (size_t)ch * plane + j0;
+        for (size_t j = 0; j < len; j++)
+            y[j] = src[j] * inv_pow(p->bias + scale * y[j], p->beta);
+    }
+}
+
 static void lrn_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                         float *workspace) {
     (void)workspace;
-    const lrn_params *p = node->params;
     const evm_tensor *x = in[0];
     int64_t n = x->dims[0], c = x->dims[1];
     size_t plane = n * c != 0 ? x->count / (size_t)(n * c) : 0;
-    int64_t before = (p->size - 1) / 2, after = p->size - 1 - before;
-    float scale = p->alpha / (float)p->size;
-    for (int64_t i = 0; i < n; i++) {
-        const float *xi = evm_f32(x) + (size_t)(i * c) * plane;
-        float *yi = evm_f32(out[0]) + (size_t)(i * c) * plane;
-        for (int64_t ch = 0; ch < c; ch++) {
-            float *y = yi + (size_t)ch * plane;
-            int64_t lo = ch - before < 0 ? 0 : ch - before;
-            int64_t hi = ch + after > c - 1 ? c - 1 : ch + after;
-            for (size_t j = 0; j < plane; j++)
-                y[j] = 0.0f;
-            for (int64_t k = lo; k <= hi; k++) {
-                const float *src = xi + (size_t)k * plane;
-                for (size_t j = 0; j < plane; j++)
-                    y[j] += src[j] * src[j];
-            }
-            const float *src = xi + (size_t)ch * plane;
-            for (size_t j = 0; j < plane; j++)
-                y[j] = src[j] * inv_pow(p->bias + scale * y[j], p->beta);
-        }
-    }
+    for (int64_t i = 0; i < n; i++)
+        lrn_segment(node->params, evm_f32(x) + (size_t)(i * c) * plane,
+                    evm_f32(out[0]) + (size_t)(i * c) * plane, c, plane, 0, plane);
+}
+
+/* Region r: one segment per image and row of r (LRN mixes channels only). */
+static void lrn_forward_region(const evm_node *node, evm_tensor *const *in,
+                               evm_tensor *const *out, const evm_region *r, float *workspace) {
+    (void)workspace;
+    const evm_tensor *x = in[0];
+    int64_t n = x->dims[0], c = x->dims[1], w = x->dims[3];
+    size_t plane = (size_t)(x->dims[2] * w);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t yy = r->y0; yy < r->y1; yy++)
+            lrn_segment(node->params, evm_f32(x) + (size_t)(i * c) * plane,
+                        evm_f32(out[0]) + (size_t)(i * c) * plane, c, plane,
+                        (size_t)(yy * w + r->x0), (size_t)(r->x1 - r->x0));
 }
 
 const evm_op_def evm_op_lrn = {
@@ -98,4 +115,6 @@ const evm_op_def evm_op_lrn = {
     .init = lrn_init,
     .infer = lrn_infer,
     .forward = lrn_forward,
+    .field = evm_field_pointwise,
+    .forward_region = lrn_forward_region,
 };

@@ -147,10 +147,19 @@ static void matmul_forward(const evm_node *node, evm_tensor *const *in, evm_tens
     }
 }
 
+static double matmul_macs(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out) {
+    (void)node;
+    mm_layout l;
+    int bad;
+    mm_layout_of(in[0], in[1], &l, &bad);
+    return (double)out[0]->count * (double)l.k;
+}
+
 const evm_op_def evm_op_matmul = {
     .name = "MatMul",
     .min_inputs = 2,
     .max_inputs = 2,
     .infer = matmul_infer,
     .forward = matmul_forward,
+    .macs = matmul_macs,
 };

@@ -40,21 +40,25 @@ static evmap_status max_pool_infer(const evm_node *node, evm_tensor *const *in,
     return evm_pool2d_infer(node, &p->window, in, out, err);
 }
 
-/* One channel plane. Taps loop outermost so the inner loop runs along a row
- * with no bounds checks (contiguous for stride 1). */
+/* Output rows [r->y0, r->y1) x columns [r->x0, r->x1) of one channel plane
+ * (the whole plane for forward). Taps loop outermost so the inner loop runs
+ * along a row with no bounds checks (contiguous for stride 1). */
 static void max_plane(const evm_window2d *k, const float *x, int64_t h, int64_t w, float *y,
-                      int64_t oh, int64_t ow) {
-    for (int64_t i = 0; i < oh * ow; i++)
-        y[i] = -FLT_MAX; /* a window of padding only: the lowest float, as ONNX Runtime */
+                      int64_t ow, const evm_region *r) {
+    for (int64_t oy = r->y0; oy < r->y1; oy++)
+        for (int64_t ox = r->x0; ox < r->x1; ox++)
+            y[oy * ow + ox] = -FLT_MAX; /* a window of padding only: the lowest float, as ONNX Runtime */
     int64_t sy = k->stride[0], sx = k->stride[1];
     for (int ky = 0; ky < k->kernel[0]; ky++) {
         int64_t offy = (int64_t)ky * k->dilation[0] - k->pad_begin[0];
         int64_t ylo, yhi;
-        evm_window_valid_range(oh, sy, offy, h, &ylo, &yhi);
+        evm_window_valid_range(r->y1, sy, offy, h, &ylo, &yhi);
+        ylo = ylo > r->y0 ? ylo : r->y0;
         for (int kx = 0; kx < k->kernel[1]; kx++) {
             int64_t offx = (int64_t)kx * k->dilation[1] - k->pad_begin[1];
             int64_t xlo, xhi;
-            evm_window_valid_range(ow, sx, offx, w, &xlo, &xhi);
+            evm_window_valid_range(r->x1, sx, offx, w, &xlo, &xhi);
+            xlo = xlo > r->x0 ? xlo : r->x0;
             for (int64_t oy = ylo; oy < yhi; oy++) {
                 const float *src = x + (oy * sy + offy) * w;
                 float *d = y + oy * ow;
@@ -67,8 +71,8 @@ static void max_plane(const evm_window2d *k, const float *x, int64_t h, int64_t 
     }
 }
 
-static void max_pool_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                             float *workspace) {
+static void max_pool_region(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                            const evm_region *r, float *workspace) {
     (void)workspace;
     const pool_params *p = node->params;
     const evm_tensor *x = in[0];
@@ -77,7 +81,23 @@ static void max_pool_forward(const evm_node *node, evm_tensor *const *in, evm_te
     evm_window2d_output(node, &p->window, x->dims[2], x->dims[3], &win, &oh, &ow, NULL);
     int64_t planes = x->dims[0] * x->dims[1], h = x->dims[2], w = x->dims[3];
     for (int64_t i = 0; i < planes; i++)
-        max_plane(&win, evm_f32(x) + i * h * w, h, w, evm_f32(out[0]) + i * oh * ow, oh, ow);
+        max_plane(&win, evm_f32(x) + i * h * w, h, w, evm_f32(out[0]) + i * oh * ow, ow, r);
+}
+
+static void max_pool_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                             float *workspace) {
+    evm_region all = {EVM_REGION_RECT, 0, out[0]->dims[2], 0, out[0]->dims[3]};
+    max_pool_region(node, in, out, &all, workspace);
+}
+
+static evm_region max_pool_field(const evm_node *node, evm_tensor *const *in,
+                                 evm_tensor *const *out, const evm_region *in_regions) {
+    const pool_params *p = node->params;
+    evm_window2d win;
+    int64_t oh, ow;
+    evm_window2d_output(node, &p->window, in[0]->dims[2], in[0]->dims[3], &win, &oh, &ow, NULL);
+    (void)out;
+    return evm_window2d_field(&win, oh, ow, &in_regions[0]);
 }
 
 const evm_op_def evm_op_max_pool = {
@@ -87,4 +107,6 @@ const evm_op_def evm_op_max_pool = {
     .init = max_pool_init,
     .infer = max_pool_infer,
     .forward = max_pool_forward,
+    .field = max_pool_field,
+    .forward_region = max_pool_region,
 };

@@ -15,4 +15,5 @@ const evm_op_def evm_op_mul = {
     .init = evm_binary_init,
     .infer = evm_binary_infer,
     .forward = mul_forward,
+    .elementwise = true,
 };

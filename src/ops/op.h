@@ -20,6 +20,16 @@
 #include "../graph.h"
 #include "../tensor.h"
 
+/* A changed part of a 4-D N x C x H x W activation (DESIGN.md 1.2): the same
+ * rectangle, rows [y0, y1) x columns [x0, x1), of every image and channel;
+ * nothing; or everything (also for tensors that are not 4-D images). */
+typedef enum evm_region_kind { EVM_REGION_NONE, EVM_REGION_RECT, EVM_REGION_ALL } evm_region_kind;
+
+typedef struct evm_region {
+    evm_region_kind kind;
+    int64_t y0, y1, x0, x1; /* RECT only; non-empty and inside the map */
+} evm_region;
+
 typedef struct evm_op_def {
     const char *name; /* ONNX op_type */
     int min_inputs;
@@ -41,6 +51,33 @@ typedef struct evm_op_def {
      * everything that can fail was checked by infer. */
     void (*forward)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                     float *workspace);
+
+    /* ---- exact locality (DESIGN.md 1.2); all optional ----
+     * An op without a receptive field is global: once an input changes, its
+     * output changes everywhere and the op runs in full. */
+    /* Element-wise with numpy broadcasting (Relu, Add, Clip, ...): output
+     * element i depends on element i of same-shaped inputs, scalars and
+     * per-channel ([C,1,1]) operands only. The receptive field is then the
+     * union of the inputs' regions and a region is computed by calling
+     * forward on contiguous row segments (plan_local.c), so the op needs
+     * nothing else. */
+    bool elementwise;
+    /* Receptive field: the region of output 0 that can change when input j
+     * changes over in_regions[j] (NONE for unchanged inputs; at least one is
+     * not NONE). Shapes as in forward. */
+    evm_region (*field)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                        const evm_region *in_regions);
+    /* Scratch floats forward_region needs for output region r; NULL: none. */
+    size_t (*region_workspace)(const evm_node *node, evm_tensor *const *in,
+                               evm_tensor *const *out, const evm_region *r);
+    /* Computes output 0 inside the RECT region r only, for every image and
+     * channel, from inputs that are valid everywhere; leaves the rest of the
+     * output untouched. Must not allocate or fail. */
+    void (*forward_region)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                           const evm_region *r, float *workspace);
+    /* Multiply-adds of one full forward (Conv, Gemm, MatMul), for reporting
+     * the arithmetic that locality saves; NULL: negligible. */
+    double (*macs)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out);
 } evm_op_def;
 
 /* The definition for a kind (never NULL for kinds below EVM_OP_KIND_COUNT). */
@@ -135,5 +172,28 @@ evmap_status evm_pool2d_infer(const evm_node *node, const evm_window2d *window,
  * checks in their interior. */
 void evm_window_valid_range(int64_t n_out, int64_t stride, int64_t offset, int64_t size,
                             int64_t *lo, int64_t *hi);
+
+/* ---- receptive fields (ops/region.c) ---- */
+
+/* Bounding box of two regions (NONE is the identity, ALL absorbs). */
+evm_region evm_region_union(evm_region a, evm_region b);
+
+/* Rows [y0, y1) x columns [x0, x1) clipped to an h x w map: NONE when
+ * empty, ALL when it covers the whole map, RECT otherwise. */
+evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64_t h,
+                           int64_t w);
+
+/* Receptive field of a resolved 2-D window (Conv, pools): the outputs of an
+ * out_h x out_w map whose window (kernel, stride, dilation, padding) touches
+ * the changed input region. A bounding box: with dilation > 1 it may hold
+ * outputs whose taps step over the change. */
+evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64_t out_w,
+                              const evm_region *in);
+
+/* Field of ops that keep every pixel in place but mix channels or take
+ * per-channel parameters (LRN, BatchNormalization): input 0's region when
+ * only input 0 changes and it is 4-D; ALL otherwise. */
+evm_region evm_field_pointwise(const evm_node *node, evm_tensor *const *in,
+                               evm_tensor *const *out, const evm_region *in_regions);
 
 #endif

@@ -17,4 +17,5 @@ const evm_op_def evm_op_relu = {
     .max_inputs = 1,
     .infer = evm_op_infer_same,
     .forward = relu_forward,
+    .elementwise = true,
 };

@@ -20,4 +20,5 @@ const evm_op_def evm_op_sigmoid = {
     .max_inputs = 1,
     .infer = evm_op_infer_same,
     .forward = sigmoid_forward,
+    .elementwise = true,
 };

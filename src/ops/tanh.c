@@ -19,4 +19,5 @@ const evm_op_def evm_op_tanh = {
     .max_inputs = 1,
     .infer = evm_op_infer_same,
     .forward = tanh_forward,
+    .elementwise = true,
 };

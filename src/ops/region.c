@@ -1,0 +1,64 @@
+/* Receptive-field arithmetic shared by the operators (DESIGN.md 1.2). */
+#include "op.h"
+
+evm_region evm_region_union(evm_region a, evm_region b) {
+    if (a.kind == EVM_REGION_NONE)
+        return b;
+    if (b.kind == EVM_REGION_NONE)
+        return a;
+    if (a.kind == EVM_REGION_ALL || b.kind == EVM_REGION_ALL)
+        return (evm_region){.kind = EVM_REGION_ALL};
+    evm_region r = a;
+    r.y0 = a.y0 < b.y0 ? a.y0 : b.y0;
+    r.x0 = a.x0 < b.x0 ? a.x0 : b.x0;
+    r.y1 = a.y1 > b.y1 ? a.y1 : b.y1;
+    r.x1 = a.x1 > b.x1 ? a.x1 : b.x1;
+    return r;
+}
+
+evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64_t h,
+                           int64_t w) {
+    y0 = y0 < 0 ? 0 : y0;
+    x0 = x0 < 0 ? 0 : x0;
+    y1 = y1 > h ? h : y1;
+    x1 = x1 > w ? w : x1;
+    if (y0 >= y1 || x0 >= x1)
+        return (evm_region){.kind = EVM_REGION_NONE};
+    if (y0 == 0 && x0 == 0 && y1 == h && x1 == w)
+        return (evm_region){.kind = EVM_REGION_ALL};
+    return (evm_region){EVM_REGION_RECT, y0, y1, x0, x1};
+}
+
+/* floor(a / b) and ceil(a / b) for b > 0 and any sign of a. */
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
+
+/* Outputs o along one axis whose taps o * s - p + t * d (t < k) reach [a, b):
+ * the first tap must not be past b - 1 and the last not before a. */
+static void axis_field(const evm_window2d *w, int axis, int64_t a, int64_t b, int64_t *lo,
+                       int64_t *hi) {
+    int64_t s = w->stride[axis], p = w->pad_begin[axis];
+    int64_t reach = (int64_t)(w->kernel[axis] - 1) * w->dilation[axis];
+    *lo = ceil_div(a + p - reach, s);
+    *hi = floor_div(b - 1 + p, s) + 1;
+}
+
+evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64_t out_w,
+                              const evm_region *in) {
+    if (in->kind != EVM_REGION_RECT)
+        return *in;
+    int64_t y0, y1, x0, x1;
+    axis_field(resolved, 0, in->y0, in->y1, &y0, &y1);
+    axis_field(resolved, 1, in->x0, in->x1, &x0, &x1);
+    return evm_region_clip(y0, y1, x0, x1, out_h, out_w);
+}
+
+evm_region evm_field_pointwise(const evm_node *node, evm_tensor *const *in,
+                               evm_tensor *const *out, const evm_region *in_regions) {
+    for (int j = 1; j < node->n_inputs; j++)
+        if (in_regions[j].kind != EVM_REGION_NONE)
+            return (evm_region){.kind = EVM_REGION_ALL};
+    if (in[0]->rank != 4 || !evm_same_shape(in[0], out[0]))
+        return (evm_region){.kind = EVM_REGION_ALL};
+    return in_regions[0];
+}

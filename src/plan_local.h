@@ -1,0 +1,73 @@
+/*
+ * Exact locality (DESIGN.md 1.2): evaluating a batch of images that differ
+ * from one cached image only inside a rectangle, by recomputing in every
+ * layer only the region that rectangle can change (its receptive-field cone),
+ * on top of the cached activations of the unperturbed image.
+ *
+ * An evm_local holds a plan of `batch` rows of the same graph. Invariant:
+ * after setup, every buffer of that plan that the local steps use holds, in
+ * each row, the cached (unperturbed) activation outside the region last
+ * written into it (prev); so each row always holds the true activations of
+ * the image in that row, everywhere. A run therefore restores the previous
+ * region of a buffer from the cache, then computes the new region with the
+ * operator's forward_region. Steps [0, cut) run that way; cut is the first
+ * step whose region covers the whole map, or whose op is global, for any of
+ * the changes surveyed. From cut on, the network runs in full, on another
+ * plan that can batch several changes: evm_local_export copies the values
+ * those steps read (the frontier) into it.
+ *
+ * Results agree with full forward passes up to float rounding (the region
+ * convolutions use the same kernels on smaller sub-images).
+ */
+#ifndef EVM_PLAN_LOCAL_H
+#define EVM_PLAN_LOCAL_H
+
+#include "ops/op.h"
+#include "plan.h"
+
+typedef struct evm_local evm_local;
+
+/* cache: a plan of batch 1 that has run on the unperturbed image (it must
+ * stay alive and unchanged). Plans the same graph for batch rows. */
+evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
+                              evmap_error *err);
+void evm_local_free(evm_local *l);
+
+/* Propagates a change of graph input 0 over rectangle change through the
+ * steps; returns the first step whose output region is everything
+ * (n_steps when none) and records the workspace the earlier steps need. */
+int evm_local_survey(evm_local *l, const evm_region *change);
+
+/* Fixes cut (at most every survey's answer), allocates the workspace and
+ * fills the buffers of steps [0, cut) from the cache. */
+evmap_status evm_local_set_cut(evm_local *l, int cut, evmap_error *err);
+
+/* Starts a new change: restores the input outside change from the cache and
+ * computes the regions of steps [0, cut). The caller then writes the changed
+ * pixels (inside change only) into evm_local_input, in every row. */
+void evm_local_begin(evm_local *l, const evm_region *change);
+evm_tensor *evm_local_input(evm_local *l);
+
+/* Runs steps [0, cut) on their regions. Asks stop between steps (may be
+ * NULL) and returns false as soon as it answers non-zero. */
+bool evm_local_run(evm_local *l, int (*stop)(void *user), void *user);
+
+/* Copies the values that steps [cut, n_steps) read and the graph outputs,
+ * where steps before cut compute them, into rows [row, row + batch) of dst
+ * (a plan of the same graph with at least row + batch rows). */
+void evm_local_export(const evm_local *l, evm_plan *dst, int row);
+
+int evm_local_cut(const evm_local *l);
+
+/* The local plan (batch rows): its buffers of steps [0, cut) hold each row's
+ * activations after evm_local_run (for tests). */
+const evm_plan *evm_local_plan(const evm_local *l);
+
+/* Multiply-adds (Conv, Gemm, MatMul) done by evm_local_run so far. */
+double evm_local_macs(const evm_local *l);
+
+/* Multiply-adds of steps [first, n_steps) of plan (a full forward from
+ * step first on). */
+double evm_plan_macs(const evm_plan *plan, int first);
+
+#endif

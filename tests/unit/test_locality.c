@@ -1,0 +1,344 @@
+/*
+ * Exact locality (DESIGN.md 1.2).
+ * 1. Receptive fields of Conv, MaxPool and AveragePool (padding, stride,
+ *    dilation, ceil_mode, count_include_pad, auto_pad) against brute force:
+ *    change one input rectangle, run the full forward, and see which outputs
+ *    change; they must lie inside the field (its bounding box exactly when
+ *    there is no dilation). forward_region on the field, over the unperturbed
+ *    output, must then give the perturbed output everywhere.
+ * 2. Whole models (models/fashion_cnn.onnx and the torchvision exports in
+ *    build/models/ when present): for windows at corners, borders and the
+ *    centre, every activation of the local run (steps before the cut in the
+ *    local plan, the rest in a full plan fed by evm_local_export) against a
+ *    full forward of the same images.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model_internal.h"
+#include "ops/op.h"
+#include "plan_local.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *what) {
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL: %s\n", what);
+    }
+}
+
+static int rnd(int lo, int hi) { return lo + rand() % (hi - lo + 1); }
+static float frand(void) { return (float)((double)rand() / RAND_MAX * 2.0 - 1.0); }
+
+/* ------------------------------------------------------- hand-built nodes */
+
+typedef struct test_node {
+    evm_node node;
+    evm_attr attrs[8];
+    int64_t ints[8][4];
+    char names[8][24];
+    char text[8][16];
+} test_node;
+
+static void add_ints(test_node *t, const char *name, int64_t a, int64_t b, int64_t c, int64_t d,
+                     size_t n) {
+    size_t i = t->node.n_attrs++;
+    evm_attr *at = &t->attrs[i];
+    snprintf(t->names[i], sizeof t->names[i], "%s", name);
+    at->name = t->names[i];
+    at->type = n == 1 ? EVM_ATTR_INT : EVM_ATTR_INTS;
+    t->ints[i][0] = a;
+    t->ints[i][1] = b;
+    t->ints[i][2] = c;
+    t->ints[i][3] = d;
+    at->ints = t->ints[i];
+    at->i = a;
+    at->n = n;
+}
+
+static void add_string(test_node *t, const char *name, const char *v) {
+    size_t i = t->node.n_attrs++;
+    evm_attr *at = &t->attrs[i];
+    snprintf(t->names[i], sizeof t->names[i], "%s", name);
+    snprintf(t->text[i], sizeof t->text[i], "%s", v);
+    at->name = t->names[i];
+    at->type = EVM_ATTR_STRING;
+    at->s = t->text[i];
+}
+
+static void make_tensor(evm_tensor *t, int rank, const int64_t *dims) {
+    memset(t, 0, sizeof *t);
+    t->dtype = EVM_DTYPE_FLOAT;
+    evmap_error err;
+    if (evm_tensor_set_shape(t, rank, dims, &err) != EVMAP_OK) {
+        printf("bad test shape: %s\n", err.message);
+        exit(2);
+    }
+    t->data = calloc(t->count + 1, sizeof(float));
+    t->owns_data = true;
+    for (size_t i = 0; i < t->count; i++)
+        evm_f32(t)[i] = frand();
+}
+
+/* One random Conv / MaxPool / AveragePool case. */
+static void window_case(int trial) {
+    test_node t;
+    memset(&t, 0, sizeof t);
+    int kind = trial % 3; /* 0 Conv, 1 MaxPool, 2 AveragePool */
+    t.node.name = "op";
+    t.node.kind = kind == 0 ? EVM_OP_CONV : kind == 1 ? EVM_OP_MAX_POOL : EVM_OP_AVERAGE_POOL;
+    t.node.opset = 13;
+    t.node.attrs = t.attrs;
+    int kh = rnd(1, 4), kw = rnd(1, 4), sy = rnd(1, 3), sx = rnd(1, 3);
+    int dy = rnd(0, 2) ? 1 : rnd(1, 3), dx = rnd(0, 2) ? 1 : rnd(1, 3);
+    int n = rnd(1, 2), c = rnd(1, 3), m = rnd(1, 3);
+    int h = (kh - 1) * dy + 1 + rnd(0, 14), w = (kw - 1) * dx + 1 + rnd(0, 14);
+    add_ints(&t, "kernel_shape", kh, kw, 0, 0, 2);
+    add_ints(&t, "strides", sy, sx, 0, 0, 2);
+    add_ints(&t, "dilations", dy, dx, 0, 0, 2);
+    int pads = rnd(0, 3);
+    if (pads == 3)
+        add_string(&t, "auto_pad", rnd(0, 1) ? "SAME_UPPER" : "SAME_LOWER");
+    else if (pads)
+        add_ints(&t, "pads", rnd(0, kh - 1), rnd(0, kw - 1), rnd(0, kh - 1), rnd(0, kw - 1), 4);
+    if (kind != 0 && pads != 3 && rnd(0, 1))
+        add_ints(&t, "ceil_mode", 1, 0, 0, 0, 1);
+    if (kind == 2 && rnd(0, 1))
+        add_ints(&t, "count_include_pad", 1, 0, 0, 0, 1);
+    const evm_op_def *def = evm_op_get(t.node.kind);
+    evmap_error err;
+    char what[160];
+    snprintf(what, sizeof what, "%s k%dx%d s%dx%d d%dx%d pads %d in %dx%d", def->name, kh, kw, sy,
+             sx, dy, dx, pads, h, w);
+    if (def->init(&t.node, &err) != EVMAP_OK) {
+        printf("skip %s: %s\n", what, err.message);
+        return;
+    }
+    evm_tensor x, wt, b, y0, y1, x1;
+    int64_t xd[4] = {n, c, h, w}, wd[4] = {m, c, kh, kw}, bd[1] = {m};
+    make_tensor(&x, 4, xd);
+    make_tensor(&wt, 4, wd);
+    make_tensor(&b, 1, bd);
+    evm_tensor *in[3] = {&x, kind == 0 ? &wt : NULL, kind == 0 ? &b : NULL};
+    t.node.n_inputs = kind == 0 ? 3 : 1;
+    memset(&y0, 0, sizeof y0);
+    evm_tensor *out[1] = {&y0};
+    if (def->infer(&t.node, in, out, &err) != EVMAP_OK) {
+        printf("skip %s: %s\n", what, err.message);
+        free(t.node.params);
+        evm_tensor_release(&x);
+        evm_tensor_release(&wt);
+        evm_tensor_release(&b);
+        return;
+    }
+    y1 = y0;
+    evm_tensor_alloc(&y0, &err);
+    evm_tensor_alloc(&y1, &err);
+    size_t ws = def->workspace ? def->workspace(&t.node, in, out) : 0;
+    float *work = malloc((ws + 1) * sizeof(float));
+    def->forward(&t.node, in, out, work);
+    /* the perturbed input: one random rectangle changed (raised for MaxPool,
+     * so that every window touching it changes) */
+    int ry0 = rnd(0, h - 1), rx0 = rnd(0, w - 1);
+    evm_region change = {EVM_REGION_RECT, ry0, rnd(ry0 + 1, h), rx0, rnd(rx0 + 1, w)};
+    x1 = x;
+    x1.data = malloc(x.count * sizeof(float));
+    x1.owns_data = true;
+    memcpy(x1.data, x.data, x.count * sizeof(float));
+    for (int p = 0; p < n * c; p++)
+        for (int64_t yy = change.y0; yy < change.y1; yy++)
+            for (int64_t xx = change.x0; xx < change.x1; xx++)
+                evm_f32(&x1)[(size_t)p * h * w + yy * w + xx] += kind == 1 ? 5.0f + frand() : frand();
+    evm_tensor *in1[3] = {&x1, in[1], in[2]};
+    evm_tensor *out1[1] = {&y1};
+    def->forward(&t.node, in1, out1, work);
+    evm_region in_regions[3] = {change, {EVM_REGION_NONE}, {EVM_REGION_NONE}};
+    evm_region f = def->field(&t.node, in1, out1, in_regions);
+    int64_t oh = y0.dims[2], ow = y0.dims[3];
+    /* brute force: the bounding box of the outputs that changed */
+    int64_t by0 = oh, by1 = 0, bx0 = ow, bx1 = 0;
+    int outside = 0;
+    for (int p = 0; p < n * (int)y0.dims[1]; p++)
+        for (int64_t yy = 0; yy < oh; yy++)
+            for (int64_t xx = 0; xx < ow; xx++) {
+                size_t i = (size_t)p * oh * ow + yy * ow + xx;
+                if (evm_f32(&y0)[i] == evm_f32(&y1)[i])
+                    continue;
+                by0 = yy < by0 ? yy : by0;
+                by1 = yy + 1 > by1 ? yy + 1 : by1;
+                bx0 = xx < bx0 ? xx : bx0;
+                bx1 = xx + 1 > bx1 ? xx + 1 : bx1;
+                bool in_field = f.kind == EVM_REGION_ALL ||
+                                (f.kind == EVM_REGION_RECT && yy >= f.y0 && yy < f.y1 &&
+                                 xx >= f.x0 && xx < f.x1);
+                outside += !in_field;
+            }
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: changed outputs outside the field", what);
+    check(outside == 0, msg);
+    if (dy == 1 && dx == 1 && by1 > 0) {
+        evm_region want = evm_region_clip(by0, by1, bx0, bx1, oh, ow);
+        bool tight = want.kind == f.kind &&
+                     (f.kind != EVM_REGION_RECT || (want.y0 == f.y0 && want.y1 == f.y1 &&
+                                                    want.x0 == f.x0 && want.x1 == f.x1));
+        snprintf(msg, sizeof msg,
+                 "%s: field %d [%lld,%lld)x[%lld,%lld) is not the changed box [%lld,%lld)x[%lld,%lld)",
+                 what, (int)f.kind, (long long)f.y0, (long long)f.y1, (long long)f.x0,
+                 (long long)f.x1, (long long)by0, (long long)by1, (long long)bx0, (long long)bx1);
+        check(tight, msg);
+    }
+    if (f.kind == EVM_REGION_RECT) {
+        /* region forward over the unperturbed output = the perturbed output */
+        size_t rws = def->region_workspace ? def->region_workspace(&t.node, in1, out1, &f) : 0;
+        float *rwork = malloc((rws + 1) * sizeof(float));
+        evm_tensor *out0[1] = {&y0};
+        def->forward_region(&t.node, in1, out0, &f, rwork);
+        double diff = 0;
+        for (size_t i = 0; i < y0.count; i++)
+            diff = fmax(diff, fabs((double)evm_f32(&y0)[i] - evm_f32(&y1)[i]));
+        snprintf(msg, sizeof msg, "%s: forward_region differs by %g", what, diff);
+        check(diff <= 1e-5, msg);
+        free(rwork);
+    }
+    free(work);
+    free(t.node.params);
+    evm_tensor_release(&x);
+    evm_tensor_release(&x1);
+    evm_tensor_release(&wt);
+    evm_tensor_release(&b);
+    evm_tensor_release(&y0);
+    evm_tensor_release(&y1);
+}
+
+/* ------------------------------------------------------------ whole models */
+
+/* Largest |a - b| relative to max |b| over one tensor. */
+static double rel_diff(const evm_tensor *a, const evm_tensor *b) {
+    double d = 0, s = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        d = fmax(d, fabs((double)evm_f32(a)[i] - evm_f32(b)[i]));
+        s = fmax(s, fabs((double)evm_f32(b)[i]));
+    }
+    return d / (s + 1e-12);
+}
+
+static void model_case(const char *path, int samples) {
+    if (access(path, R_OK) != 0) {
+        printf("skip %s: not there\n", path);
+        return;
+    }
+    evmap_error err;
+    evmap_model *model;
+    if (evmap_model_load(path, &model, &err) != EVMAP_OK) {
+        check(0, err.message);
+        return;
+    }
+    int c = model->info.channels, h = model->info.height, w = model->info.width;
+    int k = evmap_pda_default_window(h, w);
+    size_t per_image = (size_t)c * h * w;
+    evm_plan *cache, *naive, *full;
+    evm_local *local;
+    evmap_status st = evm_model_plan(model, 1, &cache, &err);
+    if (st != EVMAP_OK) {
+        check(0, err.message);
+        evmap_model_free(model);
+        return;
+    }
+    for (size_t i = 0; i < per_image; i++)
+        evm_f32(evm_plan_input(cache, 0))[i] = (frand() + 1.0f) / 2.0f;
+    evm_plan_run(cache);
+    st = evm_local_create(cache, samples, &local, &err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, samples, &naive, &err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, samples, &full, &err);
+    if (st != EVMAP_OK) {
+        check(0, err.message);
+        return;
+    }
+    /* corners, borders, centre, and back to a corner (restores cross over) */
+    int wins[][2] = {{0, 0}, {h - k, w - k}, {h / 2, w - k}, {(h - k) / 2, (w - k) / 2},
+                     {0, w / 3}, {h - k, 0}, {0, 0}};
+    int n_wins = (int)(sizeof wins / sizeof wins[0]);
+    int cut = cache->n_steps;
+    for (int i = 0; i < n_wins; i++) {
+        evm_region r = evm_region_clip(wins[i][0], wins[i][0] + k, wins[i][1], wins[i][1] + k, h, w);
+        int ci = evm_local_survey(local, &r);
+        cut = ci < cut ? ci : cut;
+    }
+    st = evm_local_set_cut(local, cut, &err);
+    evm_plan_release_before(full, cut);
+    const evm_plan *lp = evm_local_plan(local);
+    const evm_graph *g = cache->graph;
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; st == EVMAP_OK && i < n_wins; i++) {
+        int y0 = wins[i][0], x0 = wins[i][1];
+        evm_region r = evm_region_clip(y0, y0 + k, x0, x0 + k, h, w);
+        evm_local_begin(local, &r);
+        float *li = evm_f32(evm_local_input(local)), *ni = evm_f32(evm_plan_input(naive, 0));
+        for (int s = 0; s < samples; s++) {
+            memcpy(ni + s * per_image, evm_f32(evm_plan_input(cache, 0)), per_image * sizeof(float));
+            for (int ch = 0; ch < c; ch++)
+                for (int yy = y0; yy < y0 + k; yy++)
+                    for (int xx = x0; xx < x0 + k; xx++) {
+                        size_t at = (size_t)s * per_image + ((size_t)ch * h + yy) * w + xx;
+                        li[at] = ni[at] = (frand() + 1.0f) / 2.0f;
+                    }
+        }
+        evm_local_run(local, NULL, NULL);
+        evm_local_export(local, full, 0);
+        evm_plan_run_range(full, cut, full->n_steps, NULL, NULL);
+        evm_plan_run(naive);
+        for (int si = 0; si < cache->n_steps; si++) {
+            int v = g->nodes[cache->steps[si].node].outputs[0];
+            const evm_tensor *got = si < cut ? &lp->values[v] : &full->values[v];
+            double d = rel_diff(got, &naive->values[v]);
+            if (d > worst) {
+                worst = d;
+                worst_name = g->values[v].name;
+            }
+        }
+        double d = rel_diff(evm_plan_output(full, 0), evm_plan_output(naive, 0));
+        if (d > worst) {
+            worst = d;
+            worst_name = "output";
+        }
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: local activations differ from full ones by %.2g (relative, at %s)",
+             path, worst, worst_name);
+    check(st == EVMAP_OK && worst <= 1e-4, msg);
+    printf("%s %s: %d of %d steps local, worst relative difference %.2g\n",
+           worst <= 1e-4 ? "ok  " : "FAIL", path, cut, cache->n_steps, worst);
+    evm_local_free(local);
+    evm_plan_free(naive);
+    evm_plan_free(full);
+    evm_plan_free(cache);
+    evmap_model_free(model);
+}
+
+int main(int argc, char **argv) {
+    srand(7);
+    for (int trial = 0; trial < 3000; trial++)
+        window_case(trial);
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    static const char *const torch_models[] = {"alexnet", "vgg16", "resnet18", "googlenet",
+                                               "mobilenet_v2", "densenet121"};
+    model_case("models/fashion_cnn.onnx", 3);
+    model_case("models/fashion_resnet.onnx", 3);
+    bool quick = argc > 1 && !strcmp(argv[1], "--quick");
+    for (size_t i = 0; !quick && i < sizeof torch_models / sizeof torch_models[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/models/%s.onnx", build, torch_models[i]);
+        model_case(path, 2);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
