@@ -22,7 +22,8 @@
  * descriptor is created once and rewritten for every input. */
 static int evm_fuzz_fd = -1;
 
-static inline const char *evm_fuzz_file(const uint8_t *data, size_t size, char *path, size_t path_size) {
+static inline const char *evm_fuzz_file(const uint8_t *data, size_t size, char *path,
+                                        size_t path_size) {
     if (evm_fuzz_fd < 0) {
         evm_fuzz_fd = memfd_create("evmap-fuzz", 0);
         if (evm_fuzz_fd < 0) {

@@ -15,9 +15,9 @@
 #include "onnx_load.h"
 #include "plan.h"
 
-#define MAX_INPUT_ELEMENTS ((size_t)1 << 20)     /* declared-shape planning */
-#define MAX_ACTIVATION_BYTES ((size_t)64 << 20)  /* runners for batch 1 and 2 */
-#define MAX_FORWARD_BYTES ((size_t)4 << 20)      /* one forward pass */
+#define MAX_INPUT_ELEMENTS ((size_t)1 << 20)    /* declared-shape planning */
+#define MAX_ACTIVATION_BYTES ((size_t)64 << 20) /* runners for batch 1 and 2 */
+#define MAX_FORWARD_BYTES ((size_t)4 << 20)     /* one forward pass */
 
 /* Plans the raw graph with each input at its declared shape (when every
  * dimension is known and the inputs are small): reaches the shape inference

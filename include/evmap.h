@@ -117,8 +117,8 @@ size_t evmap_image_set_count(const evmap_image_set *set);
 const char *evmap_image_set_name(const evmap_image_set *set, size_t index);
 /* The path the image came from. */
 const char *evmap_image_set_path(const evmap_image_set *set, size_t index);
-evmap_status evmap_image_set_load(const evmap_image_set *set, size_t index,
-                                  evmap_image **out, evmap_error *err);
+evmap_status evmap_image_set_load(const evmap_image_set *set, size_t index, evmap_image **out,
+                                  evmap_error *err);
 
 /* IDX label files (MNIST format, .gz allowed): count labels as bytes. */
 evmap_status evmap_idx_load_labels(const char *path, uint8_t **labels, size_t *count,
@@ -152,7 +152,6 @@ evmap_status evmap_preprocess_image(const evmap_image *image, const evmap_prepro
                                     int channels, int height, int width, float *out,
                                     evmap_error *err);
 
-
 /* ---------------------------------------------------------------- samplers */
 
 /* What replaces a window when Prediction Difference Analysis marginalises it
@@ -170,21 +169,20 @@ typedef struct evmap_sampler_fit_options {
 void evmap_sampler_fit_options_init(evmap_sampler_fit_options *options);
 
 /* images: n × channels × height × width floats in model-input space. */
-evmap_status evmap_sampler_fit(const float *images, size_t n, int channels, int height,
-                               int width, const evmap_sampler_fit_options *options,
-                               evmap_sampler **out, evmap_error *err);
+evmap_status evmap_sampler_fit(const float *images, size_t n, int channels, int height, int width,
+                               const evmap_sampler_fit_options *options, evmap_sampler **out,
+                               evmap_error *err);
 /* Sample s takes the window from reference image s (images are copied). */
 evmap_status evmap_sampler_marginal(const float *images, size_t n, int channels, int height,
-                                    int width, int window, evmap_sampler **out,
-                                    evmap_error *err);
+                                    int width, int window, evmap_sampler **out, evmap_error *err);
 /* One fill value per channel; one sample. */
 evmap_status evmap_sampler_constant(const float *fill, int channels, int window,
                                     evmap_sampler **out, evmap_error *err);
 /* tag records the preprocessing and input size the sampler belongs to. */
 evmap_status evmap_sampler_save(const evmap_sampler *sampler, const char *tag, const char *path,
                                 evmap_error *err);
-evmap_status evmap_sampler_load(const char *path, evmap_sampler **out, char *tag,
-                                size_t tag_size, evmap_error *err);
+evmap_status evmap_sampler_load(const char *path, evmap_sampler **out, char *tag, size_t tag_size,
+                                evmap_error *err);
 void evmap_sampler_free(evmap_sampler *sampler);
 int evmap_sampler_window(const evmap_sampler *sampler);
 int evmap_sampler_pad(const evmap_sampler *sampler);
@@ -198,35 +196,35 @@ const char *evmap_sampler_kind_name(const evmap_sampler *sampler);
 int evmap_pda_default_window(int height, int width);
 
 typedef struct evmap_pda_options {
-    int stride;                 /* window step (default 1) */
-    int samples;                /* S, draws per window (default 10) */
+    int stride;                   /* window step (default 1) */
+    int samples;                  /* S, draws per window (default 10) */
     const evmap_sampler *sampler; /* required; its window is k */
-    double laplace_n;           /* Laplace correction with training-set size N; 0: off */
-    const int *classes;         /* target classes (n_classes of them) */
+    double laplace_n;             /* Laplace correction with training-set size N; 0: off */
+    const int *classes;           /* target classes (n_classes of them) */
     int n_classes;
-    const char *target_layer;   /* non-NULL: explain the mean activation of this value... */
-    int target_channel;         /* ...channel instead of class log-odds */
-    int roi[4];                 /* x, y, width, height; width 0: the whole image */
+    const char *target_layer; /* non-NULL: explain the mean activation of this value... */
+    int target_channel;       /* ...channel instead of class log-odds */
+    int roi[4];               /* x, y, width, height; width 0: the whole image */
     uint64_t seed;
     int batch;                  /* images per forward pass (default 64) */
     int threads;                /* 0: OpenBLAS default */
     evmap_progress_fn progress; /* windows done/total; also polled between operators */
     void *progress_user;
-    int no_locality;            /* 1: naive PDA, every image through the whole network
-                                 * (default 0: exact locality, DESIGN.md 1.2; same maps) */
+    int no_locality; /* 1: naive PDA, every image through the whole network
+                      * (default 0: exact locality, DESIGN.md 1.2; same maps) */
 } evmap_pda_options;
 
 void evmap_pda_options_init(evmap_pda_options *options);
 
 typedef struct evmap_explain_stats {
-    size_t windows;         /* windows evaluated */
-    size_t forward_images;  /* images pushed through the network */
+    size_t windows;        /* windows evaluated */
+    size_t forward_images; /* images pushed through the network */
     double seconds;
-    int locality;           /* 1 when exact locality was used */
-    double macs;            /* multiply-adds (Conv, Gemm, MatMul) done */
-    double macs_naive;      /* what the naive path does for the same map */
-    size_t cache_bytes;     /* activation cache of the unperturbed image (locality) */
-    int local_steps;        /* steps run on regions (the rest ran in full) */
+    int locality;       /* 1 when exact locality was used */
+    double macs;        /* multiply-adds (Conv, Gemm, MatMul) done */
+    double macs_naive;  /* what the naive path does for the same map */
+    size_t cache_bytes; /* activation cache of the unperturbed image (locality) */
+    int local_steps;    /* steps run on regions (the rest ran in full) */
     int total_steps;
 } evmap_explain_stats;
 
@@ -236,8 +234,8 @@ typedef struct evmap_explain_stats {
  * difference), averaged over the windows covering each pixel; NaN where no
  * window was evaluated. */
 evmap_status evmap_pda(const evmap_model *model, const float *input,
-                       const evmap_pda_options *options, float *maps,
-                       evmap_explain_stats *stats, evmap_error *err);
+                       const evmap_pda_options *options, float *maps, evmap_explain_stats *stats,
+                       evmap_error *err);
 
 /* ------------------------------------------------------- maps and output */
 
@@ -248,10 +246,10 @@ evmap_status evmap_write_npy(const char *path, const float *values, int height, 
                              evmap_error *err);
 
 typedef struct evmap_render_options {
-    float vmax;        /* colour scale is [-vmax, vmax]; <= 0: the map's max |value| */
-    int side_by_side;  /* non-zero: the original image left of the overlay */
-    int scale;         /* integer upscaling of small maps; 0: automatic (≥ 256 px) */
-    int colorbar;      /* non-zero: a small colour bar with its ±vmax scale */
+    float vmax;       /* colour scale is [-vmax, vmax]; <= 0: the map's max |value| */
+    int side_by_side; /* non-zero: the original image left of the overlay */
+    int scale;        /* integer upscaling of small maps; 0: automatic (≥ 256 px) */
+    int colorbar;     /* non-zero: a small colour bar with its ±vmax scale */
 } evmap_render_options;
 
 void evmap_render_options_init(evmap_render_options *options);

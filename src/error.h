@@ -15,8 +15,7 @@
 
 /* Records status and a formatted one-line message in err (which may be NULL)
  * and returns status, so callers can write `return evm_fail(err, ...)`. */
-evmap_status evm_fail(evmap_error *err, evmap_status status, const char *fmt, ...)
-    EVM_PRINTF(3, 4);
+evmap_status evm_fail(evmap_error *err, evmap_status status, const char *fmt, ...) EVM_PRINTF(3, 4);
 
 /* Prepends "context: " to the message already in err. */
 void evm_error_prefix(evmap_error *err, const char *fmt, ...) EVM_PRINTF(2, 3);

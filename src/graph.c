@@ -62,7 +62,9 @@ int evm_graph_count_consumers(const evm_graph *graph, int v) {
     return count;
 }
 
-const char *evm_op_name(evm_op_kind kind) { return evm_op_get(kind)->name; }
+const char *evm_op_name(evm_op_kind kind) {
+    return evm_op_get(kind)->name;
+}
 
 evmap_status evm_node_fail(evmap_error *err, const evm_node *node, evmap_status status,
                            const char *fmt, ...) {
@@ -71,8 +73,7 @@ evmap_status evm_node_fail(evmap_error *err, const evm_node *node, evmap_status 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    return evm_fail(err, status, "node '%s' (%s): %s", node->name, evm_op_name(node->kind),
-                    detail);
+    return evm_fail(err, status, "node '%s' (%s): %s", node->name, evm_op_name(node->kind), detail);
 }
 
 void *evm_node_alloc_params(evm_node *node, size_t size, evmap_error *err) {
@@ -100,12 +101,11 @@ const evm_attr *evm_node_attr(const evm_node *node, const char *name) {
 
 static evmap_status attr_type_error(const evm_node *node, const char *name, const char *want,
                                     evmap_error *err) {
-    return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute '%s' must be %s", name,
-                         want);
+    return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute '%s' must be %s", name, want);
 }
 
-evmap_status evm_attr_int(const evm_node *node, const char *name, int64_t fallback,
-                          int64_t *out, evmap_error *err) {
+evmap_status evm_attr_int(const evm_node *node, const char *name, int64_t fallback, int64_t *out,
+                          evmap_error *err) {
     const evm_attr *a = evm_node_attr(node, name);
     if (!a) {
         *out = fallback;
@@ -117,8 +117,8 @@ evmap_status evm_attr_int(const evm_node *node, const char *name, int64_t fallba
     return EVMAP_OK;
 }
 
-evmap_status evm_attr_float(const evm_node *node, const char *name, float fallback,
-                            float *out, evmap_error *err) {
+evmap_status evm_attr_float(const evm_node *node, const char *name, float fallback, float *out,
+                            evmap_error *err) {
     const evm_attr *a = evm_node_attr(node, name);
     if (!a) {
         *out = fallback;
@@ -143,8 +143,8 @@ evmap_status evm_attr_string(const evm_node *node, const char *name, const char 
     return EVMAP_OK;
 }
 
-evmap_status evm_attr_ints(const evm_node *node, const char *name, const int64_t **out,
-                           size_t *n, evmap_error *err) {
+evmap_status evm_attr_ints(const evm_node *node, const char *name, const int64_t **out, size_t *n,
+                           evmap_error *err) {
     const evm_attr *a = evm_node_attr(node, name);
     *out = NULL;
     *n = 0;
@@ -157,8 +157,8 @@ evmap_status evm_attr_ints(const evm_node *node, const char *name, const int64_t
     return EVMAP_OK;
 }
 
-evmap_status evm_attr_floats(const evm_node *node, const char *name, const float **out,
-                             size_t *n, evmap_error *err) {
+evmap_status evm_attr_floats(const evm_node *node, const char *name, const float **out, size_t *n,
+                             evmap_error *err) {
     const evm_attr *a = evm_node_attr(node, name);
     *out = NULL;
     *n = 0;
@@ -174,8 +174,8 @@ evmap_status evm_attr_floats(const evm_node *node, const char *name, const float
 /* ---------------------------------------------------- BatchNorm folding */
 
 static bool is_const_float(const evm_graph *g, int v) {
-    return v >= 0 && g->values[v].is_initializer &&
-           g->values[v].tensor.dtype == EVM_DTYPE_FLOAT && g->values[v].tensor.data;
+    return v >= 0 && g->values[v].is_initializer && g->values[v].tensor.dtype == EVM_DTYPE_FLOAT &&
+           g->values[v].tensor.data;
 }
 
 /* The Conv whose only consumer is node bn, with constant weights; -1 if none. */

@@ -30,11 +30,11 @@ typedef struct evm_attr {
     evm_attr_type type;
     float f;
     int64_t i;
-    char *s;          /* STRING: NUL-terminated copy */
-    evm_tensor t;     /* TENSOR: owned data */
-    float *floats;    /* FLOATS */
-    int64_t *ints;    /* INTS */
-    size_t n;         /* number of floats or ints */
+    char *s;       /* STRING: NUL-terminated copy */
+    evm_tensor t;  /* TENSOR: owned data */
+    float *floats; /* FLOATS */
+    int64_t *ints; /* INTS */
+    size_t n;      /* number of floats or ints */
 } evm_attr;
 
 /* Operator kinds; the table in ops/registry.c has one entry per kind. */
@@ -74,17 +74,17 @@ typedef enum evm_op_kind {
 #define EVM_NO_VALUE (-1)
 
 typedef struct evm_node {
-    char *name;         /* ONNX node name, or "<op_type>#<index>" when unnamed */
+    char *name; /* ONNX node name, or "<op_type>#<index>" when unnamed */
     evm_op_kind kind;
-    int opset;          /* opset version of the default domain */
-    int *inputs;        /* value indices; EVM_NO_VALUE for an omitted optional input */
+    int opset;   /* opset version of the default domain */
+    int *inputs; /* value indices; EVM_NO_VALUE for an omitted optional input */
     int n_inputs;
-    int *outputs;       /* value indices; EVM_NO_VALUE for an omitted optional output */
+    int *outputs; /* value indices; EVM_NO_VALUE for an omitted optional output */
     int n_outputs;
     evm_attr *attrs;
     size_t n_attrs;
-    void *params;       /* parsed attributes, owned; layout private to the op */
-    bool removed;       /* folded away at load time (e.g. BatchNorm into Conv) */
+    void *params; /* parsed attributes, owned; layout private to the op */
+    bool removed; /* folded away at load time (e.g. BatchNorm into Conv) */
 } evm_node;
 
 typedef struct evm_value {
@@ -92,8 +92,8 @@ typedef struct evm_value {
     evm_tensor tensor; /* initializers: shape and data; others: declared shape if any */
     int producer;      /* node index, or -1 for graph inputs and initializers */
     bool is_initializer;
-    bool is_input;     /* a graph input the caller feeds */
-    bool has_shape;    /* tensor holds a declared or known shape */
+    bool is_input;  /* a graph input the caller feeds */
+    bool has_shape; /* tensor holds a declared or known shape */
 } evm_value;
 
 typedef struct evm_graph {
@@ -125,22 +125,21 @@ int evm_graph_count_consumers(const evm_graph *graph, int v);
 /* Zeroed node->params of size bytes (freed with the graph); NULL on failure. */
 void *evm_node_alloc_params(evm_node *node, size_t size, evmap_error *err);
 /* node->params = a copy of params. */
-evmap_status evm_node_set_params(evm_node *node, const void *params, size_t size,
-                                 evmap_error *err);
+evmap_status evm_node_set_params(evm_node *node, const void *params, size_t size, evmap_error *err);
 
 const evm_attr *evm_node_attr(const evm_node *node, const char *name);
-evmap_status evm_attr_int(const evm_node *node, const char *name, int64_t fallback,
-                          int64_t *out, evmap_error *err);
-evmap_status evm_attr_float(const evm_node *node, const char *name, float fallback,
-                            float *out, evmap_error *err);
+evmap_status evm_attr_int(const evm_node *node, const char *name, int64_t fallback, int64_t *out,
+                          evmap_error *err);
+evmap_status evm_attr_float(const evm_node *node, const char *name, float fallback, float *out,
+                            evmap_error *err);
 /* String attribute; *out = fallback when absent. */
 evmap_status evm_attr_string(const evm_node *node, const char *name, const char *fallback,
                              const char **out, evmap_error *err);
 /* INTS attribute; *n = 0 and *out = NULL when absent. */
-evmap_status evm_attr_ints(const evm_node *node, const char *name, const int64_t **out,
-                           size_t *n, evmap_error *err);
-evmap_status evm_attr_floats(const evm_node *node, const char *name, const float **out,
-                             size_t *n, evmap_error *err);
+evmap_status evm_attr_ints(const evm_node *node, const char *name, const int64_t **out, size_t *n,
+                           evmap_error *err);
+evmap_status evm_attr_floats(const evm_node *node, const char *name, const float **out, size_t *n,
+                             evmap_error *err);
 
 /* Fails with "node 'X' (Op): <message>" and the given status. */
 evmap_status evm_node_fail(evmap_error *err, const evm_node *node, evmap_status status,

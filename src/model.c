@@ -31,8 +31,8 @@ static bool ends_in_softmax(const evm_graph *g) {
         const evm_node *n = &g->nodes[p];
         if (n->kind == EVM_OP_SOFTMAX)
             return true;
-        if (n->kind != EVM_OP_IDENTITY && n->kind != EVM_OP_DROPOUT &&
-            n->kind != EVM_OP_FLATTEN && n->kind != EVM_OP_RESHAPE)
+        if (n->kind != EVM_OP_IDENTITY && n->kind != EVM_OP_DROPOUT && n->kind != EVM_OP_FLATTEN &&
+            n->kind != EVM_OP_RESHAPE)
             return false;
         v = n->inputs[0];
     }
@@ -55,7 +55,10 @@ static evmap_status check_image_input(evmap_model *m, evmap_error *err) {
             return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
                             "input '%s' has no fixed %s; re-export the model with a fixed "
                             "image size",
-                            in->name, i == 1 ? "channel count" : i == 2 ? "height" : "width");
+                            in->name,
+                            i == 1   ? "channel count"
+                            : i == 2 ? "height"
+                                     : "width");
     if (t->dims[1] != 1 && t->dims[1] != 3)
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
                         "input '%s' has %lld channels; evmap handles gray (1) and RGB (3) images",
@@ -67,8 +70,7 @@ static evmap_status check_image_input(evmap_model *m, evmap_error *err) {
     return EVMAP_OK;
 }
 
-evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out,
-                            evmap_error *err) {
+evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err) {
     evm_tensor shape = {.dtype = EVM_DTYPE_FLOAT};
     int64_t dims[4] = {batch, model->info.channels, model->info.height, model->info.width};
     evmap_status st = evm_tensor_set_shape(&shape, 4, dims, err);
@@ -89,8 +91,7 @@ static evmap_status check_output(evmap_model *m, evmap_error *err) {
     for (int i = 2; i < out->rank; i++)
         batch_first = batch_first && out->dims[i] == 1;
     if (out->dtype != EVM_DTYPE_FLOAT || !batch_first || k < 2 || k > 1000000)
-        st = evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                      "output '%s' must hold class scores N×K (K ≥ 2)",
+        st = evm_fail(err, EVMAP_ERR_UNSUPPORTED, "output '%s' must hold class scores N×K (K ≥ 2)",
                       m->graph->values[m->graph->outputs[0]].name);
     m->info.num_classes = (int)k;
     evm_plan_free(plan);

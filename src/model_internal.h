@@ -20,8 +20,7 @@ struct evmap_runner {
 };
 
 /* Plans the model for a batch of images. */
-evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out,
-                            evmap_error *err);
+evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err);
 
 /* Applies the runner's thread count to OpenBLAS. */
 void evm_runner_set_threads(const evmap_runner *runner);

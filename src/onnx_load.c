@@ -23,9 +23,9 @@
 enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };
 
 static const char *onnx_type_name(int32_t t) {
-    static const char *const names[] = {"undefined", "float32", "uint8",  "int8",    "uint16",
-                                        "int16",     "int32",   "int64",  "string",  "bool",
-                                        "float16",   "double",  "uint32", "uint64",  "complex64",
+    static const char *const names[] = {"undefined",  "float32", "uint8",  "int8",   "uint16",
+                                        "int16",      "int32",   "int64",  "string", "bool",
+                                        "float16",    "double",  "uint32", "uint64", "complex64",
                                         "complex128", "bfloat16"};
     if (t >= 0 && (size_t)t < sizeof names / sizeof names[0])
         return names[t];
@@ -33,7 +33,7 @@ static const char *onnx_type_name(int32_t t) {
 }
 
 evmap_status evm_onnx_read_file(const char *path, size_t max_bytes, void **data, size_t *size,
-                           evmap_error *err) {
+                                evmap_error *err) {
     *data = NULL;
     *size = 0;
     FILE *f = fopen(path, "rb");
@@ -46,8 +46,8 @@ evmap_status evm_onnx_read_file(const char *path, size_t max_bytes, void **data,
         goto done;
     }
     if ((unsigned long long)sb.st_size > max_bytes) {
-        st = evm_fail(err, EVMAP_ERR_TOO_LARGE, "'%s' is %lld bytes, above the limit of %zu",
-                      path, (long long)sb.st_size, max_bytes);
+        st = evm_fail(err, EVMAP_ERR_TOO_LARGE, "'%s' is %lld bytes, above the limit of %zu", path,
+                      (long long)sb.st_size, max_bytes);
         goto done;
     }
     size_t n = (size_t)sb.st_size;
@@ -250,8 +250,8 @@ static evmap_status add_inputs_and_initializers(builder *b, const Onnx__GraphPro
 
 /* ----------------------------------------------------------- attributes */
 
-static evmap_status convert_attr(const evm_node *node, Onnx__AttributeProto *ap,
-                                 evm_attr *a, evmap_error *err) {
+static evmap_status convert_attr(const evm_node *node, Onnx__AttributeProto *ap, evm_attr *a,
+                                 evmap_error *err) {
     a->name = strdup(ap->name ? ap->name : "");
     if (!a->name)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading attributes");
@@ -318,13 +318,11 @@ static evmap_status resolve_kind(const Onnx__NodeProto *np, const char *name, ev
                         "node '%s' uses operator '%s%s%s', which evmap does not support "
                         "(supported: %s)",
                         name, is_default_domain(np->domain) ? "" : np->domain,
-                        is_default_domain(np->domain) ? "" : ".", op_type,
-                        evm_op_supported_list());
+                        is_default_domain(np->domain) ? "" : ".", op_type, evm_op_supported_list());
     return EVMAP_OK;
 }
 
-static evmap_status build_node(builder *b, const Onnx__NodeProto *np, int index,
-                               evmap_error *err) {
+static evmap_status build_node(builder *b, const Onnx__NodeProto *np, int index, evmap_error *err) {
     evm_graph *g = b->g;
     evm_node *node = &g->nodes[index];
     char fallback[160];

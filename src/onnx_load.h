@@ -16,14 +16,13 @@
 #define EVM_MAX_NODES 100000
 
 evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *err);
-evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out,
-                                  evmap_error *err);
+evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out, evmap_error *err);
 
 /* Converts a serialized TensorProto (as in the conformance data's .pb files). */
 evmap_status evm_onnx_read_tensor_file(const char *path, evm_tensor *out, evmap_error *err);
 
 /* Reads a whole file into a malloc'd buffer, refusing files above max_bytes. */
 evmap_status evm_onnx_read_file(const char *path, size_t max_bytes, void **data, size_t *size,
-                           evmap_error *err);
+                                evmap_error *err);
 
 #endif

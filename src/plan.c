@@ -148,8 +148,8 @@ static evmap_status check_outputs(const evm_plan *plan, evmap_error *err) {
     return EVMAP_OK;
 }
 
-evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_shapes,
-                             evm_plan **out, evmap_error *err) {
+evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_shapes, evm_plan **out,
+                             evmap_error *err) {
     *out = NULL;
     evm_plan *plan = calloc(1, sizeof *plan);
     if (!plan)
@@ -179,14 +179,15 @@ evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_sha
     return EVMAP_OK;
 }
 
-void evm_plan_run(evm_plan *plan) { evm_plan_run_until(plan, NULL, NULL); }
+void evm_plan_run(evm_plan *plan) {
+    evm_plan_run_until(plan, NULL, NULL);
+}
 
 bool evm_plan_run_until(evm_plan *plan, int (*stop)(void *user), void *user) {
     return evm_plan_run_range(plan, 0, plan->n_steps, stop, user);
 }
 
-bool evm_plan_run_range(evm_plan *plan, int first, int last, int (*stop)(void *user),
-                        void *user) {
+bool evm_plan_run_range(evm_plan *plan, int first, int last, int (*stop)(void *user), void *user) {
     for (int i = first; i < last; i++) {
         if (stop && stop(user))
             return false;

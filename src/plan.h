@@ -13,17 +13,17 @@
 #include "graph.h"
 
 typedef struct evm_plan_step {
-    int node;            /* index into graph->nodes */
-    evm_tensor **in;     /* node->n_inputs pointers into plan->values (NULL if omitted) */
-    evm_tensor **out;    /* node->n_outputs pointers */
+    int node;         /* index into graph->nodes */
+    evm_tensor **in;  /* node->n_inputs pointers into plan->values (NULL if omitted) */
+    evm_tensor **out; /* node->n_outputs pointers */
 } evm_plan_step;
 
 typedef struct evm_plan {
     const evm_graph *graph;
-    evm_tensor *values;     /* graph->n_values tensors with this plan's shapes and buffers */
-    evm_plan_step *steps;   /* nodes left to run on every input, in order */
+    evm_tensor *values;   /* graph->n_values tensors with this plan's shapes and buffers */
+    evm_plan_step *steps; /* nodes left to run on every input, in order */
     int n_steps;
-    float *workspace;       /* scratch shared by all steps (they run one at a time) */
+    float *workspace; /* scratch shared by all steps (they run one at a time) */
     size_t workspace_floats;
     size_t activation_bytes; /* bytes of all non-constant buffers */
 } evm_plan;
@@ -31,8 +31,8 @@ typedef struct evm_plan {
 /* input_shapes: one tensor per graph input (graph->inputs order); dtype, rank
  * and dims are read. An input with is_const set and data is fixed at plan time
  * (its data copied), so that shape arithmetic depending on it folds. */
-evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_shapes,
-                             evm_plan **out, evmap_error *err);
+evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_shapes, evm_plan **out,
+                             evmap_error *err);
 void evm_plan_free(evm_plan *plan);
 
 /* Buffers of graph input i and output i, for the caller to fill or read. */
@@ -49,8 +49,7 @@ bool evm_plan_run_until(evm_plan *plan, int (*stop)(void *user), void *user);
 
 /* As evm_plan_run_until, for steps [first, last) only (the values the
  * others would compute must already be in their buffers). */
-bool evm_plan_run_range(evm_plan *plan, int first, int last, int (*stop)(void *user),
-                        void *user);
+bool evm_plan_run_range(evm_plan *plan, int first, int last, int (*stop)(void *user), void *user);
 
 /* Bytes of the non-constant buffers that steps [first, n_steps) read or
  * write, graph outputs included. */

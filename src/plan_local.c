@@ -8,14 +8,14 @@ struct evm_local {
     const evm_plan *cache; /* batch 1, the unperturbed image */
     evm_plan *plan;        /* batch rows */
     int batch;
-    int input;             /* value index of graph input 0 */
-    evm_region *cur;       /* per value: region of the current change */
-    evm_region *prev;      /* per value: region last written into plan's buffer */
-    int cut;               /* steps [0, cut) run on regions */
-    bool *frontier;        /* per value: exported to the full plan */
+    int input;        /* value index of graph input 0 */
+    evm_region *cur;  /* per value: region of the current change */
+    evm_region *prev; /* per value: region last written into plan's buffer */
+    int cut;          /* steps [0, cut) run on regions */
+    bool *frontier;   /* per value: exported to the full plan */
     size_t workspace_floats;
     float *workspace;
-    double *step_macs; /* per step: multiply-adds of a full forward at batch rows */
+    double *step_macs;      /* per step: multiply-adds of a full forward at batch rows */
     evm_region *in_regions; /* scratch: one per input of the widest node */
     double macs;
 };
@@ -36,8 +36,7 @@ void evm_local_free(evm_local *l) {
     free(l);
 }
 
-evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
-                              evmap_error *err) {
+evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out, evmap_error *err) {
     *out = NULL;
     const evm_graph *g = cache->graph;
     evm_local *l = calloc(1, sizeof *l);
@@ -146,8 +145,8 @@ static evm_region step_field(const evm_local *l, int i) {
     bool changed = false;
     for (int j = 0; j < node->n_inputs; j++) {
         int v = node->inputs[j];
-        in_regions[j] = v == EVM_NO_VALUE || !s->in[j] || s->in[j]->is_const ? region_none
-                                                                             : l->cur[v];
+        in_regions[j] =
+            v == EVM_NO_VALUE || !s->in[j] || s->in[j]->is_const ? region_none : l->cur[v];
         changed |= in_regions[j].kind != EVM_REGION_NONE;
     }
     if (!changed)
@@ -276,19 +275,26 @@ void evm_local_begin(evm_local *l, const evm_region *change) {
     l->prev[l->input] = *change;
 }
 
-evm_tensor *evm_local_input(evm_local *l) { return &l->plan->values[l->input]; }
+evm_tensor *evm_local_input(evm_local *l) {
+    return &l->plan->values[l->input];
+}
 
-int evm_local_cut(const evm_local *l) { return l->cut; }
+int evm_local_cut(const evm_local *l) {
+    return l->cut;
+}
 
-const evm_plan *evm_local_plan(const evm_local *l) { return l->plan; }
+const evm_plan *evm_local_plan(const evm_local *l) {
+    return l->plan;
+}
 
-double evm_local_macs(const evm_local *l) { return l->macs; }
+double evm_local_macs(const evm_local *l) {
+    return l->macs;
+}
 
 /* An element-wise op over region r: forward on each contiguous row segment,
  * with inputs viewed as segments, scalars or one channel's value. */
-static void elementwise_region(const evm_node *node, const evm_op_def *def,
-                               evm_tensor *const *in, evm_tensor *const *out,
-                               const evm_region *r) {
+static void elementwise_region(const evm_node *node, const evm_op_def *def, evm_tensor *const *in,
+                               evm_tensor *const *out, const evm_region *r) {
     evm_tensor views[8], yv;
     evm_tensor *vin[8], *vout[1] = {&yv};
     const evm_tensor *y = out[0];

@@ -29,8 +29,7 @@ typedef struct evm_local evm_local;
 
 /* cache: a plan of batch 1 that has run on the unperturbed image (it must
  * stay alive and unchanged). Plans the same graph for batch rows. */
-evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
-                              evmap_error *err);
+evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out, evmap_error *err);
 void evm_local_free(evm_local *l);
 
 /* Propagates a change of graph input 0 over rectangle change through the

@@ -48,8 +48,8 @@ evmap_status evm_sampler_fit_conditional(const evm_image_stack *refs, int window
                                          evm_sampler **out, evmap_error *err);
 
 /* Marginal sampler over a copy of the reference images (sample s = image s). */
-evmap_status evm_sampler_create_marginal(const evm_image_stack *refs, int window,
-                                         evm_sampler **out, evmap_error *err);
+evmap_status evm_sampler_create_marginal(const evm_image_stack *refs, int window, evm_sampler **out,
+                                         evmap_error *err);
 
 /* Constant sampler: every window pixel of channel c becomes fill[c]. */
 evmap_status evm_sampler_create_constant(const float *fill, int channels, int window,
@@ -59,7 +59,7 @@ void evm_sampler_free(evm_sampler *sampler);
 
 evm_sampler_kind evm_sampler_get_kind(const evm_sampler *sampler);
 int evm_sampler_window(const evm_sampler *sampler);
-int evm_sampler_pad(const evm_sampler *sampler);       /* 0 unless conditional */
+int evm_sampler_pad(const evm_sampler *sampler); /* 0 unless conditional */
 int evm_sampler_channels(const evm_sampler *sampler);
 bool evm_sampler_joint(const evm_sampler *sampler);
 size_t evm_sampler_patches(const evm_sampler *sampler); /* patches it was fitted on */
@@ -90,8 +90,8 @@ size_t evm_sampler_scratch_floats(const evm_sampler *sampler);
  * in image (channels × height × width) into out: count × channels × k × k.
  * For marginal, draw s is reference image first_sample + s. Cannot fail:
  * evm_sampler_check validated the shapes. */
-void evm_sampler_draw(const evm_sampler *sampler, const float *image, int height, int width,
-                      int y, int x, int count, size_t first_sample, evm_rng *rng, float *scratch,
+void evm_sampler_draw(const evm_sampler *sampler, const float *image, int height, int width, int y,
+                      int x, int count, size_t first_sample, evm_rng *rng, float *scratch,
                       float *out);
 
 /* The conditional mean of the window (channels × k × k) given the ring of

@@ -27,8 +27,8 @@ static evmap_status wrap(evm_sampler *impl, evmap_status st, evmap_sampler **out
     return EVMAP_OK;
 }
 
-static evmap_status check_stack(const float *images, size_t n, int channels, int height,
-                                int width, evmap_error *err) {
+static evmap_status check_stack(const float *images, size_t n, int channels, int height, int width,
+                                evmap_error *err) {
     if (!images || n == 0)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "no reference images given");
     if ((channels != 1 && channels != 3) || height < 1 || width < 1)
@@ -37,9 +37,9 @@ static evmap_status check_stack(const float *images, size_t n, int channels, int
     return EVMAP_OK;
 }
 
-evmap_status evmap_sampler_fit(const float *images, size_t n, int channels, int height,
-                               int width, const evmap_sampler_fit_options *options,
-                               evmap_sampler **out, evmap_error *err) {
+evmap_status evmap_sampler_fit(const float *images, size_t n, int channels, int height, int width,
+                               const evmap_sampler_fit_options *options, evmap_sampler **out,
+                               evmap_error *err) {
     *out = NULL;
     evmap_status st = check_stack(images, n, channels, height, width, err);
     if (st != EVMAP_OK)
@@ -47,14 +47,13 @@ evmap_status evmap_sampler_fit(const float *images, size_t n, int channels, int 
     evm_image_stack refs = {images, n, channels, height, width};
     evm_sampler *impl = NULL;
     st = evm_sampler_fit_conditional(&refs, options->window, options->pad,
-                                     options->joint_channels != 0, options->patches,
-                                     options->seed, &impl, err);
+                                     options->joint_channels != 0, options->patches, options->seed,
+                                     &impl, err);
     return wrap(impl, st, out, err);
 }
 
 evmap_status evmap_sampler_marginal(const float *images, size_t n, int channels, int height,
-                                    int width, int window, evmap_sampler **out,
-                                    evmap_error *err) {
+                                    int width, int window, evmap_sampler **out, evmap_error *err) {
     *out = NULL;
     evmap_status st = check_stack(images, n, channels, height, width, err);
     if (st != EVMAP_OK)
@@ -78,8 +77,8 @@ evmap_status evmap_sampler_save(const evmap_sampler *sampler, const char *tag, c
     return evm_sampler_save(sampler->impl, tag, path, err);
 }
 
-evmap_status evmap_sampler_load(const char *path, evmap_sampler **out, char *tag,
-                                size_t tag_size, evmap_error *err) {
+evmap_status evmap_sampler_load(const char *path, evmap_sampler **out, char *tag, size_t tag_size,
+                                evmap_error *err) {
     *out = NULL;
     evm_sampler *impl = NULL;
     evmap_status st = evm_sampler_load(path, &impl, tag, tag_size, err);
@@ -97,7 +96,9 @@ int evmap_sampler_window(const evmap_sampler *sampler) {
     return evm_sampler_window(sampler->impl);
 }
 
-int evmap_sampler_pad(const evmap_sampler *sampler) { return evm_sampler_pad(sampler->impl); }
+int evmap_sampler_pad(const evmap_sampler *sampler) {
+    return evm_sampler_pad(sampler->impl);
+}
 
 const char *evmap_sampler_kind_name(const evmap_sampler *sampler) {
     switch (evm_sampler_get_kind(sampler->impl)) {

@@ -14,19 +14,17 @@ bool evm_mul_size(size_t a, size_t b, size_t *out) {
     return true;
 }
 
-evmap_status evm_tensor_set_shape(evm_tensor *t, int rank, const int64_t *dims,
-                                  evmap_error *err) {
+evmap_status evm_tensor_set_shape(evm_tensor *t, int rank, const int64_t *dims, evmap_error *err) {
     if (rank < 0 || rank > EVM_MAX_RANK)
-        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "tensor rank %d is above the limit of %d",
-                        rank, EVM_MAX_RANK);
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "tensor rank %d is above the limit of %d", rank,
+                        EVM_MAX_RANK);
     size_t count = 1;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0)
-            return evm_fail(err, EVMAP_ERR_BAD_FILE, "tensor dimension %d is negative (%lld)",
-                            i, (long long)dims[i]);
+            return evm_fail(err, EVMAP_ERR_BAD_FILE, "tensor dimension %d is negative (%lld)", i,
+                            (long long)dims[i]);
         if (!evm_mul_size(count, (size_t)dims[i], &count) || count > EVM_MAX_TENSOR_ELEMENTS)
-            return evm_fail(err, EVMAP_ERR_TOO_LARGE,
-                            "tensor of more than %zu elements requested",
+            return evm_fail(err, EVMAP_ERR_TOO_LARGE, "tensor of more than %zu elements requested",
                             (size_t)EVM_MAX_TENSOR_ELEMENTS);
     }
     t->rank = rank;

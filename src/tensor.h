@@ -39,8 +39,7 @@ bool evm_mul_size(size_t a, size_t b, size_t *out);
 
 /* Sets rank and dims and recomputes count; fails on negative dims, rank above
  * EVM_MAX_RANK or a count above EVM_MAX_TENSOR_ELEMENTS. */
-evmap_status evm_tensor_set_shape(evm_tensor *t, int rank, const int64_t *dims,
-                                  evmap_error *err);
+evmap_status evm_tensor_set_shape(evm_tensor *t, int rank, const int64_t *dims, evmap_error *err);
 
 size_t evm_dtype_size(evm_dtype dtype);
 const char *evm_dtype_name(evm_dtype dtype);
@@ -50,8 +49,12 @@ evmap_status evm_tensor_alloc(evm_tensor *t, evmap_error *err);
 /* Frees owned data; the tensor keeps its shape. Safe on NULL. */
 void evm_tensor_release(evm_tensor *t);
 
-static inline float *evm_f32(const evm_tensor *t) { return (float *)t->data; }
-static inline int64_t *evm_i64(const evm_tensor *t) { return (int64_t *)t->data; }
+static inline float *evm_f32(const evm_tensor *t) {
+    return (float *)t->data;
+}
+static inline int64_t *evm_i64(const evm_tensor *t) {
+    return (int64_t *)t->data;
+}
 
 /* Writes "[1,3,224,224]" into buf. */
 const char *evm_shape_str(const evm_tensor *t, char *buf, size_t size);

@@ -65,8 +65,8 @@ static int parse_options(int argc, char **argv, classify_options *o) {
             o->json = true;
         } else if (!strcmp(a, "--quiet")) {
             o->quiet = true;
-        } else if (a[0] == '-' && a[1] == '-' && !has_value &&
-                   strcmp(a, "--json") && strcmp(a, "--quiet")) {
+        } else if (a[0] == '-' && a[1] == '-' && !has_value && strcmp(a, "--json") &&
+                   strcmp(a, "--quiet")) {
             return cli_usage_error("classify", "%s needs a value", a);
         } else if (!strcmp(a, "--model")) {
             o->model_path = argv[++i];
@@ -206,9 +206,8 @@ static evmap_status open_all(const classify_options *o, classify_state *s, evmap
         st = evmap_idx_load_labels(o->labels_idx_path, &s->truth, &s->n_truth, err);
         if (st == EVMAP_OK && s->n_truth != evmap_image_set_count(s->set)) {
             err->status = st = EVMAP_ERR_INVALID_ARGUMENT;
-            snprintf(err->message, sizeof err->message,
-                     "'%s' has %zu labels for %zu images", o->labels_idx_path, s->n_truth,
-                     evmap_image_set_count(s->set));
+            snprintf(err->message, sizeof err->message, "'%s' has %zu labels for %zu images",
+                     o->labels_idx_path, s->n_truth, evmap_image_set_count(s->set));
         }
     }
     return st;

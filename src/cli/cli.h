@@ -52,15 +52,14 @@ int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
 void cli_input_finish(cli_input_options *opt);
 
 /* Loads image index of set and preprocesses it for the model into out. */
-evmap_status cli_load_input(const evmap_image_set *set, size_t index,
-                            const evmap_preprocess *pre, const evmap_model_info *info,
-                            float *out, evmap_error *err);
+evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evmap_preprocess *pre,
+                            const evmap_model_info *info, float *out, evmap_error *err);
 
 /* Loads up to limit images from sources (files, folders, IDX) into one
  * n × C × H × W stack in the shape of the model input (references.c). */
 evmap_status cli_load_stack(char **sources, int n_sources, size_t limit,
-                            const evmap_preprocess *pre, const evmap_model_info *shape,
-                            float **out, size_t *count, evmap_error *err);
+                            const evmap_preprocess *pre, const evmap_model_info *shape, float **out,
+                            size_t *count, evmap_error *err);
 /* "preprocess=none input=1x28x28": what a fitted sampler belongs to. */
 void cli_preprocess_tag(const evmap_preprocess *p, const evmap_model_info *shape, char *buf,
                         size_t size);
@@ -70,10 +69,10 @@ typedef struct cli_progress {
     const char *what; /* e.g. the image name */
     const char *unit; /* e.g. "windows" */
     bool quiet;
-    bool tty;         /* redraw one line in place */
-    double start;     /* seconds, monotonic */
+    bool tty;     /* redraw one line in place */
+    double start; /* seconds, monotonic */
     double last_draw;
-    int last_decile;  /* non-terminal output: last 10 % step printed */
+    int last_decile; /* non-terminal output: last 10 % step printed */
 } cli_progress;
 
 void cli_install_interrupt_handler(void);

@@ -86,8 +86,8 @@ evmap_status cli_labels_load(const char *path, cli_labels *labels, evmap_error *
         line[strcspn(line, "\r\n")] = '\0';
         if (labels->count == cap) {
             cap = cap ? cap * 2 : 64;
-            char **grown = cap <= 1000000 ? realloc(labels->names, sizeof(char *) * (size_t)cap)
-                                          : NULL;
+            char **grown =
+                cap <= 1000000 ? realloc(labels->names, sizeof(char *) * (size_t)cap) : NULL;
             if (!grown) {
                 st = EVMAP_ERR_OUT_OF_MEMORY;
                 snprintf(err->message, sizeof err->message, "labels file '%s' is too large", path);
@@ -160,8 +160,7 @@ int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
         char extra;
         if (sscanf(value, "%dx%d%c", &w, &h, &extra) != 2 || w < 1 || h < 1 || w > 65535 ||
             h > 65535) {
-            cli_usage_error(command, "--size must be WIDTHxHEIGHT (e.g. 224x224), not '%s'",
-                            value);
+            cli_usage_error(command, "--size must be WIDTHxHEIGHT (e.g. 224x224), not '%s'", value);
             return -1;
         }
         opt->preprocess.width = w;
@@ -187,14 +186,12 @@ void cli_input_finish(cli_input_options *opt) {
     opt->preprocess.height = opt->have_size ? custom.height : 0;
 }
 
-evmap_status cli_load_input(const evmap_image_set *set, size_t index,
-                            const evmap_preprocess *pre, const evmap_model_info *info,
-                            float *out, evmap_error *err) {
+evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evmap_preprocess *pre,
+                            const evmap_model_info *info, float *out, evmap_error *err) {
     evmap_image *img = NULL;
     evmap_status st = evmap_image_set_load(set, index, &img, err);
     if (st == EVMAP_OK)
-        st = evmap_preprocess_image(img, pre, info->channels, info->height, info->width, out,
-                                    err);
+        st = evmap_preprocess_image(img, pre, info->channels, info->height, info->width, out, err);
     evmap_image_free(img);
     return st;
 }

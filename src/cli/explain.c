@@ -109,8 +109,7 @@ static int parse_fill(const char *s, explain_options *o) {
 
 static bool is_flag(const char *a) {
     return !strcmp(a, "--quiet") || !strcmp(a, "--side-by-side") || !strcmp(a, "--no-laplace") ||
-           !strcmp(a, "--no-locality") ||
-           !strcmp(a, "--joint-channels");
+           !strcmp(a, "--no-locality") || !strcmp(a, "--joint-channels");
 }
 
 /* Options with a numeric value: name, bounds, destination. */
@@ -120,9 +119,9 @@ static int parse_number_option(const char *a, const char *v, explain_options *o)
         long min, max;
         int *dest;
     } ints[] = {
-        {"--window", 1, 1024, &o->window}, {"--pad", 0, 16, &o->pad},
+        {"--window", 1, 1024, &o->window},     {"--pad", 0, 16, &o->pad},
         {"--samples", 1, 100000, &o->samples}, {"--stride", 1, 1024, &o->stride},
-        {"--top", 1, 1000000, &o->top}, {"--batch", 1, 65536, &o->batch},
+        {"--top", 1, 1000000, &o->top},        {"--batch", 1, 65536, &o->batch},
         {"--threads", 1, 1024, &o->threads},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
@@ -176,9 +175,8 @@ static int parse_text_option(const char *a, const char *v, explain_options *o) {
             return cli_usage_error("explain", "--method '%s' is not available (methods: pda)", v);
     } else if (!strcmp(a, "--sampler")) {
         if (strcmp(v, "conditional") && strcmp(v, "marginal") && strcmp(v, "constant"))
-            return cli_usage_error("explain",
-                                   "--sampler must be conditional, marginal or constant, not '%s'",
-                                   v);
+            return cli_usage_error(
+                "explain", "--sampler must be conditional, marginal or constant, not '%s'", v);
         snprintf(o->sampler, sizeof o->sampler, "%s", v);
     } else if (!strcmp(a, "--class")) {
         if (parse_class_list(v, o))
@@ -188,7 +186,8 @@ static int parse_text_option(const char *a, const char *v, explain_options *o) {
             return cli_usage_error("explain", "--target must be LAYER:CHANNEL, e.g. relu_3:12");
     } else if (!strcmp(a, "--roi")) {
         if (parse_roi(v, o))
-            return cli_usage_error("explain", "--roi must be x,y,width,height with width, height > 0");
+            return cli_usage_error("explain",
+                                   "--roi must be x,y,width,height with width, height > 0");
     } else if (!strcmp(a, "--fill")) {
         if (parse_fill(v, o))
             return cli_usage_error("explain", "--fill must be zero, mean or a number");
@@ -303,8 +302,9 @@ int cmd_explain(int argc, char **argv) {
         for (size_t i = 0; st == EVMAP_OK && i < evmap_image_set_count(s.set); i++)
             st = explain_image(&o, &s, i, &err);
         if (st == EVMAP_ERR_CANCELLED) {
-            fprintf(stderr, "evmap: interrupted; finished images are in '%s', the current one "
-                            "was not written\n",
+            fprintf(stderr,
+                    "evmap: interrupted; finished images are in '%s', the current one "
+                    "was not written\n",
                     o.out_dir);
             rc = 130;
         } else {

@@ -14,32 +14,32 @@ typedef struct explain_options {
     const char *out_dir;
     const char *labels_path;
     const char *sampler_file;
-    char sampler[16];        /* conditional, marginal or constant */
-    char **references;       /* --reference sources */
+    char sampler[16];  /* conditional, marginal or constant */
+    char **references; /* --reference sources */
     int n_references;
     char **images;
     int n_images;
     cli_input_options input;
     int classes[EXPLAIN_MAX_CLASSES];
     int n_classes;
-    int top;                 /* 0: not given */
-    char target_layer[256];  /* empty: class targets */
+    int top;                /* 0: not given */
+    char target_layer[256]; /* empty: class targets */
     int target_channel;
-    int window;              /* 0: default for the input size */
+    int window; /* 0: default for the input size */
     int pad;
     bool pad_given;
     int samples;
     int stride;
     size_t patches;
     bool joint_channels;
-    char fill[32];           /* zero, mean or the number as typed */
+    char fill[32]; /* zero, mean or the number as typed */
     float fill_value;
     float laplace_n;
     bool no_laplace;
-    bool no_locality;        /* naive PDA: every sample through the whole network */
+    bool no_locality; /* naive PDA: every sample through the whole network */
     int roi[4];
     uint64_t seed;
-    float vmax;              /* 0: per map */
+    float vmax; /* 0: per map */
     bool side_by_side;
     int batch;
     int threads;
@@ -52,17 +52,16 @@ typedef struct explain_state {
     evmap_runner *classifier; /* batch 1, for the probabilities */
     evmap_image_set *set;
     cli_labels labels;
-    evmap_sampler *sampler;   /* NULL for constant fill=mean (made per image) */
+    evmap_sampler *sampler;    /* NULL for constant fill=mean (made per image) */
     char sampler_source[1024]; /* where the sampler came from, for the JSON */
     int window;
-    float *input;             /* C × H × W */
-    float *probs;             /* num_classes */
-    float *maps;              /* targets × H × W */
+    float *input; /* C × H × W */
+    float *probs; /* num_classes */
+    float *maps;  /* targets × H × W */
 } explain_state;
 
 evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err);
-evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s,
-                                     evmap_error *err);
+evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s, evmap_error *err);
 evmap_status explain_image(const explain_options *o, explain_state *s, size_t index,
                            evmap_error *err);
 void explain_state_free(explain_state *s);
@@ -71,9 +70,9 @@ void explain_state_free(explain_state *s);
 typedef struct explain_result {
     const char *stem;
     const char *image_path;
-    const int *targets;       /* class indices (unused for a hidden target) */
+    const int *targets; /* class indices (unused for a hidden target) */
     int n_targets;
-    const float *vmax_used;   /* per target */
+    const float *vmax_used; /* per target */
     const evmap_explain_stats *stats;
     const char *sampler_kind;
     int samples_used;

@@ -151,7 +151,9 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
     for (int c = 0; c < s->info.num_classes; c++)
         json_number(&j, s->probs[c]);
     json_end_array(&j);
-    json_key_string(&j, "output", s->info.ends_in_softmax ? "probabilities" : "logits (softmax applied by evmap)");
+    json_key_string(&j, "output",
+                    s->info.ends_in_softmax ? "probabilities"
+                                            : "logits (softmax applied by evmap)");
     json_key_int(&j, "windows", (long long)r->stats->windows);
     json_key_int(&j, "forward_passes", (long long)r->stats->forward_images);
     json_key_number(&j, "seconds", r->stats->seconds);
@@ -163,7 +165,8 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
     json_key_int(&j, "steps", st->total_steps);
     json_key_number(&j, "macs", st->macs);
     json_key_number(&j, "macs_naive", st->macs_naive);
-    json_key_number(&j, "arithmetic_fraction", st->macs_naive > 0 ? st->macs / st->macs_naive : 1.0);
+    json_key_number(&j, "arithmetic_fraction",
+                    st->macs_naive > 0 ? st->macs / st->macs_naive : 1.0);
     json_key_int(&j, "cache_bytes", (long long)st->cache_bytes);
     json_end_object(&j);
     json_end_object(&j);

@@ -82,8 +82,7 @@ static evmap_status load_sampler_file(const explain_options *o, explain_state *s
     return EVMAP_OK;
 }
 
-static evmap_status fit_conditional(const explain_options *o, explain_state *s,
-                                    evmap_error *err) {
+static evmap_status fit_conditional(const explain_options *o, explain_state *s, evmap_error *err) {
     if (o->n_references == 0)
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                     "the conditional sampler must be fitted on reference images: give "
@@ -113,8 +112,9 @@ static evmap_status fit_conditional(const explain_options *o, explain_state *s,
              s->window, o->pad, o->joint_channels ? "-joint" : "");
     st = evmap_sampler_save(s->sampler, tag, s->sampler_source, err);
     if (st == EVMAP_OK && !o->quiet)
-        fprintf(stderr, "evmap: fitted the conditional sampler on %zu patches of %zu images; "
-                        "saved to %s (reuse it with --sampler-file)\n",
+        fprintf(stderr,
+                "evmap: fitted the conditional sampler on %zu patches of %zu images; "
+                "saved to %s (reuse it with --sampler-file)\n",
                 o->patches, n, s->sampler_source);
     return st;
 }
@@ -174,8 +174,7 @@ static evmap_status validate(const explain_options *o, const explain_state *s, e
     return EVMAP_OK;
 }
 
-evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s,
-                                     evmap_error *err) {
+evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s, evmap_error *err) {
     s->window = o->window ? o->window : evmap_pda_default_window(s->info.height, s->info.width);
     evmap_status st = validate(o, s, err);
     if (st != EVMAP_OK)

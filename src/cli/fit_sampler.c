@@ -117,11 +117,11 @@ static evmap_status input_shape(const fit_options *o, evmap_model_info *shape, e
         const evmap_preprocess *p = &o->input.preprocess;
         shape->channels = img->channels;
         shape->width = p->preset == EVMAP_PREPROCESS_IMAGENET ? 224
-                       : p->width                           ? p->width
-                                                            : img->width;
+                       : p->width                             ? p->width
+                                                              : img->width;
         shape->height = p->preset == EVMAP_PREPROCESS_IMAGENET ? 224
-                        : p->height                          ? p->height
-                                                             : img->height;
+                        : p->height                            ? p->height
+                                                               : img->height;
     }
     evmap_image_free(img);
     evmap_image_set_free(set);

@@ -51,10 +51,18 @@ static void close_scope(json_writer *j, char c) {
     fputc(c, j->f);
 }
 
-void json_begin_object(json_writer *j) { open_scope(j, '{'); }
-void json_end_object(json_writer *j) { close_scope(j, '}'); }
-void json_begin_array(json_writer *j) { open_scope(j, '['); }
-void json_end_array(json_writer *j) { close_scope(j, ']'); }
+void json_begin_object(json_writer *j) {
+    open_scope(j, '{');
+}
+void json_end_object(json_writer *j) {
+    close_scope(j, '}');
+}
+void json_begin_array(json_writer *j) {
+    open_scope(j, '[');
+}
+void json_end_array(json_writer *j) {
+    close_scope(j, ']');
+}
 
 static void raw_string(json_writer *j, const char *s) {
     fputc('"', j->f);

@@ -11,12 +11,12 @@
 #define JSON_MAX_DEPTH 16
 
 typedef struct json_writer {
-    FILE *f;          /* memory stream */
+    FILE *f; /* memory stream */
     char *buf;
     size_t size;
     int depth;
     bool first[JSON_MAX_DEPTH]; /* no element written yet at this depth */
-    bool after_key;   /* a key was written; the value needs no comma */
+    bool after_key;             /* a key was written; the value needs no comma */
 } json_writer;
 
 void json_start(json_writer *j);

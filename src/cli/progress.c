@@ -28,7 +28,9 @@ void cli_install_interrupt_handler(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
-bool cli_interrupted(void) { return interrupted != 0; }
+bool cli_interrupted(void) {
+    return interrupted != 0;
+}
 
 static double now(void) {
     struct timespec ts;
@@ -73,8 +75,8 @@ int cli_progress_update(void *user, size_t done, size_t total) {
         for (int i = 0; i < 30; i++)
             bar[i] = i < filled ? '#' : '.';
         bar[30] = '\0';
-        fprintf(stderr, "\r%s [%s] %zu/%zu %s, %.1f/s, ETA %s ", p->what, bar, done, total,
-                p->unit, rate, eta);
+        fprintf(stderr, "\r%s [%s] %zu/%zu %s, %.1f/s, ETA %s ", p->what, bar, done, total, p->unit,
+                rate, eta);
         if (done == total)
             fputc('\n', stderr);
     } else if (percent / 10 > p->last_decile || done == total) {

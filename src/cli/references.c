@@ -6,8 +6,8 @@
 #include "cli.h"
 
 evmap_status cli_load_stack(char **sources, int n_sources, size_t limit,
-                            const evmap_preprocess *pre, const evmap_model_info *shape,
-                            float **out, size_t *count, evmap_error *err) {
+                            const evmap_preprocess *pre, const evmap_model_info *shape, float **out,
+                            size_t *count, evmap_error *err) {
     *out = NULL;
     *count = 0;
     evmap_image_set *set = NULL;

@@ -182,8 +182,8 @@ static evmap_status check_options(pda_run *r, evmap_error *err) {
                             roi[0], roi[1], roi[2], roi[3], r->w, r->h);
         if (roi[2] < r->k || roi[3] < r->k)
             return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                            "the region of interest %d×%d is smaller than the %d×%d window",
-                            roi[2], roi[3], r->k, r->k);
+                            "the region of interest %d×%d is smaller than the %d×%d window", roi[2],
+                            roi[3], r->k, r->k);
     }
     return check_targets(r, err);
 }
@@ -279,8 +279,8 @@ static void choose_batch(pda_run *r) {
 static evmap_status allocate_sampling(pda_run *r, evmap_error *err) {
     const evm_sampler *s = r->opt->sampler->impl;
     size_t pixels = (size_t)r->h * (size_t)r->w;
-    r->draws = malloc(sizeof(float) * (size_t)r->samples * (size_t)r->c * (size_t)r->k *
-                      (size_t)r->k);
+    r->draws =
+        malloc(sizeof(float) * (size_t)r->samples * (size_t)r->c * (size_t)r->k * (size_t)r->k);
     r->scratch = malloc(sizeof(float) * (evm_sampler_scratch_floats(s) + 1));
     r->sum = calloc(pixels * (size_t)r->n_targets, sizeof(double));
     r->count = calloc(pixels, sizeof(uint32_t));
@@ -414,8 +414,8 @@ static evmap_status run_windows(pda_run *r, evmap_error *err) {
             evm_local_export(r->local, plan, (int)i * r->samples);
         }
         if (!evm_plan_run_range(plan, r->cut, plan->n_steps, poll_cancel, r))
-            return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
-                            first, r->n_windows);
+            return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows", first,
+                            r->n_windows);
         r->forward_images += n * (size_t)r->samples;
         for (size_t i = 0; i < n; i++)
             accumulate(r, plan, r->windows[first + i], (int)i * r->samples);
@@ -436,8 +436,8 @@ static void write_maps(const pda_run *r, float *maps) {
 }
 
 evmap_status evmap_pda(const evmap_model *model, const float *input,
-                       const evmap_pda_options *options, float *maps,
-                       evmap_explain_stats *stats, evmap_error *err) {
+                       const evmap_pda_options *options, float *maps, evmap_explain_stats *stats,
+                       evmap_error *err) {
     if (!model || !input || !options || !maps)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_pda: NULL argument");
     double t0 = now_seconds();

@@ -98,8 +98,8 @@ static void average_plane(const evm_window2d *k, bool include_pad, const float *
     }
 }
 
-static void average_pool_region(const evm_node *node, evm_tensor *const *in,
-                                evm_tensor *const *out, const evm_region *r, float *workspace) {
+static void average_pool_region(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                                const evm_region *r, float *workspace) {
     (void)workspace;
     const avg_params *p = node->params;
     const evm_tensor *x = in[0];

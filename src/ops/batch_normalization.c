@@ -70,8 +70,8 @@ static evmap_status batch_normalization_infer(const evm_node *node, evm_tensor *
 
 /* y = x * a + b over rows [y0, y1) x columns [x0, x1) of every plane, the
  * plane seen as rows of w (forward: one row of the whole plane). */
-static void bn_apply(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                     size_t w, size_t y0, size_t y1, size_t x0, size_t x1) {
+static void bn_apply(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out, size_t w,
+                     size_t y0, size_t y1, size_t x0, size_t x1) {
     const bn_params *p = node->params;
     const evm_tensor *x = in[0];
     const float *scale = evm_f32(in[1]), *shift = evm_f32(in[2]);

@@ -3,8 +3,7 @@
 
 #include "op.h"
 
-evmap_status evm_op_axis(const evm_node *node, int64_t axis, int rank, int *out,
-                         evmap_error *err) {
+evmap_status evm_op_axis(const evm_node *node, int64_t axis, int rank, int *out, evmap_error *err) {
     if (axis < -(int64_t)rank || axis >= (int64_t)rank)
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "axis %lld is out of range for rank %d",
                              (long long)axis, rank);
@@ -35,8 +34,16 @@ evmap_status evm_op_require_const(const evm_node *node, evm_tensor *const *in, i
     return EVMAP_OK;
 }
 
-evmap_status evm_op_infer_same(const evm_node *node, evm_tensor *const *in,
-                               evm_tensor *const *out, evmap_error *err) {
+void evm_op_forward_copy(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                         float *workspace) {
+    (void)node;
+    (void)workspace;
+    if (in[0]->count)
+        memcpy(out[0]->data, in[0]->data, in[0]->count * evm_dtype_size(in[0]->dtype));
+}
+
+evmap_status evm_op_infer_same(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               evmap_error *err) {
     evmap_status st = evm_op_require_float(node, in, 0, err);
     if (st != EVMAP_OK)
         return st;
@@ -61,8 +68,9 @@ static evmap_status read_pair(const evm_node *node, const char *name, int fallba
                              n);
     for (int i = 0; i < 2; i++) {
         if (v[i] < 1 || v[i] > 65536)
-            return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute '%s' value %lld is out of range",
-                                 name, (long long)v[i]);
+            return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                                 "attribute '%s' value %lld is out of range", name,
+                                 (long long)v[i]);
         pair[i] = (int)v[i];
     }
     return EVMAP_OK;
@@ -81,7 +89,8 @@ evmap_status evm_window2d_parse(const evm_node *node, evm_window2d *w, bool need
     if (st != EVMAP_OK)
         return st;
     if (!allow_dilations && (w->dilation[0] != 1 || w->dilation[1] != 1))
-        return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED, "dilations other than 1 are not supported");
+        return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                             "dilations other than 1 are not supported");
 
     const int64_t *pads;
     size_t n_pads;
@@ -94,8 +103,8 @@ evmap_status evm_window2d_parse(const evm_node *node, evm_window2d *w, bool need
                              n_pads);
     for (size_t i = 0; i < n_pads; i++)
         if (pads[i] < 0 || pads[i] > 65536)
-            return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED, "pad value %lld is not supported",
-                                 (long long)pads[i]);
+            return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                                 "pad value %lld is not supported", (long long)pads[i]);
     if (n_pads == 4) {
         w->pad_begin[0] = (int)pads[0];
         w->pad_begin[1] = (int)pads[1];
@@ -209,4 +218,23 @@ void evm_window_valid_range(int64_t n_out, int64_t stride, int64_t offset, int64
     b = b < n_out ? b : n_out;
     *lo = a;
     *hi = b > a ? b : a;
+}
+
+evmap_status evm_global_pool_infer(const evm_node *node, evm_tensor *const *in,
+                                   evm_tensor *const *out, evmap_error *err) {
+    evmap_status st = evm_op_require_float(node, in, 0, err);
+    if (st != EVMAP_OK)
+        return st;
+    const evm_tensor *x = in[0];
+    if (x->rank < 3) {
+        char buf[EVM_SHAPE_STR_SIZE];
+        return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT,
+                             "input has shape %s; expected N x C x spatial dims",
+                             evm_shape_str(x, buf, sizeof buf));
+    }
+    int64_t dims[EVM_MAX_RANK];
+    for (int i = 0; i < x->rank; i++)
+        dims[i] = i < 2 ? x->dims[i] : 1;
+    out[0]->dtype = EVM_DTYPE_FLOAT;
+    return evm_tensor_set_shape(out[0], x->rank, dims, err);
 }

@@ -95,8 +95,8 @@ static void concat_forward(const evm_node *node, evm_tensor *const *in, evm_tens
 
 /* Along channels (axis 1 of 4-D maps) every pixel stays in place: the union
  * of the inputs' regions. Along any other axis the op is global. */
-static evm_region concat_field(const evm_node *node, evm_tensor *const *in,
-                               evm_tensor *const *out, const evm_region *in_regions) {
+static evm_region concat_field(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_region *in_regions) {
     int64_t axis = ((const concat_params *)node->params)->axis;
     evm_region r = {.kind = EVM_REGION_NONE};
     if (out[0]->rank != 4 || out[0]->dtype != EVM_DTYPE_FLOAT || (axis != 1 && axis != -3))

@@ -880,14 +880,15 @@ static void conv_gather(const conv_sub *g, const float *x, float *dst) {
                 continue;
             }
             memset(dst, 0, sizeof(float) * (size_t)xlo);
-            memcpy(dst + xlo, plane + iy * f->w + g->ix0 + xlo, sizeof(float) * (size_t)(xhi - xlo));
+            memcpy(dst + xlo, plane + iy * f->w + g->ix0 + xlo,
+                   sizeof(float) * (size_t)(xhi - xlo));
             memset(dst + xhi, 0, sizeof(float) * (size_t)(s->w - xhi));
         }
     }
 }
 
-static void conv_forward_region(const evm_node *node, evm_tensor *const *in,
-                                evm_tensor *const *out, const evm_region *r, float *workspace) {
+static void conv_forward_region(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                                const evm_region *r, float *workspace) {
     conv_sub g;
     conv_sub_geometry(node, in, r, &g);
     const evm_conv2d_shape *s = &g.sub;

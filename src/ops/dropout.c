@@ -42,20 +42,12 @@ static evmap_status dropout_infer(const evm_node *node, evm_tensor *const *in,
     return evm_op_infer_same(node, in, out, err);
 }
 
-static void dropout_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                            float *workspace) {
-    (void)node;
-    (void)workspace;
-    if (in[0]->count)
-        memcpy(out[0]->data, in[0]->data, in[0]->count * sizeof(float));
-}
-
 const evm_op_def evm_op_dropout = {
     .name = "Dropout",
     .min_inputs = 1,
     .max_inputs = 3,
     .init = dropout_init,
     .infer = dropout_infer,
-    .forward = dropout_forward,
+    .forward = evm_op_forward_copy,
     .elementwise = true,
 };

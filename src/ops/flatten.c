@@ -46,19 +46,11 @@ static evmap_status flatten_infer(const evm_node *node, evm_tensor *const *in,
     return evm_tensor_set_shape(out[0], 2, dims, err);
 }
 
-static void flatten_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                            float *workspace) {
-    (void)node;
-    (void)workspace;
-    if (in[0]->count)
-        memcpy(out[0]->data, in[0]->data, in[0]->count * evm_dtype_size(in[0]->dtype));
-}
-
 const evm_op_def evm_op_flatten = {
     .name = "Flatten",
     .min_inputs = 1,
     .max_inputs = 1,
     .init = flatten_init,
     .infer = flatten_infer,
-    .forward = flatten_forward,
+    .forward = evm_op_forward_copy,
 };

@@ -14,19 +14,11 @@ static evmap_status identity_infer(const evm_node *node, evm_tensor *const *in,
     return evm_tensor_set_shape(out[0], in[0]->rank, in[0]->dims, err);
 }
 
-static void identity_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                             float *workspace) {
-    (void)node;
-    (void)workspace;
-    if (in[0]->count)
-        memcpy(out[0]->data, in[0]->data, in[0]->count * evm_dtype_size(in[0]->dtype));
-}
-
 const evm_op_def evm_op_identity = {
     .name = "Identity",
     .min_inputs = 1,
     .max_inputs = 1,
     .infer = identity_infer,
-    .forward = identity_forward,
+    .forward = evm_op_forward_copy,
     .elementwise = true,
 };

@@ -95,8 +95,8 @@ static void lrn_forward(const evm_node *node, evm_tensor *const *in, evm_tensor 
 }
 
 /* Region r: one segment per image and row of r (LRN mixes channels only). */
-static void lrn_forward_region(const evm_node *node, evm_tensor *const *in,
-                               evm_tensor *const *out, const evm_region *r, float *workspace) {
+static void lrn_forward_region(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_region *r, float *workspace) {
     (void)workspace;
     const evm_tensor *x = in[0];
     int64_t n = x->dims[0], c = x->dims[1], w = x->dims[3];

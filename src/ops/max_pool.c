@@ -47,7 +47,8 @@ static void max_plane(const evm_window2d *k, const float *x, int64_t h, int64_t 
                       int64_t ow, const evm_region *r) {
     for (int64_t oy = r->y0; oy < r->y1; oy++)
         for (int64_t ox = r->x0; ox < r->x1; ox++)
-            y[oy * ow + ox] = -FLT_MAX; /* a window of padding only: the lowest float, as ONNX Runtime */
+            y[oy * ow + ox] =
+                -FLT_MAX; /* a window of padding only: the lowest float, as ONNX Runtime */
     int64_t sy = k->stride[0], sx = k->stride[1];
     for (int ky = 0; ky < k->kernel[0]; ky++) {
         int64_t offy = (int64_t)ky * k->dilation[0] - k->pad_begin[0];

@@ -68,8 +68,8 @@ typedef struct evm_op_def {
     evm_region (*field)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                         const evm_region *in_regions);
     /* Scratch floats forward_region needs for output region r; NULL: none. */
-    size_t (*region_workspace)(const evm_node *node, evm_tensor *const *in,
-                               evm_tensor *const *out, const evm_region *r);
+    size_t (*region_workspace)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_region *r);
     /* Computes output 0 inside the RECT region r only, for every image and
      * channel, from inputs that are valid everywhere; leaves the rest of the
      * output untouched. Must not allocate or fail. */
@@ -123,8 +123,7 @@ extern const evm_op_def evm_op_squeeze;
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 
 /* Normalises a possibly negative axis against rank; error names the node. */
-evmap_status evm_op_axis(const evm_node *node, int64_t axis, int rank, int *out,
-                         evmap_error *err);
+evmap_status evm_op_axis(const evm_node *node, int64_t axis, int rank, int *out, evmap_error *err);
 
 /* Requires input i to be float32 (error names node and input). */
 evmap_status evm_op_require_float(const evm_node *node, evm_tensor *const *in, int i,
@@ -135,12 +134,17 @@ evmap_status evm_op_require_const(const evm_node *node, evm_tensor *const *in, i
                                   evmap_error *err);
 
 /* Output copies input's dtype and shape (element-wise unary ops). */
-evmap_status evm_op_infer_same(const evm_node *node, evm_tensor *const *in,
-                               evm_tensor *const *out, evmap_error *err);
+evmap_status evm_op_infer_same(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               evmap_error *err);
+
+/* Forward of ops that only relabel the shape (Identity, Dropout, Flatten,
+ * Reshape, Squeeze, Unsqueeze): output 0 = a copy of input 0's data. */
+void evm_op_forward_copy(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                         float *workspace);
 
 /* Spatial window arithmetic shared by Conv and the pools (2-D, NCHW). */
 typedef struct evm_window2d {
-    int kernel[2];   /* kh, kw */
+    int kernel[2]; /* kh, kw */
     int stride[2];
     int dilation[2];
     int pad_begin[2]; /* top, left (resolved from auto_pad at infer time when SAME_*) */
@@ -167,6 +171,11 @@ evmap_status evm_window2d_output(const evm_node *node, const evm_window2d *w, in
 evmap_status evm_pool2d_infer(const evm_node *node, const evm_window2d *window,
                               evm_tensor *const *in, evm_tensor *const *out, evmap_error *err);
 
+/* Shape inference of GlobalAveragePool and GlobalMaxPool: N×C×D1…Dk (k ≥ 1)
+ * in, N×C×1…1 out. */
+evmap_status evm_global_pool_infer(const evm_node *node, evm_tensor *const *in,
+                                   evm_tensor *const *out, evmap_error *err);
+
 /* Output positions o in [0, n_out) whose tap o * stride + offset lies inside
  * [0, size): the half-open range [*lo, *hi). Lets window loops skip bounds
  * checks in their interior. */
@@ -180,8 +189,7 @@ evm_region evm_region_union(evm_region a, evm_region b);
 
 /* Rows [y0, y1) x columns [x0, x1) clipped to an h x w map: NONE when
  * empty, ALL when it covers the whole map, RECT otherwise. */
-evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64_t h,
-                           int64_t w);
+evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64_t h, int64_t w);
 
 /* Receptive field of a resolved 2-D window (Conv, pools): the outputs of an
  * out_h x out_w map whose window (kernel, stride, dilation, padding) touches
@@ -193,7 +201,7 @@ evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64
 /* Field of ops that keep every pixel in place but mix channels or take
  * per-channel parameters (LRN, BatchNormalization): input 0's region when
  * only input 0 changes and it is 4-D; ALL otherwise. */
-evm_region evm_field_pointwise(const evm_node *node, evm_tensor *const *in,
-                               evm_tensor *const *out, const evm_region *in_regions);
+evm_region evm_field_pointwise(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_region *in_regions);
 
 #endif

@@ -16,8 +16,7 @@ evm_region evm_region_union(evm_region a, evm_region b) {
     return r;
 }
 
-evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64_t h,
-                           int64_t w) {
+evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64_t h, int64_t w) {
     y0 = y0 < 0 ? 0 : y0;
     x0 = x0 < 0 ? 0 : x0;
     y1 = y1 > h ? h : y1;
@@ -30,8 +29,12 @@ evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64
 }
 
 /* floor(a / b) and ceil(a / b) for b > 0 and any sign of a. */
-static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -(-a / b); }
+static int64_t floor_div(int64_t a, int64_t b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+static int64_t ceil_div(int64_t a, int64_t b) {
+    return a >= 0 ? (a + b - 1) / b : -(-a / b);
+}
 
 /* Outputs o along one axis whose taps o * s - p + t * d (t < k) reach [a, b):
  * the first tap must not be past b - 1 and the last not before a. */
@@ -53,8 +56,8 @@ evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64
     return evm_region_clip(y0, y1, x0, x1, out_h, out_w);
 }
 
-evm_region evm_field_pointwise(const evm_node *node, evm_tensor *const *in,
-                               evm_tensor *const *out, const evm_region *in_regions) {
+evm_region evm_field_pointwise(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_region *in_regions) {
     for (int j = 1; j < node->n_inputs; j++)
         if (in_regions[j].kind != EVM_REGION_NONE)
             return (evm_region){.kind = EVM_REGION_ALL};

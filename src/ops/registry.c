@@ -39,7 +39,9 @@ static const evm_op_def *const op_table[] = {
 _Static_assert(sizeof op_table / sizeof op_table[0] == EVM_OP_KIND_COUNT,
                "every evm_op_kind needs an entry in op_table");
 
-const evm_op_def *evm_op_get(evm_op_kind kind) { return op_table[kind]; }
+const evm_op_def *evm_op_get(evm_op_kind kind) {
+    return op_table[kind];
+}
 
 bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
     for (int k = 0; k < EVM_OP_KIND_COUNT; k++) {

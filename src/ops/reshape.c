@@ -110,19 +110,11 @@ static evmap_status reshape_infer(const evm_node *node, evm_tensor *const *in,
     return evm_tensor_set_shape(out[0], rank, dims, err);
 }
 
-static void reshape_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                            float *workspace) {
-    (void)node;
-    (void)workspace;
-    if (in[0]->count)
-        memcpy(out[0]->data, in[0]->data, in[0]->count * evm_dtype_size(in[0]->dtype));
-}
-
 const evm_op_def evm_op_reshape = {
     .name = "Reshape",
     .min_inputs = 2,
     .max_inputs = 2,
     .init = reshape_init,
     .infer = reshape_infer,
-    .forward = reshape_forward,
+    .forward = evm_op_forward_copy,
 };

@@ -106,19 +106,11 @@ static evmap_status squeeze_infer(const evm_node *node, evm_tensor *const *in,
     return evm_tensor_set_shape(out[0], rank, dims, err);
 }
 
-static void squeeze_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                            float *workspace) {
-    (void)node;
-    (void)workspace;
-    if (in[0]->count)
-        memcpy(out[0]->data, in[0]->data, in[0]->count * evm_dtype_size(in[0]->dtype));
-}
-
 const evm_op_def evm_op_squeeze = {
     .name = "Squeeze",
     .min_inputs = 1,
     .max_inputs = 2,
     .init = squeeze_init,
     .infer = squeeze_infer,
-    .forward = squeeze_forward,
+    .forward = evm_op_forward_copy,
 };

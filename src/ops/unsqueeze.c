@@ -89,19 +89,11 @@ static evmap_status unsqueeze_infer(const evm_node *node, evm_tensor *const *in,
     return evm_tensor_set_shape(out[0], (int)rank, dims, err);
 }
 
-static void unsqueeze_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                              float *workspace) {
-    (void)node;
-    (void)workspace;
-    if (in[0]->count)
-        memcpy(out[0]->data, in[0]->data, in[0]->count * evm_dtype_size(in[0]->dtype));
-}
-
 const evm_op_def evm_op_unsqueeze = {
     .name = "Unsqueeze",
     .min_inputs = 1,
     .max_inputs = 2,
     .init = unsqueeze_init,
     .infer = unsqueeze_infer,
-    .forward = unsqueeze_forward,
+    .forward = evm_op_forward_copy,
 };

@@ -118,9 +118,8 @@ static int compare_tensor(const evm_tensor *got, const evm_tensor *want, char *w
         return 0;
     }
     for (size_t i = 0; i < got->count; i++) {
-        int ok = got->dtype == EVM_DTYPE_FLOAT
-                     ? close_enough(evm_f32(got)[i], evm_f32(want)[i])
-                     : evm_i64(got)[i] == evm_i64(want)[i];
+        int ok = got->dtype == EVM_DTYPE_FLOAT ? close_enough(evm_f32(got)[i], evm_f32(want)[i])
+                                               : evm_i64(got)[i] == evm_i64(want)[i];
         if (!ok) {
             if (got->dtype == EVM_DTYPE_FLOAT)
                 snprintf(why, why_size, "element %zu is %.7g, expected %.7g", i,

@@ -33,8 +33,12 @@ static void check(int ok, const char *what) {
     }
 }
 
-static int rnd(int lo, int hi) { return lo + rand() % (hi - lo + 1); }
-static float frand(void) { return (float)((double)rand() / RAND_MAX * 2.0 - 1.0); }
+static int rnd(int lo, int hi) {
+    return lo + rand() % (hi - lo + 1);
+}
+static float frand(void) {
+    return (float)((double)rand() / RAND_MAX * 2.0 - 1.0);
+}
 
 /* ------------------------------------------------------- hand-built nodes */
 
@@ -154,7 +158,8 @@ static void window_case(int trial) {
     for (int p = 0; p < n * c; p++)
         for (int64_t yy = change.y0; yy < change.y1; yy++)
             for (int64_t xx = change.x0; xx < change.x1; xx++)
-                evm_f32(&x1)[(size_t)p * h * w + yy * w + xx] += kind == 1 ? 5.0f + frand() : frand();
+                evm_f32(&x1)[(size_t)p * h * w + yy * w + xx] +=
+                    kind == 1 ? 5.0f + frand() : frand();
     evm_tensor *in1[3] = {&x1, in[1], in[2]};
     evm_tensor *out1[1] = {&y1};
     def->forward(&t.node, in1, out1, work);
@@ -174,9 +179,9 @@ static void window_case(int trial) {
                 by1 = yy + 1 > by1 ? yy + 1 : by1;
                 bx0 = xx < bx0 ? xx : bx0;
                 bx1 = xx + 1 > bx1 ? xx + 1 : bx1;
-                bool in_field = f.kind == EVM_REGION_ALL ||
-                                (f.kind == EVM_REGION_RECT && yy >= f.y0 && yy < f.y1 &&
-                                 xx >= f.x0 && xx < f.x1);
+                bool in_field =
+                    f.kind == EVM_REGION_ALL || (f.kind == EVM_REGION_RECT && yy >= f.y0 &&
+                                                 yy < f.y1 && xx >= f.x0 && xx < f.x1);
                 outside += !in_field;
             }
     char msg[256];
@@ -185,12 +190,13 @@ static void window_case(int trial) {
     if (dy == 1 && dx == 1 && by1 > 0) {
         evm_region want = evm_region_clip(by0, by1, bx0, bx1, oh, ow);
         bool tight = want.kind == f.kind &&
-                     (f.kind != EVM_REGION_RECT || (want.y0 == f.y0 && want.y1 == f.y1 &&
-                                                    want.x0 == f.x0 && want.x1 == f.x1));
-        snprintf(msg, sizeof msg,
-                 "%s: field %d [%lld,%lld)x[%lld,%lld) is not the changed box [%lld,%lld)x[%lld,%lld)",
-                 what, (int)f.kind, (long long)f.y0, (long long)f.y1, (long long)f.x0,
-                 (long long)f.x1, (long long)by0, (long long)by1, (long long)bx0, (long long)bx1);
+                     (f.kind != EVM_REGION_RECT ||
+                      (want.y0 == f.y0 && want.y1 == f.y1 && want.x0 == f.x0 && want.x1 == f.x1));
+        snprintf(
+            msg, sizeof msg,
+            "%s: field %d [%lld,%lld)x[%lld,%lld) is not the changed box [%lld,%lld)x[%lld,%lld)",
+            what, (int)f.kind, (long long)f.y0, (long long)f.y1, (long long)f.x0, (long long)f.x1,
+            (long long)by0, (long long)by1, (long long)bx0, (long long)bx1);
         check(tight, msg);
     }
     if (f.kind == EVM_REGION_RECT) {
@@ -263,12 +269,13 @@ static void model_case(const char *path, int samples) {
         return;
     }
     /* corners, borders, centre, and back to a corner (restores cross over) */
-    int wins[][2] = {{0, 0}, {h - k, w - k}, {h / 2, w - k}, {(h - k) / 2, (w - k) / 2},
-                     {0, w / 3}, {h - k, 0}, {0, 0}};
+    int wins[][2] = {{0, 0},     {h - k, w - k}, {h / 2, w - k}, {(h - k) / 2, (w - k) / 2},
+                     {0, w / 3}, {h - k, 0},     {0, 0}};
     int n_wins = (int)(sizeof wins / sizeof wins[0]);
     int cut = cache->n_steps;
     for (int i = 0; i < n_wins; i++) {
-        evm_region r = evm_region_clip(wins[i][0], wins[i][0] + k, wins[i][1], wins[i][1] + k, h, w);
+        evm_region r =
+            evm_region_clip(wins[i][0], wins[i][0] + k, wins[i][1], wins[i][1] + k, h, w);
         int ci = evm_local_survey(local, &r);
         cut = ci < cut ? ci : cut;
     }
@@ -284,7 +291,8 @@ static void model_case(const char *path, int samples) {
         evm_local_begin(local, &r);
         float *li = evm_f32(evm_local_input(local)), *ni = evm_f32(evm_plan_input(naive, 0));
         for (int s = 0; s < samples; s++) {
-            memcpy(ni + s * per_image, evm_f32(evm_plan_input(cache, 0)), per_image * sizeof(float));
+            memcpy(ni + s * per_image, evm_f32(evm_plan_input(cache, 0)),
+                   per_image * sizeof(float));
             for (int ch = 0; ch < c; ch++)
                 for (int yy = y0; yy < y0 + k; yy++)
                     for (int xx = x0; xx < x0 + k; xx++) {
@@ -312,8 +320,9 @@ static void model_case(const char *path, int samples) {
         }
     }
     char msg[512];
-    snprintf(msg, sizeof msg, "%s: local activations differ from full ones by %.2g (relative, at %s)",
-             path, worst, worst_name);
+    snprintf(msg, sizeof msg,
+             "%s: local activations differ from full ones by %.2g (relative, at %s)", path, worst,
+             worst_name);
     check(st == EVMAP_OK && worst <= 1e-4, msg);
     printf("%s %s: %d of %d steps local, worst relative difference %.2g\n",
            worst <= 1e-4 ? "ok  " : "FAIL", path, cut, cache->n_steps, worst);
@@ -329,8 +338,8 @@ int main(int argc, char **argv) {
     for (int trial = 0; trial < 3000; trial++)
         window_case(trial);
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    static const char *const torch_models[] = {"alexnet", "vgg16", "resnet18", "googlenet",
-                                               "mobilenet_v2", "densenet121"};
+    static const char *const torch_models[] = {"alexnet",   "vgg16",        "resnet18",
+                                               "googlenet", "mobilenet_v2", "densenet121"};
     model_case("models/fashion_cnn.onnx", 3);
     model_case("models/fashion_resnet.onnx", 3);
     bool quick = argc > 1 && !strcmp(argv[1], "--quick");
