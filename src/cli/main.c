@@ -15,7 +15,8 @@ static const char main_help[] =
     "  fit-sampler   fit PDA's conditional sampler once, for reuse\n"
     "\n"
     "Run 'evmap COMMAND --help' for a command's options.\n"
-    "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.\n";
+    "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input,\n"
+    "130 interrupted (Ctrl-C; no partial output is left).\n";
 
 int main(int argc, char **argv) {
     cli_tune_blas(argv);
