@@ -238,3 +238,11 @@ evmap_status evm_global_pool_infer(const evm_node *node, evm_tensor *const *in,
     out[0]->dtype = EVM_DTYPE_FLOAT;
     return evm_tensor_set_shape(out[0], x->rank, dims, err);
 }
+
+evm_region evm_pool2d_field(const evm_node *node, const evm_window2d *window,
+                            evm_tensor *const *in, const evm_region *in_region) {
+    evm_window2d resolved;
+    int64_t oh, ow;
+    evm_window2d_output(node, window, in[0]->dims[2], in[0]->dims[3], &resolved, &oh, &ow, NULL);
+    return evm_window2d_field(&resolved, oh, ow, in_region);
+}

@@ -94,11 +94,8 @@ static void max_pool_forward(const evm_node *node, evm_tensor *const *in, evm_te
 static evm_region max_pool_field(const evm_node *node, evm_tensor *const *in,
                                  evm_tensor *const *out, const evm_region *in_regions) {
     const pool_params *p = node->params;
-    evm_window2d win;
-    int64_t oh, ow;
-    evm_window2d_output(node, &p->window, in[0]->dims[2], in[0]->dims[3], &win, &oh, &ow, NULL);
     (void)out;
-    return evm_window2d_field(&win, oh, ow, &in_regions[0]);
+    return evm_pool2d_field(node, &p->window, in, &in_regions[0]);
 }
 
 const evm_op_def evm_op_max_pool = {

@@ -198,6 +198,11 @@ evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64
 evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64_t out_w,
                               const evm_region *in);
 
+/* Receptive field of MaxPool/AveragePool with this (unresolved) window on
+ * input 0's shape; infer has validated it, so resolving cannot fail. */
+evm_region evm_pool2d_field(const evm_node *node, const evm_window2d *window,
+                            evm_tensor *const *in, const evm_region *in_region);
+
 /* Field of ops that keep every pixel in place but mix channels or take
  * per-channel parameters (LRN, BatchNormalization): input 0's region when
  * only input 0 changes and it is 4-D; ALL otherwise. */
