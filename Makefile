@@ -59,13 +59,15 @@ $$(BUILD)/tests/%: tests/$(1)/%.c $$(LIB_OBJ)
 endef
 $(foreach dir,unit conformance tools,$(eval $(call test_program,$(dir))))
 
-$(BUILD)/bench/forward_bench: bench/forward_bench.c $(LIB_OBJ) $(BUILD)/src/cli/blas_env.o
+# Benchmark programs (bench/*_bench.c) use the CLI's OpenBLAS tuning.
+$(BUILD)/bench/%_bench: bench/%_bench.c $(LIB_OBJ) $(BUILD)/src/cli/blas_env.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(BUILD)/src/cli/blas_env.o $(LDFLAGS) $(LDLIBS)
 
-bench: deps all $(BUILD)/bench/forward_bench
+bench: deps all $(BUILD)/bench/forward_bench $(BUILD)/bench/gradient_bench
 
-test: deps all $(TEST_BIN) $(BUILD)/tests/conformance $(BUILD)/tests/run_model
+test: deps all $(TEST_BIN) $(BUILD)/tests/conformance $(BUILD)/tests/run_model \
+		$(BUILD)/tests/grad_model
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run-all
 
 demo: deps all

@@ -226,6 +226,8 @@ typedef struct evmap_explain_stats {
     size_t cache_bytes; /* activation cache of the unperturbed image (locality) */
     int local_steps;    /* steps run on regions (the rest ran in full) */
     int total_steps;
+    size_t backward_images; /* images pushed back through the network (gradients) */
+    char layer[256];        /* Grad-CAM: the layer explained */
 } evmap_explain_stats;
 
 /* Computes PDA maps for one preprocessed image (C × H × W floats). maps
@@ -236,6 +238,70 @@ typedef struct evmap_explain_stats {
 evmap_status evmap_pda(const evmap_model *model, const float *input,
                        const evmap_pda_options *options, float *maps, evmap_explain_stats *stats,
                        evmap_error *err);
+
+/* -------------------------------------------------------------- gradients */
+
+/* The scalar f a gradient method differentiates (DESIGN.md 1.3, 1.4). */
+typedef enum evmap_score {
+    EVMAP_SCORE_LOGODDS = 0, /* log(p_c / (1 − p_c)), natural log (default) */
+    EVMAP_SCORE_LOGIT        /* the class's logit (Captum's usual target) */
+} evmap_score;
+
+/* Gradient of f for each class with respect to one preprocessed image
+ * (C × H × W floats). grads receives n_classes × C × H × W floats; scores
+ * (may be NULL) receives f for each class. */
+evmap_status evmap_input_gradient(const evmap_model *model, const float *input, evmap_score score,
+                                  const int *classes, int n_classes, float *grads, double *scores,
+                                  evmap_error *err);
+
+typedef enum evmap_gradient_method {
+    EVMAP_GRADIENT_SALIENCY = 0, /* max over channels of |df/dx| (Simonyan et al.) */
+    EVMAP_GRADIENT_GRADXINPUT,   /* sum over channels of x · df/dx */
+    EVMAP_GRADIENT_IG,           /* Integrated Gradients (Sundararajan et al.) */
+    EVMAP_GRADIENT_SMOOTHGRAD,   /* mean saliency over noisy copies (Smilkov et al.) */
+    EVMAP_GRADIENT_GRADCAM,      /* Grad-CAM (Selvaraju et al.), upsampled to the input */
+    EVMAP_GRADIENT_GUIDED        /* guided backpropagation (Springenberg et al.) */
+} evmap_gradient_method;
+
+/* Name as the CLI spells it ("saliency", "gradxinput", "ig", ...). */
+const char *evmap_gradient_method_name(evmap_gradient_method method);
+
+typedef enum evmap_baseline {
+    EVMAP_BASELINE_ZERO = 0, /* all zeros in model-input space */
+    EVMAP_BASELINE_MEAN,     /* the image's channel means */
+    EVMAP_BASELINE_BLUR      /* the image under a Gaussian blur (sigma = side / 10) */
+} evmap_baseline;
+
+typedef struct evmap_gradient_options {
+    evmap_gradient_method method;
+    evmap_score score;  /* what is differentiated (default log-odds) */
+    const int *classes; /* target classes (n_classes of them) */
+    int n_classes;
+    const char *target_layer;   /* non-NULL: the mean activation of this value's... */
+    int target_channel;         /* ...channel instead of a class score */
+    int steps;                  /* IG: Gauss–Legendre nodes on the path, ≤ 10000 (default 50) */
+    evmap_baseline baseline;    /* IG (default zero) */
+    float noise;                /* SmoothGrad: sigma / (max − min of the image) (default 0.15) */
+    int samples;                /* SmoothGrad: noisy copies (default 50) */
+    uint64_t seed;              /* SmoothGrad noise */
+    const char *layer;          /* Grad-CAM: a 4-D layer output; NULL: the last convolution's
+                                 * (after its activation when one directly follows) */
+    int batch;                  /* images per pass for IG and SmoothGrad (default 16) */
+    int threads;                /* 0: OpenBLAS default */
+    evmap_progress_fn progress; /* backward passes done/total */
+    void *progress_user;
+} evmap_gradient_options;
+
+void evmap_gradient_options_init(evmap_gradient_options *options);
+
+/* Computes one H × W map per target for one preprocessed image (C × H × W
+ * floats): saliency and SmoothGrad ≥ 0; Grad-CAM ≥ 0 (ReLU of the weighted
+ * feature maps, bilinearly upsampled); gradient × input, IG and guided
+ * backpropagation signed, summed over channels (IG's map sums to
+ * f(x) − f(baseline) up to the path's discretisation). */
+evmap_status evmap_gradient_map(const evmap_model *model, const float *input,
+                                const evmap_gradient_options *options, float *maps,
+                                evmap_explain_stats *stats, evmap_error *err);
 
 /* ------------------------------------------------------- maps and output */
 

@@ -21,22 +21,32 @@ void evmap_model_free(evmap_model *model) {
     free(model);
 }
 
-/* Follows pass-through ops back from the output to see if it is a Softmax. */
-static bool ends_in_softmax(const evm_graph *g) {
+/* Follows pass-through ops back from the output to a Softmax node; -1 when
+ * the graph does not end in one. */
+static int final_softmax(const evm_graph *g) {
     int v = g->outputs[0];
     for (int hops = 0; hops < 8; hops++) {
         int p = g->values[v].producer;
         if (p < 0)
-            return false;
+            return -1;
         const evm_node *n = &g->nodes[p];
         if (n->kind == EVM_OP_SOFTMAX)
-            return true;
+            return p;
         if (n->kind != EVM_OP_IDENTITY && n->kind != EVM_OP_DROPOUT && n->kind != EVM_OP_FLATTEN &&
             n->kind != EVM_OP_RESHAPE)
-            return false;
+            return -1;
         v = n->inputs[0];
     }
-    return false;
+    return -1;
+}
+
+static bool ends_in_softmax(const evm_graph *g) {
+    return final_softmax(g) >= 0;
+}
+
+int evm_model_logits_value(const evmap_model *model) {
+    int softmax = final_softmax(model->graph);
+    return softmax < 0 ? model->graph->outputs[0] : model->graph->nodes[softmax].inputs[0];
 }
 
 static evmap_status check_image_input(evmap_model *m, evmap_error *err) {

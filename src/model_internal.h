@@ -22,6 +22,10 @@ struct evmap_runner {
 /* Plans the model for a batch of images. */
 evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err);
 
+/* The value holding the logits: the input of the final Softmax when the
+ * graph ends in one, else output 0. */
+int evm_model_logits_value(const evmap_model *model);
+
 /* Applies the runner's thread count to OpenBLAS. */
 void evm_runner_set_threads(const evmap_runner *runner);
 

@@ -49,7 +49,7 @@ def explain(model, image, out, args):
     cmd = [EVMAP, "explain", "--model", model, "--out", out, "--quiet", *args, image]
     subprocess.run(cmd, check=True)
     stem = os.path.splitext(os.path.basename(image))[0]
-    with open(os.path.join(out, stem + ".json")) as f:
+    with open(os.path.join(out, stem + ".pda.json")) as f:
         summary = json.load(f)
     maps = sorted(n for n in os.listdir(out) if n.endswith(".npy"))
     return summary, [np.load(os.path.join(out, n)) for n in maps]

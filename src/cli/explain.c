@@ -1,4 +1,4 @@
-/* evmap explain: evidence maps for images (Prediction Difference Analysis). */
+/* evmap explain: evidence maps for images (PDA, occlusion and the gradient family). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,25 +13,45 @@ static const char explain_help[] =
     "usage: evmap explain --model M.onnx --out DIR [options] IMAGE...\n"
     "\n"
     "Draws evidence maps: for every pixel, how much it speaks for (red) or against\n"
-    "(blue) a class, in log2 odds, with Prediction Difference Analysis. For each\n"
-    "image and class c it writes DIR/<stem>.pda.c<c>.npy (float32 H x W map),\n"
-    "DIR/<stem>.pda.c<c>.png (the map over a gray copy of the image) and\n"
-    "DIR/<stem>.json (parameters, classes, probabilities, timings).\n"
+    "(blue) a class. For each image and class c it writes DIR/<stem>.<method>.c<c>.npy\n"
+    "(float32 H x W map), DIR/<stem>.<method>.c<c>.png (the map over a gray copy of\n"
+    "the image) and DIR/<stem>.<method>.json (parameters, classes, probabilities,\n"
+    "timings).\n"
+    "\n"
+    "methods (--method):\n"
+    "  pda          Prediction Difference Analysis, log2 odds (default)\n"
+    "  occlusion    PDA with the constant sampler (--fill), one draw, log2 odds\n"
+    "  saliency     max over channels of |gradient of the score|\n"
+    "  gradxinput   gradient x input, summed over channels\n"
+    "  ig           Integrated Gradients (--steps, --baseline)\n"
+    "  smoothgrad   saliency averaged over noisy copies (--noise, --samples, --seed)\n"
+    "  gradcam      Grad-CAM on --layer (default: the last convolution), upsampled\n"
+    "  guided       guided backpropagation, summed over channels\n"
     "\n"
     "options:\n"
     "  --model FILE          ONNX classifier (required)\n"
     "  --out DIR             output folder (created if missing; required)\n"
-    "  --method pda          the method (default pda)\n"
+    "  --method NAME         the method (default pda)\n"
     "  --labels FILE         class names, one per line\n"
     "  --class c1,c2,...     classes to explain (default: the top-1 class)\n"
     "  --top K               explain the K most likely classes\n"
     "  --target LAYER:CH     explain channel CH of the layer output named LAYER\n"
     "                        (its mean activation) instead of a class\n"
+    "PDA and occlusion:\n"
     "  --window k            window size (default 10, or max(2, round(side/7)) for\n"
     "                        images under 100 px: 4 for 28x28)\n"
-    "  --pad p               ring around the window for the conditional sampler (2)\n"
-    "  --samples S           draws per window (default 10)\n"
     "  --stride s            window step (default 1)\n"
+    "  --fill zero|mean|V    constant sampler value in model-input units (default\n"
+    "                        zero; mean: the image's per-channel mean)\n"
+    "  --laplace-n N         Laplace correction with training-set size N (100000)\n"
+    "  --no-laplace          no Laplace correction\n"
+    "  --roi x,y,w,h         only windows inside this rectangle (rest of the map NaN)\n"
+    "  --no-locality         naive PDA: every sample through the whole network\n"
+    "                        (default: exact locality recomputes only each window's\n"
+    "                        receptive-field cone on cached activations; same maps)\n"
+    "PDA only:\n"
+    "  --samples S           draws per window (default 10)\n"
+    "  --pad p               ring around the window for the conditional sampler (2)\n"
     "  --sampler NAME        conditional (default), marginal or constant\n"
     "  --sampler-file F      a sampler saved by fit-sampler or an earlier explain\n"
     "  --reference SRC       reference images (file, folder or IDX; repeatable):\n"
@@ -39,18 +59,21 @@ static const char explain_help[] =
     "                        gives the marginal sampler its first S images\n"
     "  --patches N           patches the conditional sampler is fitted on (20000)\n"
     "  --joint-channels      one Gaussian over all channels (conditional)\n"
-    "  --fill zero|mean|V    constant sampler value in model-input units (default\n"
-    "                        zero; mean: the image's per-channel mean)\n"
-    "  --laplace-n N         Laplace correction with training-set size N (100000)\n"
-    "  --no-laplace          no Laplace correction\n"
-    "  --roi x,y,w,h         only windows inside this rectangle (rest of the map NaN)\n"
+    "gradient methods:\n"
+    "  --score logodds|logit what is differentiated: the class's natural log-odds\n"
+    "                        log(p/(1-p)) (default) or its logit\n"
+    "  --steps N             ig: path steps (default 50)\n"
+    "  --baseline B          ig: zero (default), mean (the image's channel means) or\n"
+    "                        blur (Gaussian blur, sigma = longer side / 10)\n"
+    "  --noise F             smoothgrad: noise sigma as a fraction of the image's\n"
+    "                        value range (default 0.15)\n"
+    "  --samples S           smoothgrad: noisy copies (default 50)\n"
+    "  --layer NAME          gradcam: the feature maps to weight (a 4-D layer output)\n"
+    "common:\n"
     "  --seed n              random seed (default 0)\n"
     "  --vmax V              colour scale +-V (default: each map's max |value|)\n"
     "  --side-by-side        put the original image beside the map\n"
-    "  --batch N             images per forward pass (default 64)\n"
-    "  --no-locality         naive PDA: every sample through the whole network\n"
-    "                        (default: exact locality recomputes only each window's\n"
-    "                        receptive-field cone on cached activations; same maps)\n"
+    "  --batch N             images per forward pass (default 64; ig, smoothgrad 16)\n"
     "  --threads N           threads (default: all cores)\n"
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
     "  --quiet               no progress output\n";
@@ -112,6 +135,69 @@ static bool is_flag(const char *a) {
            !strcmp(a, "--no-locality") || !strcmp(a, "--joint-channels");
 }
 
+/* Which GIVEN_* group an option belongs to (0: every method takes it). */
+static unsigned option_group(const char *a) {
+    static const struct {
+        const char *name;
+        unsigned group;
+    } groups[] = {
+        {"--sampler", GIVEN_PDA_SAMPLING},
+        {"--sampler-file", GIVEN_PDA_SAMPLING},
+        {"--reference", GIVEN_PDA_SAMPLING},
+        {"--pad", GIVEN_PDA_SAMPLING},
+        {"--patches", GIVEN_PDA_SAMPLING},
+        {"--joint-channels", GIVEN_PDA_SAMPLING},
+        {"--window", GIVEN_WINDOWS},
+        {"--stride", GIVEN_WINDOWS},
+        {"--roi", GIVEN_WINDOWS},
+        {"--laplace-n", GIVEN_WINDOWS},
+        {"--no-laplace", GIVEN_WINDOWS},
+        {"--no-locality", GIVEN_WINDOWS},
+        {"--fill", GIVEN_WINDOWS},
+        {"--samples", GIVEN_SAMPLES},
+        {"--score", GIVEN_GRADIENT},
+        {"--steps", GIVEN_STEPS},
+        {"--baseline", GIVEN_STEPS},
+        {"--noise", GIVEN_NOISE},
+        {"--layer", GIVEN_LAYER},
+    };
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+        if (!strcmp(a, groups[i].name))
+            return groups[i].group;
+    return 0;
+}
+
+/* The option groups each method accepts. */
+static unsigned method_groups(const explain_options *o) {
+    if (!strcmp(o->method, "pda"))
+        return GIVEN_PDA_SAMPLING | GIVEN_WINDOWS | GIVEN_SAMPLES;
+    if (!strcmp(o->method, "occlusion"))
+        return GIVEN_WINDOWS;
+    unsigned g = GIVEN_GRADIENT;
+    if (o->gradient_method == EVMAP_GRADIENT_IG)
+        g |= GIVEN_STEPS;
+    if (o->gradient_method == EVMAP_GRADIENT_SMOOTHGRAD)
+        g |= GIVEN_NOISE | GIVEN_SAMPLES;
+    if (o->gradient_method == EVMAP_GRADIENT_GRADCAM)
+        g |= GIVEN_LAYER;
+    return g;
+}
+
+static int parse_method(const char *v, explain_options *o) {
+    snprintf(o->method, sizeof o->method, "%s", v);
+    if (!strcmp(v, "pda") || !strcmp(v, "occlusion")) {
+        o->gradient = false;
+        return 0;
+    }
+    for (int m = EVMAP_GRADIENT_SALIENCY; m <= EVMAP_GRADIENT_GUIDED; m++)
+        if (!strcmp(v, evmap_gradient_method_name((evmap_gradient_method)m))) {
+            o->gradient = true;
+            o->gradient_method = (evmap_gradient_method)m;
+            return 0;
+        }
+    return -1;
+}
+
 /* Options with a numeric value: name, bounds, destination. */
 static int parse_number_option(const char *a, const char *v, explain_options *o) {
     struct {
@@ -122,7 +208,7 @@ static int parse_number_option(const char *a, const char *v, explain_options *o)
         {"--window", 1, 1024, &o->window},     {"--pad", 0, 16, &o->pad},
         {"--samples", 1, 100000, &o->samples}, {"--stride", 1, 1024, &o->stride},
         {"--top", 1, 1000000, &o->top},        {"--batch", 1, 65536, &o->batch},
-        {"--threads", 1, 1024, &o->threads},
+        {"--threads", 1, 1024, &o->threads},   {"--steps", 1, 10000, &o->steps},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(a, ints[i].name))
@@ -149,6 +235,13 @@ static int parse_number_option(const char *a, const char *v, explain_options *o)
         o->patches = (size_t)n;
         return 1;
     }
+    if (!strcmp(a, "--noise")) {
+        float f;
+        if (!cli_parse_float(v, &f) || f < 0 || f > 10)
+            return cli_usage_error("explain", "--noise must be a number from 0 to 10, not '%s'", v);
+        o->noise = f;
+        return 1;
+    }
     if (!strcmp(a, "--laplace-n") || !strcmp(a, "--vmax")) {
         float f;
         if (!cli_parse_float(v, &f) || f <= 0)
@@ -171,8 +264,25 @@ static int parse_text_option(const char *a, const char *v, explain_options *o) {
     else if (!strcmp(a, "--reference"))
         o->references[o->n_references++] = (char *)v;
     else if (!strcmp(a, "--method")) {
-        if (strcmp(v, "pda"))
-            return cli_usage_error("explain", "--method '%s' is not available (methods: pda)", v);
+        if (parse_method(v, o))
+            return cli_usage_error("explain",
+                                   "--method must be pda, occlusion, saliency, gradxinput, ig, "
+                                   "smoothgrad, gradcam or guided, not '%s'",
+                                   v);
+    } else if (!strcmp(a, "--score")) {
+        if (strcmp(v, "logodds") && strcmp(v, "logit"))
+            return cli_usage_error("explain", "--score must be logodds or logit, not '%s'", v);
+        o->score = strcmp(v, "logit") ? EVMAP_SCORE_LOGODDS : EVMAP_SCORE_LOGIT;
+    } else if (!strcmp(a, "--baseline")) {
+        if (strcmp(v, "zero") && strcmp(v, "mean") && strcmp(v, "blur"))
+            return cli_usage_error("explain", "--baseline must be zero, mean or blur, not '%s'", v);
+        o->baseline = !strcmp(v, "zero")   ? EVMAP_BASELINE_ZERO
+                      : !strcmp(v, "mean") ? EVMAP_BASELINE_MEAN
+                                           : EVMAP_BASELINE_BLUR;
+    } else if (!strcmp(a, "--layer")) {
+        if (strlen(v) >= sizeof o->layer || !v[0])
+            return cli_usage_error("explain", "--layer must name a layer output");
+        snprintf(o->layer, sizeof o->layer, "%s", v);
     } else if (!strcmp(a, "--sampler")) {
         if (strcmp(v, "conditional") && strcmp(v, "marginal") && strcmp(v, "constant"))
             return cli_usage_error(
@@ -205,9 +315,38 @@ static void set_defaults(explain_options *o, char **images) {
     o->laplace_n = 100000;
     o->patches = 20000;
     o->target_channel = -1;
+    o->steps = 50;
+    o->noise = 0.15f;
+    snprintf(o->method, sizeof o->method, "pda");
     snprintf(o->sampler, sizeof o->sampler, "conditional");
     snprintf(o->fill, sizeof o->fill, "zero");
     evmap_preprocess_init(&o->input.preprocess, EVMAP_PREPROCESS_NONE);
+}
+
+/* Refuses options the method does not take; sets the method's defaults. */
+static int finish_method(explain_options *o) {
+    static const char *const group_names[] = {
+        "--sampler, --sampler-file, --reference, --pad, --patches and --joint-channels",
+        "--window, --stride, --roi, --fill, --laplace-n, --no-laplace and --no-locality",
+        "--samples",
+        "--score",
+        "--steps and --baseline",
+        "--noise",
+        "--layer",
+    };
+    unsigned extra = o->given & ~method_groups(o);
+    for (unsigned g = 0; g < sizeof group_names / sizeof group_names[0]; g++)
+        if (extra & (1u << g))
+            return cli_usage_error("explain", "--method %s does not take %s", o->method,
+                                   group_names[g]);
+    if (!strcmp(o->method, "occlusion")) {
+        snprintf(o->sampler, sizeof o->sampler, "constant");
+        o->samples = 1;
+    }
+    if (o->gradient && o->gradient_method == EVMAP_GRADIENT_SMOOTHGRAD &&
+        !(o->given & GIVEN_SAMPLES))
+        o->samples = 50;
+    return EXIT_OK;
 }
 
 /* Returns EXIT_OK, EXIT_USAGE, or -1 after printing help. */
@@ -223,6 +362,7 @@ static int parse_options(int argc, char **argv, explain_options *o) {
             fputs(explain_help, stdout);
             return -1;
         }
+        o->given |= option_group(a);
         if (is_flag(a)) {
             o->quiet |= !strcmp(a, "--quiet");
             o->side_by_side |= !strcmp(a, "--side-by-side");
@@ -257,7 +397,7 @@ static int parse_options(int argc, char **argv, explain_options *o) {
     if (o->target_layer[0] && (o->n_classes || o->top))
         return cli_usage_error("explain", "--target explains a hidden unit; drop --class/--top");
     cli_input_finish(&o->input);
-    return EXIT_OK;
+    return finish_method(o);
 }
 
 static evmap_status make_out_dir(const char *dir, evmap_error *err) {

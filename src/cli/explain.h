@@ -9,8 +9,30 @@
 #define EXPLAIN_MAX_CLASSES 1024
 #define EXPLAIN_MAX_REFERENCE_IMAGES 2000
 
+/* Options that only some methods take (explain_options.given). */
+enum {
+    GIVEN_PDA_SAMPLING = 1 << 0, /* --sampler, --sampler-file, --reference, --pad, --patches,
+                                  * --joint-channels */
+    GIVEN_WINDOWS = 1 << 1,      /* --window, --stride, --roi, --laplace-n, --no-laplace,
+                                  * --no-locality, --fill */
+    GIVEN_SAMPLES = 1 << 2,      /* --samples */
+    GIVEN_GRADIENT = 1 << 3,     /* --score */
+    GIVEN_STEPS = 1 << 4,        /* --steps, --baseline */
+    GIVEN_NOISE = 1 << 5,        /* --noise */
+    GIVEN_LAYER = 1 << 6,        /* --layer */
+};
+
 typedef struct explain_options {
     const char *model_path;
+    char method[16]; /* pda, occlusion or a gradient method's name */
+    bool gradient;   /* method is one of the gradient family */
+    evmap_gradient_method gradient_method;
+    evmap_score score;
+    int steps;
+    evmap_baseline baseline;
+    float noise;
+    char layer[256]; /* Grad-CAM; empty: the default */
+    unsigned given;  /* GIVEN_* */
     const char *out_dir;
     const char *labels_path;
     const char *sampler_file;
@@ -66,6 +88,11 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
                            evmap_error *err);
 void explain_state_free(explain_state *s);
 
+/* Maps of a gradient method for the image in s->input (explain_gradient.c). */
+evmap_status explain_gradient_maps(const explain_options *o, explain_state *s, const int *targets,
+                                   int n_targets, cli_progress *progress,
+                                   evmap_explain_stats *stats, evmap_error *err);
+
 /* Writing results (explain_output.c). */
 typedef struct explain_result {
     const char *stem;
@@ -74,7 +101,7 @@ typedef struct explain_result {
     int n_targets;
     const float *vmax_used; /* per target */
     const evmap_explain_stats *stats;
-    const char *sampler_kind;
+    const char *sampler_kind; /* PDA and occlusion */
     int samples_used;
 } explain_result;
 

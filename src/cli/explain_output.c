@@ -7,11 +7,12 @@
 #include "explain.h"
 #include "json.h"
 
-/* Output file name for target t: "<stem>.pda.c<c>" or "<stem>.pda.unit-<layer>-<ch>". */
+/* Output file name for target t: "<stem>.<method>.c<c>" or
+ * "<stem>.<method>.unit-<layer>-<ch>". */
 static void target_name(const explain_options *o, const explain_result *r, int t, char *buf,
                         size_t size) {
     if (!o->target_layer[0]) {
-        snprintf(buf, size, "%s.pda.c%d", r->stem, r->targets[t]);
+        snprintf(buf, size, "%s.%s.c%d", r->stem, o->method, r->targets[t]);
         return;
     }
     char layer[256];
@@ -19,7 +20,7 @@ static void target_name(const explain_options *o, const explain_result *r, int t
     for (const char *p = o->target_layer; *p && n + 1 < sizeof layer; p++)
         layer[n++] = (*p == '/' || *p == ' ' || *p == ':') ? '_' : *p;
     layer[n] = '\0';
-    snprintf(buf, size, "%s.pda.unit-%s-%d", r->stem, layer, o->target_channel);
+    snprintf(buf, size, "%s.%s.unit-%s-%d", r->stem, o->method, layer, o->target_channel);
 }
 
 /* The model input mapped back to [0,1] pixels for the picture's background. */
@@ -69,10 +70,26 @@ evmap_status explain_write_maps(const explain_options *o, const explain_state *s
     return st;
 }
 
-static void write_parameters(json_writer *j, const explain_options *o, const explain_state *s,
-                             const explain_result *r) {
-    json_key(j, "parameters");
-    json_begin_object(j);
+static const char *const baseline_names[] = {"zero", "mean", "blur"};
+
+static void write_gradient_parameters(json_writer *j, const explain_options *o,
+                                      const explain_result *r) {
+    json_key_string(j, "score", o->score == EVMAP_SCORE_LOGIT ? "logit" : "logodds");
+    if (o->gradient_method == EVMAP_GRADIENT_IG) {
+        json_key_int(j, "steps", o->steps);
+        json_key_string(j, "baseline", baseline_names[o->baseline]);
+    }
+    if (o->gradient_method == EVMAP_GRADIENT_SMOOTHGRAD) {
+        json_key_number(j, "noise", o->noise);
+        json_key_int(j, "samples", o->samples);
+        json_key_int(j, "seed", (long long)o->seed);
+    }
+    if (o->gradient_method == EVMAP_GRADIENT_GRADCAM)
+        json_key_string(j, "layer", r->stats->layer);
+}
+
+static void write_pda_parameters(json_writer *j, const explain_options *o, const explain_state *s,
+                                 const explain_result *r) {
     json_key_int(j, "window", s->window);
     if (!strcmp(r->sampler_kind, "conditional"))
         json_key_int(j, "pad", evmap_sampler_pad(s->sampler));
@@ -101,7 +118,37 @@ static void write_parameters(json_writer *j, const explain_options *o, const exp
         json_null(j);
     }
     json_key_int(j, "seed", (long long)o->seed);
+}
+
+static void write_parameters(json_writer *j, const explain_options *o, const explain_state *s,
+                             const explain_result *r) {
+    json_key(j, "parameters");
+    json_begin_object(j);
+    if (o->gradient)
+        write_gradient_parameters(j, o, r);
+    else
+        write_pda_parameters(j, o, s, r);
     json_end_object(j);
+}
+
+/* What the map's numbers measure. */
+static const char *map_units(const explain_options *o) {
+    if (!o->gradient)
+        return o->target_layer[0] ? "activation difference" : "log2 odds";
+    const char *f = o->target_layer[0]              ? "mean activation"
+                    : o->score == EVMAP_SCORE_LOGIT ? "logit"
+                                                    : "natural log-odds";
+    static char units[96];
+    switch (o->gradient_method) {
+    case EVMAP_GRADIENT_SALIENCY:
+    case EVMAP_GRADIENT_SMOOTHGRAD: snprintf(units, sizeof units, "|d %s / d input|", f); break;
+    case EVMAP_GRADIENT_GUIDED: snprintf(units, sizeof units, "guided d %s / d input", f); break;
+    case EVMAP_GRADIENT_GRADCAM:
+        snprintf(units, sizeof units, "%s per feature-map unit (Grad-CAM)", f);
+        break;
+    default: snprintf(units, sizeof units, "%s", f);
+    }
+    return units;
 }
 
 static void write_targets(json_writer *j, const explain_options *o, const explain_state *s,
@@ -139,11 +186,11 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
     json_key_string(&j, "image", r->image_path);
     json_key_string(&j, "stem", r->stem);
     json_key_string(&j, "model", o->model_path);
-    json_key_string(&j, "method", "pda");
+    json_key_string(&j, "method", o->method);
     char tag[256];
     cli_preprocess_tag(&o->input.preprocess, &s->info, tag, sizeof tag);
     json_key_string(&j, "input", tag);
-    json_key_string(&j, "units", o->target_layer[0] ? "activation difference" : "log2 odds");
+    json_key_string(&j, "units", map_units(o));
     write_parameters(&j, o, s, r);
     write_targets(&j, o, s, r);
     json_key(&j, "probs");
@@ -154,23 +201,27 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
     json_key_string(&j, "output",
                     s->info.ends_in_softmax ? "probabilities"
                                             : "logits (softmax applied by evmap)");
-    json_key_int(&j, "windows", (long long)r->stats->windows);
-    json_key_int(&j, "forward_passes", (long long)r->stats->forward_images);
-    json_key_number(&j, "seconds", r->stats->seconds);
     const evmap_explain_stats *st = r->stats;
-    json_key(&j, "locality");
-    json_begin_object(&j);
-    json_key_bool(&j, "enabled", st->locality != 0);
-    json_key_int(&j, "local_steps", st->local_steps);
-    json_key_int(&j, "steps", st->total_steps);
-    json_key_number(&j, "macs", st->macs);
-    json_key_number(&j, "macs_naive", st->macs_naive);
-    json_key_number(&j, "arithmetic_fraction",
-                    st->macs_naive > 0 ? st->macs / st->macs_naive : 1.0);
-    json_key_int(&j, "cache_bytes", (long long)st->cache_bytes);
-    json_end_object(&j);
+    json_key_int(&j, "forward_passes", (long long)st->forward_images);
+    json_key_number(&j, "seconds", st->seconds);
+    if (o->gradient) {
+        json_key_int(&j, "backward_passes", (long long)st->backward_images);
+    } else {
+        json_key_int(&j, "windows", (long long)st->windows);
+        json_key(&j, "locality");
+        json_begin_object(&j);
+        json_key_bool(&j, "enabled", st->locality != 0);
+        json_key_int(&j, "local_steps", st->local_steps);
+        json_key_int(&j, "steps", st->total_steps);
+        json_key_number(&j, "macs", st->macs);
+        json_key_number(&j, "macs_naive", st->macs_naive);
+        json_key_number(&j, "arithmetic_fraction",
+                        st->macs_naive > 0 ? st->macs / st->macs_naive : 1.0);
+        json_key_int(&j, "cache_bytes", (long long)st->cache_bytes);
+        json_end_object(&j);
+    }
     json_end_object(&j);
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s.json", o->out_dir, r->stem);
+    snprintf(path, sizeof path, "%s/%s.%s.json", o->out_dir, r->stem, o->method);
     return json_finish(&j, path, err);
 }

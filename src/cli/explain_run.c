@@ -176,8 +176,10 @@ static evmap_status validate(const explain_options *o, const explain_state *s, e
 
 evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s, evmap_error *err) {
     s->window = o->window ? o->window : evmap_pda_default_window(s->info.height, s->info.width);
+    if (o->gradient)
+        s->window = 1; /* no windows or sampler; only the classes are checked */
     evmap_status st = validate(o, s, err);
-    if (st != EVMAP_OK)
+    if (st != EVMAP_OK || o->gradient)
         return st;
     if (o->sampler_file)
         return load_sampler_file(o, s, err);
@@ -237,18 +239,10 @@ static evmap_status mean_fill_sampler(explain_state *s, evmap_sampler **out, evm
     return evmap_sampler_constant(fill, s->info.channels, s->window, out, err);
 }
 
-evmap_status explain_image(const explain_options *o, explain_state *s, size_t index,
-                           evmap_error *err) {
-    static int targets[EXPLAIN_MAX_CLASSES];
-    evmap_sampler *per_image = NULL;
-    evmap_status st = cli_load_input(s->set, index, &o->input.preprocess, &s->info, s->input, err);
-    if (st == EVMAP_OK)
-        st = evmap_runner_classify(s->classifier, s->input, 1, s->probs, err);
-    if (st == EVMAP_OK && !s->sampler)
-        st = mean_fill_sampler(s, &per_image, err);
-    if (st != EVMAP_OK)
-        return st;
-    int n_targets = choose_targets(o, s, targets);
+static evmap_status explain_pda_maps(const explain_options *o, explain_state *s,
+                                     const evmap_sampler *per_image, const int *targets,
+                                     int n_targets, cli_progress *progress,
+                                     evmap_explain_stats *stats, evmap_error *err) {
     evmap_pda_options pda;
     evmap_pda_options_init(&pda);
     pda.stride = o->stride;
@@ -264,13 +258,35 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
     pda.batch = o->batch;
     pda.threads = o->threads;
     pda.no_locality = o->no_locality;
+    pda.progress = cli_progress_update;
+    pda.progress_user = progress;
+    return evmap_pda(s->model, s->input, &pda, s->maps, stats, err);
+}
+
+evmap_status explain_image(const explain_options *o, explain_state *s, size_t index,
+                           evmap_error *err) {
+    static int targets[EXPLAIN_MAX_CLASSES];
+    evmap_sampler *per_image = NULL;
+    evmap_status st = cli_load_input(s->set, index, &o->input.preprocess, &s->info, s->input, err);
+    if (st == EVMAP_OK)
+        st = evmap_runner_classify(s->classifier, s->input, 1, s->probs, err);
+    if (st == EVMAP_OK && !s->sampler && !o->gradient)
+        st = mean_fill_sampler(s, &per_image, err);
+    if (st != EVMAP_OK)
+        return st;
+    int n_targets = choose_targets(o, s, targets);
     cli_progress progress;
     const char *stem = evmap_image_set_name(s->set, index);
-    cli_progress_start(&progress, stem, "windows", o->quiet);
-    pda.progress = cli_progress_update;
-    pda.progress_user = &progress;
     evmap_explain_stats stats = {0};
-    st = evmap_pda(s->model, s->input, &pda, s->maps, &stats, err);
+    const char *sampler_kind = NULL;
+    if (o->gradient) {
+        cli_progress_start(&progress, stem, "passes", o->quiet);
+        st = explain_gradient_maps(o, s, targets, n_targets, &progress, &stats, err);
+    } else {
+        cli_progress_start(&progress, stem, "windows", o->quiet);
+        st = explain_pda_maps(o, s, per_image, targets, n_targets, &progress, &stats, err);
+        sampler_kind = evmap_sampler_kind_name(s->sampler ? s->sampler : per_image);
+    }
     if (st != EVMAP_OK)
         cli_progress_abandon(&progress);
     float vmax_used[EXPLAIN_MAX_CLASSES];
@@ -281,8 +297,8 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
         .n_targets = n_targets,
         .vmax_used = vmax_used,
         .stats = &stats,
-        .sampler_kind = evmap_sampler_kind_name(pda.sampler),
-        .samples_used = strcmp(evmap_sampler_kind_name(pda.sampler), "constant") ? o->samples : 1,
+        .sampler_kind = sampler_kind,
+        .samples_used = sampler_kind && !strcmp(sampler_kind, "constant") ? 1 : o->samples,
     };
     if (st == EVMAP_OK)
         st = explain_write_maps(o, s, &result, vmax_used, err);

@@ -38,15 +38,22 @@ static evmap_status average_pool_infer(const evm_node *node, evm_tensor *const *
     return evm_pool2d_infer(node, &p->window, in, out, err);
 }
 
-/* Taps k in [0, kernel) of the window at output o whose position
- * o * stride + k * dilation - pad lies in [lo, hi). */
-static int64_t taps_inside(int64_t o, int axis, const evm_window2d *k, int64_t lo, int64_t hi) {
+/* Taps k of the window at output o whose position o * stride + k * dilation
+ * - pad lies in [lo, hi): [*first, *last], empty when *last < *first. */
+static void tap_range(int64_t o, int axis, const evm_window2d *k, int64_t lo, int64_t hi,
+                      int64_t *first, int64_t *last) {
     int64_t start = o * k->stride[axis] - k->pad_begin[axis], d = k->dilation[axis];
     /* first k with start + k * d >= lo, last k with start + k * d <= hi - 1 */
-    int64_t first = start >= lo ? 0 : (lo - start + d - 1) / d;
-    int64_t last = hi - 1 - start < 0 ? -1 : (hi - 1 - start) / d;
-    if (last > k->kernel[axis] - 1)
-        last = k->kernel[axis] - 1;
+    *first = start >= lo ? 0 : (lo - start + d - 1) / d;
+    *last = hi - 1 - start < 0 ? -1 : (hi - 1 - start) / d;
+    if (*last > k->kernel[axis] - 1)
+        *last = k->kernel[axis] - 1;
+}
+
+/* Number of taps of the window at output o inside [lo, hi). */
+static int64_t taps_inside(int64_t o, int axis, const evm_window2d *k, int64_t lo, int64_t hi) {
+    int64_t first, last;
+    tap_range(o, axis, k, lo, hi, &first, &last);
     return last >= first ? last - first + 1 : 0;
 }
 
@@ -125,6 +132,53 @@ static evm_region average_pool_field(const evm_node *node, evm_tensor *const *in
     return evm_pool2d_field(node, &p->window, in, &in_regions[0]);
 }
 
+/* One channel plane: each output's gradient divided by the forward's
+ * divisor and added to its window's taps inside the input (windows may
+ * overlap, so the plane is cleared first). */
+static void average_plane_backward(const evm_window2d *k, bool include_pad, int64_t h, int64_t w,
+                                   const float *gy, int64_t oh, int64_t ow, float *gx) {
+    for (int64_t i = 0; i < h * w; i++)
+        gx[i] = 0.0f;
+    int64_t rlo, rhi, clo, chi;
+    count_bounds(k, 0, h, include_pad, &rlo, &rhi);
+    count_bounds(k, 1, w, include_pad, &clo, &chi);
+    int64_t dy = k->dilation[0], dx = k->dilation[1];
+    for (int64_t oy = 0; oy < oh; oy++) {
+        int64_t rows = taps_inside(oy, 0, k, rlo, rhi), ky0, ky1;
+        tap_range(oy, 0, k, 0, h, &ky0, &ky1);
+        int64_t y0 = oy * k->stride[0] - k->pad_begin[0];
+        for (int64_t ox = 0; ox < ow; ox++) {
+            int64_t n = rows * taps_inside(ox, 1, k, clo, chi), kx0, kx1;
+            if (n == 0)
+                continue; /* the forward's constant 0 */
+            tap_range(ox, 1, k, 0, w, &kx0, &kx1);
+            float g = gy[oy * ow + ox] / (float)n;
+            int64_t x0 = ox * k->stride[1] - k->pad_begin[1];
+            for (int64_t ky = ky0; ky <= ky1; ky++) {
+                float *row = gx + (y0 + ky * dy) * w;
+                for (int64_t kx = kx0; kx <= kx1; kx++)
+                    row[x0 + kx * dx] += g;
+            }
+        }
+    }
+}
+
+static void average_pool_backward(const evm_node *node, evm_tensor *const *in,
+                                  evm_tensor *const *out, const evm_tensor *grad_out,
+                                  evm_tensor *const *grad_in, float *workspace) {
+    (void)out;
+    (void)workspace;
+    const avg_params *p = node->params;
+    const evm_tensor *x = in[0];
+    evm_window2d win;
+    int64_t oh, ow;
+    evm_window2d_output(node, &p->window, x->dims[2], x->dims[3], &win, &oh, &ow, NULL);
+    int64_t planes = x->dims[0] * x->dims[1], h = x->dims[2], w = x->dims[3];
+    for (int64_t i = 0; i < planes; i++)
+        average_plane_backward(&win, p->count_include_pad, h, w, evm_f32(grad_out) + i * oh * ow,
+                               oh, ow, evm_f32(grad_in[0]) + i * h * w);
+}
+
 const evm_op_def evm_op_average_pool = {
     .name = "AveragePool",
     .min_inputs = 1,
@@ -134,4 +188,6 @@ const evm_op_def evm_op_average_pool = {
     .forward = average_pool_forward,
     .field = average_pool_field,
     .forward_region = average_pool_region,
+    .grad_inputs = 1u << 0,
+    .backward = average_pool_backward,
 };

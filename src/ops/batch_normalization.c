@@ -68,6 +68,11 @@ static evmap_status batch_normalization_infer(const evm_node *node, evm_tensor *
     return evm_tensor_set_shape(out[0], x->rank, x->dims, err);
 }
 
+/* The per-channel factor a = scale / sqrt(var + epsilon) of y = x * a + b. */
+static double bn_factor(const bn_params *p, const float *scale, const float *var, size_t ch) {
+    return scale[ch] / sqrt((double)var[ch] + (double)p->epsilon);
+}
+
 /* y = x * a + b over rows [y0, y1) x columns [x0, x1) of every plane, the
  * plane seen as rows of w (forward: one row of the whole plane). */
 static void bn_apply(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out, size_t w,
@@ -82,7 +87,7 @@ static void bn_apply(const evm_node *node, evm_tensor *const *in, evm_tensor *co
     float *ys = evm_f32(out[0]);
     for (size_t ch = 0; ch < c; ch++) {
         /* y = x * a + b; a and b in double so only the final rounding is float */
-        double a = scale[ch] / sqrt((double)var[ch] + (double)p->epsilon);
+        double a = bn_factor(p, scale, var, ch);
         float af = (float)a, bf = (float)(shift[ch] - mean[ch] * a);
         for (size_t i = 0; i < n; i++)
             for (size_t yy = y0; yy < y1; yy++) {
@@ -110,6 +115,28 @@ static void batch_normalization_region(const evm_node *node, evm_tensor *const *
              (size_t)r->x1);
 }
 
+/* dy/dx is the forward's float factor a of its channel. */
+static void batch_normalization_backward(const evm_node *node, evm_tensor *const *in,
+                                         evm_tensor *const *out, const evm_tensor *grad_out,
+                                         evm_tensor *const *grad_in, float *workspace) {
+    (void)out;
+    (void)workspace;
+    if (!grad_in[0])
+        return;
+    const float *scale = evm_f32(in[1]), *var = evm_f32(in[4]), *gy = evm_f32(grad_out);
+    float *gx = evm_f32(grad_in[0]);
+    size_t n = (size_t)in[0]->dims[0], c = (size_t)in[0]->dims[1];
+    size_t plane = n * c != 0 ? in[0]->count / (n * c) : 0;
+    for (size_t ch = 0; ch < c; ch++) {
+        float af = (float)bn_factor(node->params, scale, var, ch);
+        for (size_t i = 0; i < n; i++) {
+            size_t base = (i * c + ch) * plane;
+            for (size_t j = 0; j < plane; j++)
+                gx[base + j] = gy[base + j] * af;
+        }
+    }
+}
+
 const evm_op_def evm_op_batch_normalization = {
     .name = "BatchNormalization",
     .min_inputs = 5,
@@ -119,4 +146,6 @@ const evm_op_def evm_op_batch_normalization = {
     .forward = batch_normalization_forward,
     .field = evm_field_pointwise,
     .forward_region = batch_normalization_region,
+    .grad_inputs = 1u << 0,
+    .backward = batch_normalization_backward,
 };

@@ -173,6 +173,71 @@ void evm_broadcast_apply(evm_binary_op op, const evm_tensor *a, const evm_tensor
     }
 }
 
+/* ------------------------------------------------------------ reduction */
+
+/* One row of the reduction: d[j * sd] += g[j] * o[j * so], sd and so 0 or 1.
+ * Where dst is broadcast along the row (sd = 0) the row is summed first, in
+ * double, since it may be long (a bias over a whole map). */
+static void reduce_row(float *restrict d, int64_t sd, const float *restrict g,
+                       const float *restrict o, int64_t so, size_t n) {
+    if (sd == 0) {
+        double acc = 0;
+        for (size_t j = 0; j < n; j++)
+            acc += (double)g[j] * o[(int64_t)j * so];
+        *d += (float)acc;
+        return;
+    }
+    for (size_t j = 0; j < n; j++)
+        d[j] += g[j] * o[(int64_t)j * so];
+}
+
+void evm_broadcast_reduce(const evm_tensor *g, const evm_tensor *other, evm_tensor *dst) {
+    static const float one = 1.0f;
+    const evm_tensor unit = {.dtype = EVM_DTYPE_FLOAT, .count = 1, .data = (void *)&one};
+    if (!other)
+        other = &unit; /* a rank-0 operand: broadcast everywhere */
+    if (dst->count == g->count && (other->count == 1 || other->count == g->count)) {
+        /* Nothing is reduced (broadcasting only inserts 1s, so equal counts
+         * mean equal layouts): the common residual Add, in one pass. */
+        const float *pg = evm_f32(g), *po = evm_f32(other);
+        float *pd = evm_f32(dst);
+        if (other == &unit)
+            memcpy(pd, pg, g->count * sizeof(float));
+        else if (other->count == 1)
+            for (size_t i = 0; i < g->count; i++)
+                pd[i] = pg[i] * po[0];
+        else
+            for (size_t i = 0; i < g->count; i++)
+                pd[i] = pg[i] * po[i];
+        return;
+    }
+    if (dst->count)
+        memset(dst->data, 0, dst->count * sizeof(float));
+    if (g->count == 0)
+        return; /* an empty output: dst (maybe not empty if broadcast) gets 0 */
+    bcast_plan p;
+    make_plan(dst, other, g, &p);
+    int last = p.rank - 1;
+    size_t n = (size_t)p.dims[last], rows = g->count / n;
+    const float *pg = evm_f32(g), *po = evm_f32(other);
+    float *pd = evm_f32(dst);
+    int64_t idx[EVM_MAX_RANK] = {0};
+    int64_t od = 0, oo = 0; /* element offsets of the current row */
+    for (size_t r = 0; r < rows; r++) {
+        reduce_row(pd + od, p.sa[last], pg + r * n, po + oo, p.sb[last], n);
+        /* The same odometer as evm_broadcast_apply. */
+        for (int d = last - 1; d >= 0; d--) {
+            od += p.sa[d];
+            oo += p.sb[d];
+            if (++idx[d] < p.dims[d])
+                break;
+            od -= p.sa[d] * p.dims[d];
+            oo -= p.sb[d] * p.dims[d];
+            idx[d] = 0;
+        }
+    }
+}
+
 /* ------------------------------------------------------- Add/Mul bodies */
 
 typedef struct binary_params {
@@ -271,4 +336,22 @@ void evm_binary_forward(const evm_node *node, evm_binary_op op, evm_tensor *cons
     /* Cannot fail here: infer ran the same check on the same shapes. */
     (void)effective_b(node, in[0], in[1], &bv, NULL);
     evm_broadcast_apply(op, in[0], &bv, out[0]);
+}
+
+void evm_binary_backward(const evm_node *node, evm_binary_op op, evm_tensor *const *in,
+                         const evm_tensor *grad_out, evm_tensor *const *grad_in) {
+    evm_tensor bv;
+    (void)effective_b(node, in[0], in[1], &bv, NULL); /* checked by infer */
+    bool mul = op == EVM_BINARY_MUL;
+    /* d(a op b)/da is 1 (Add) or b (Mul), and the other way round. */
+    if (grad_in[0])
+        evm_broadcast_reduce(grad_out, mul ? &bv : NULL, grad_in[0]);
+    if (grad_in[1]) {
+        /* B's gradient, viewed with the shape B was broadcast with (legacy
+         * axis: trailing 1s appended; same layout). */
+        evm_tensor gb = *grad_in[1];
+        gb.rank = bv.rank;
+        memcpy(gb.dims, bv.dims, sizeof gb.dims);
+        evm_broadcast_reduce(grad_out, mul ? in[0] : NULL, &gb);
+    }
 }

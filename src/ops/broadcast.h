@@ -27,6 +27,12 @@ bool evm_broadcast_shape(int rank_a, const int64_t *dims_a, int rank_b, const in
 /* y = a op b, broadcasting a and b to y's shape. */
 void evm_broadcast_apply(evm_binary_op op, const evm_tensor *a, const evm_tensor *b, evm_tensor *y);
 
+/* Gradient of a broadcast operand (float32 only): dst = g * other summed over
+ * the axes along which dst was broadcast to g's shape, with other broadcast
+ * too (NULL: 1). dst and other are broadcastable to g; every element of dst
+ * is written. */
+void evm_broadcast_reduce(const evm_tensor *g, const evm_tensor *other, evm_tensor *dst);
+
 /* ---- the shared body of Add and Mul ---- */
 
 /* Parses the opset < 7 'broadcast'/'axis' attributes (legacy broadcasting). */
@@ -38,5 +44,10 @@ evmap_status evm_binary_infer(const evm_node *node, evm_tensor *const *in, evm_t
 
 void evm_binary_forward(const evm_node *node, evm_binary_op op, evm_tensor *const *in,
                         evm_tensor *const *out);
+
+/* Backward of Add and Mul (float32): the gradient of each requested input,
+ * legacy broadcasting included. */
+void evm_binary_backward(const evm_node *node, evm_binary_op op, evm_tensor *const *in,
+                         const evm_tensor *grad_out, evm_tensor *const *grad_in);
 
 #endif

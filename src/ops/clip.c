@@ -60,20 +60,46 @@ static evmap_status clip_infer(const evm_node *node, evm_tensor *const *in, evm_
     return evm_op_infer_same(node, in, out, err);
 }
 
+/* The bounds for this run: the attributes, or inputs 1 and 2. */
+static void get_bounds(const evm_node *node, evm_tensor *const *in, float *lo, float *hi) {
+    const clip_params *p = node->params;
+    *lo = p->lo;
+    *hi = p->hi;
+    if (p->bounds_are_inputs) {
+        *lo = node->n_inputs > 1 && in[1] ? evm_f32(in[1])[0] : -FLT_MAX;
+        *hi = node->n_inputs > 2 && in[2] ? evm_f32(in[2])[0] : FLT_MAX;
+    }
+}
+
 static void clip_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                          float *workspace) {
     (void)workspace;
-    const clip_params *p = node->params;
-    float lo = p->lo, hi = p->hi;
-    if (p->bounds_are_inputs) {
-        lo = node->n_inputs > 1 && in[1] ? evm_f32(in[1])[0] : -FLT_MAX;
-        hi = node->n_inputs > 2 && in[2] ? evm_f32(in[2])[0] : FLT_MAX;
-    }
+    float lo, hi;
+    get_bounds(node, in, &lo, &hi);
     const float *restrict x = evm_f32(in[0]);
     float *restrict y = evm_f32(out[0]);
     for (size_t i = 0; i < in[0]->count; i++) {
         float v = x[i] < lo ? lo : x[i];
         y[i] = v > hi ? hi : v;
+    }
+}
+
+/* The gradient passes where lo <= x <= hi (bounds included, as PyTorch's
+ * clamp), so none passes when lo > hi and every output is hi. NaN inputs
+ * compare false and get none. Only x is differentiated; the bounds are
+ * almost always constants. */
+static void clip_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                          const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                          float *workspace) {
+    (void)out;
+    (void)workspace;
+    float lo, hi;
+    get_bounds(node, in, &lo, &hi);
+    const float *restrict x = evm_f32(in[0]), *restrict gy = evm_f32(grad_out);
+    float *restrict gx = evm_f32(grad_in[0]);
+    for (size_t i = 0; i < in[0]->count; i++) {
+        float g = gy[i]; /* loaded unconditionally: a select, not a branch */
+        gx[i] = x[i] >= lo && x[i] <= hi ? g : 0.0f;
     }
 }
 
@@ -85,4 +111,6 @@ const evm_op_def evm_op_clip = {
     .infer = clip_infer,
     .forward = clip_forward,
     .elementwise = true,
+    .grad_inputs = 1u << 0,
+    .backward = clip_backward,
 };

@@ -42,6 +42,17 @@ void evm_op_forward_copy(const evm_node *node, evm_tensor *const *in, evm_tensor
         memcpy(out[0]->data, in[0]->data, in[0]->count * evm_dtype_size(in[0]->dtype));
 }
 
+void evm_op_backward_copy(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                          const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                          float *workspace) {
+    (void)node;
+    (void)in;
+    (void)out;
+    (void)workspace;
+    if (grad_in[0] && grad_out->count)
+        memcpy(grad_in[0]->data, grad_out->data, grad_out->count * sizeof(float));
+}
+
 evmap_status evm_op_infer_same(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                                evmap_error *err) {
     evmap_status st = evm_op_require_float(node, in, 0, err);
@@ -239,8 +250,8 @@ evmap_status evm_global_pool_infer(const evm_node *node, evm_tensor *const *in,
     return evm_tensor_set_shape(out[0], x->rank, dims, err);
 }
 
-evm_region evm_pool2d_field(const evm_node *node, const evm_window2d *window,
-                            evm_tensor *const *in, const evm_region *in_region) {
+evm_region evm_pool2d_field(const evm_node *node, const evm_window2d *window, evm_tensor *const *in,
+                            const evm_region *in_region) {
     evm_window2d resolved;
     int64_t oh, ow;
     evm_window2d_output(node, window, in[0]->dims[2], in[0]->dims[3], &resolved, &oh, &ow, NULL);

@@ -93,6 +93,32 @@ static void concat_forward(const evm_node *node, evm_tensor *const *in, evm_tens
     }
 }
 
+/* Each input's gradient is its slice of the output gradient: the forward's
+ * copies run the other way. Float only (every input shares the dtype). */
+static void concat_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                            const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                            float *workspace) {
+    (void)workspace;
+    const evm_tensor *y = out[0];
+    int axis = (int)((const concat_params *)node->params)->axis;
+    if (axis < 0)
+        axis += y->rank;
+    size_t outer = 1, inner = 1; /* inner: floats per unit of the concat axis */
+    for (int d = 0; d < axis; d++)
+        outer *= (size_t)y->dims[d];
+    for (int d = axis + 1; d < y->rank; d++)
+        inner *= (size_t)y->dims[d];
+    const float *src = evm_f32(grad_out);
+    for (size_t o = 0; o < outer; o++) {
+        for (int i = 0; i < node->n_inputs; i++) {
+            size_t n = (size_t)in[i]->dims[axis] * inner;
+            if (grad_in[i] && n)
+                memcpy(evm_f32(grad_in[i]) + o * n, src, n * sizeof(float));
+            src += n;
+        }
+    }
+}
+
 /* Along channels (axis 1 of 4-D maps) every pixel stays in place: the union
  * of the inputs' regions. Along any other axis the op is global. */
 static evm_region concat_field(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
@@ -133,4 +159,6 @@ const evm_op_def evm_op_concat = {
     .forward = concat_forward,
     .field = concat_field,
     .forward_region = concat_forward_region,
+    .grad_inputs = ~0u, /* every input (the mask has bits for the first 32) */
+    .backward = concat_backward,
 };

@@ -50,4 +50,6 @@ const evm_op_def evm_op_dropout = {
     .infer = dropout_infer,
     .forward = evm_op_forward_copy,
     .elementwise = true,
+    .grad_inputs = 1u << 0,
+    .backward = evm_op_backward_copy,
 };

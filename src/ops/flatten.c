@@ -53,4 +53,6 @@ const evm_op_def evm_op_flatten = {
     .init = flatten_init,
     .infer = flatten_infer,
     .forward = evm_op_forward_copy,
+    .grad_inputs = 1u << 0,
+    .backward = evm_op_backward_copy,
 };

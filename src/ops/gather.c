@@ -100,6 +100,42 @@ static void gather_forward(const evm_node *node, evm_tensor *const *in, evm_tens
     }
 }
 
+/* The transpose of a gather is a scatter-add: every gathered slice's
+ * gradient goes back to the slice it was read from, summed where an index
+ * repeats; slices never read get 0. Only data (float) is differentiated; the
+ * indices are int64 constants. */
+static void gather_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                            const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                            float *workspace) {
+    (void)out;
+    (void)workspace;
+    const evm_tensor *data = in[0], *idx = in[1];
+    float *gd = evm_f32(grad_in[0]);
+    if (data->count)
+        memset(gd, 0, data->count * sizeof(float));
+    if (grad_out->count == 0)
+        return;
+    int axis = (int)((const gather_params *)node->params)->axis;
+    if (axis < 0)
+        axis += data->rank;
+    size_t outer = 1, block = 1; /* block: floats per index */
+    for (int d = 0; d < axis; d++)
+        outer *= (size_t)data->dims[d];
+    for (int d = axis + 1; d < data->rank; d++)
+        block *= (size_t)data->dims[d];
+    int64_t n = data->dims[axis];
+    const int64_t *ix = evm_i64(idx);
+    const float *src = evm_f32(grad_out);
+    for (size_t o = 0; o < outer; o++) {
+        float *slab = gd + o * (size_t)n * block;
+        for (size_t i = 0; i < idx->count; i++, src += block) {
+            float *dst = slab + (size_t)(ix[i] < 0 ? ix[i] + n : ix[i]) * block;
+            for (size_t j = 0; j < block; j++)
+                dst[j] += src[j];
+        }
+    }
+}
+
 const evm_op_def evm_op_gather = {
     .name = "Gather",
     .min_inputs = 2,
@@ -107,4 +143,6 @@ const evm_op_def evm_op_gather = {
     .init = gather_init,
     .infer = gather_infer,
     .forward = gather_forward,
+    .grad_inputs = 1u << 0,
+    .backward = gather_backward,
 };

@@ -152,6 +152,107 @@ static void gemm_forward(const evm_node *node, evm_tensor *const *in, evm_tensor
                 with_c ? 1.0f : 0.0f, y, (int)n);
 }
 
+/* ---- backward: with P = op(A) (M x K) and Q = op(B) (K x N),
+ * dP = alpha gY Q^T and dQ = alpha P^T gY, transposed back for a transposed
+ * operand; dC = beta gY summed over the axes C was broadcast along. */
+
+/* out (rows x cols) = alpha * op(x) * op(y), op(x) rows x inner; zero for an
+ * empty inner dimension, which sgemm's leading dimensions would reject. */
+static void product(bool tx, bool ty, int64_t rows, int64_t cols, int64_t inner, float alpha,
+                    const float *x, int64_t ldx, const float *y, int64_t ldy, float *out) {
+    if (rows == 0 || cols == 0)
+        return;
+    if (inner == 0) {
+        memset(out, 0, sizeof(float) * (size_t)(rows * cols));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, tx ? CblasTrans : CblasNoTrans, ty ? CblasTrans : CblasNoTrans,
+                (int)rows, (int)cols, (int)inner, alpha, x, (int)ldx, y, (int)ldy, 0.0f, out,
+                (int)cols);
+}
+
+/* dA for one row of A (batch 1, the usual fully connected layer): sgemv
+ * streams B once where sgemm would also pack it. */
+static void grad_a_row(const gemm_params *p, const evm_tensor *b, const float *gy, int64_t n,
+                       int64_t k, float *ga) {
+    if (n == 0) {
+        memset(ga, 0, sizeof(float) * (size_t)k);
+        return;
+    }
+    /* dA^T = alpha Q gY^T */
+    cblas_sgemv(CblasRowMajor, p->trans_b ? CblasTrans : CblasNoTrans, (int)b->dims[0],
+                (int)b->dims[1], p->alpha, evm_f32(b), (int)b->dims[1], gy, 1, 0.0f, ga, 1);
+}
+
+static void grad_a(const gemm_params *p, evm_tensor *const *in, const float *gy, int64_t m,
+                   int64_t n, int64_t k, float *ga) {
+    const float *b = evm_f32(in[1]);
+    int64_t ldb = in[1]->dims[1];
+    if (k == 0)
+        return;
+    if (m == 1)
+        grad_a_row(p, in[1], gy, n, k, ga);
+    else if (!p->trans_a) /* dA = alpha gY Q^T */
+        product(false, !p->trans_b, m, k, n, p->alpha, gy, n, b, ldb, ga);
+    else /* dA = dP^T = alpha Q gY^T */
+        product(p->trans_b, true, k, m, n, p->alpha, b, ldb, gy, n, ga);
+}
+
+static void grad_b(const gemm_params *p, evm_tensor *const *in, const float *gy, int64_t m,
+                   int64_t n, int64_t k, float *gb) {
+    const float *a = evm_f32(in[0]);
+    int64_t lda = in[0]->dims[1];
+    if (!p->trans_b) /* dB = alpha P^T gY */
+        product(!p->trans_a, false, k, n, m, p->alpha, a, lda, gy, n, gb);
+    else /* dB = dQ^T = alpha gY^T P */
+        product(true, p->trans_a, n, k, m, p->alpha, gy, n, a, lda, gb);
+}
+
+/* dC = beta gY summed over C's broadcast axes (the inverse of fill_c). */
+static void grad_c(const evm_tensor *c, float beta, const float *gy, int64_t m, int64_t n,
+                   float *gc) {
+    bool per_row = c->rank == 2 && c->dims[0] != 1;
+    bool per_col = c->rank >= 1 && c->dims[c->rank - 1] != 1;
+    if (per_col) {
+        memset(gc, 0, sizeof(float) * c->count);
+        for (int64_t i = 0; i < m; i++) {
+            float *d = gc + (per_row ? i * n : 0);
+            for (int64_t j = 0; j < n; j++)
+                d[j] += beta * gy[i * n + j];
+        }
+        return;
+    }
+    double total = 0.0;
+    for (int64_t i = 0; i < m; i++) {
+        double row = 0.0;
+        for (int64_t j = 0; j < n; j++)
+            row += gy[i * n + j];
+        if (per_row)
+            gc[i] = (float)(beta * row);
+        total += row;
+    }
+    if (!per_row)
+        gc[0] = (float)(beta * total);
+}
+
+static void gemm_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                          const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                          float *workspace) {
+    (void)out;
+    (void)workspace;
+    const gemm_params *p = node->params;
+    int64_t m, n, k, kb;
+    gemm_dims(p, in, &m, &n, &k, &kb);
+    const float *gy = evm_f32(grad_out);
+    /* empty gradients may have no buffer */
+    if (grad_in[0] && grad_in[0]->count)
+        grad_a(p, in, gy, m, n, k, evm_f32(grad_in[0]));
+    if (grad_in[1] && grad_in[1]->count)
+        grad_b(p, in, gy, m, n, k, evm_f32(grad_in[1]));
+    if (grad_in[2] && grad_in[2]->count)
+        grad_c(in[2], p->beta, gy, m, n, evm_f32(grad_in[2]));
+}
+
 static double gemm_macs(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out) {
     (void)out;
     int64_t m, n, k, kb;
@@ -167,4 +268,6 @@ const evm_op_def evm_op_gemm = {
     .infer = gemm_infer,
     .forward = gemm_forward,
     .macs = gemm_macs,
+    .grad_inputs = 1u << 0 | 1u << 1 | 1u << 2,
+    .backward = gemm_backward,
 };

@@ -21,4 +21,6 @@ const evm_op_def evm_op_identity = {
     .infer = identity_infer,
     .forward = evm_op_forward_copy,
     .elementwise = true,
+    .grad_inputs = 1u << 0,
+    .backward = evm_op_backward_copy,
 };

@@ -25,6 +25,21 @@ static void leaky_relu_forward(const evm_node *node, evm_tensor *const *in, evm_
         y[i] = x[i] >= 0.0f ? x[i] : alpha * x[i];
 }
 
+/* Slope 1 for x > 0, alpha below; at the kink x = 0 alpha, as PyTorch. */
+static void leaky_relu_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                                const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                                float *workspace) {
+    (void)out;
+    (void)workspace;
+    const float alpha = ((const leaky_relu_params *)node->params)->alpha;
+    const float *restrict x = evm_f32(in[0]), *restrict gy = evm_f32(grad_out);
+    float *restrict gx = evm_f32(grad_in[0]);
+    for (size_t i = 0; i < in[0]->count; i++) {
+        float g = gy[i]; /* loaded unconditionally: a select, not a branch */
+        gx[i] = x[i] > 0.0f ? g : alpha * g;
+    }
+}
+
 const evm_op_def evm_op_leaky_relu = {
     .name = "LeakyRelu",
     .min_inputs = 1,
@@ -33,4 +48,6 @@ const evm_op_def evm_op_leaky_relu = {
     .infer = evm_op_infer_same,
     .forward = leaky_relu_forward,
     .elementwise = true,
+    .grad_inputs = 1u << 0,
+    .backward = leaky_relu_backward,
 };

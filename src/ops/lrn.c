@@ -4,6 +4,10 @@
  * over channels [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)] clipped
  * to the tensor. Each output channel plane accumulates its squares directly
  * in the output buffer, so no workspace is needed.
+ * Backward (d = bias + alpha / size * square_sum, y = x * d^-beta):
+ * gx_j = g_j d_j^-beta - 2 beta alpha / size * x_j * sum of t_i = g_i x_i
+ * d_i^(-beta-1) over the channels i whose window holds j; the t of one
+ * image live in the backward workspace.
  * Invariants: size >= 1 (checked at init); the input has rank >= 2.
  */
 #include <math.h>
@@ -108,6 +112,71 @@ static void lrn_forward_region(const evm_node *node, evm_tensor *const *in, evm_
                         (size_t)(yy * w + r->x0), (size_t)(r->x1 - r->x0));
 }
 
+/* One image's t_i = g_i x_i d_i^(-beta-1) into t, and the first term
+ * g_j d_j^-beta into gx. d is the forward's float d (the same float sum);
+ * the powers are in double. */
+static void lrn_backward_local(const lrn_params *p, const float *x, const float *g, float *gx,
+                               float *t, int64_t c, size_t plane) {
+    int64_t before = (p->size - 1) / 2, after = p->size - 1 - before;
+    float scale = p->alpha / (float)p->size;
+    for (int64_t ch = 0; ch < c; ch++) {
+        int64_t lo = ch - before < 0 ? 0 : ch - before;
+        int64_t hi = ch + after > c - 1 ? c - 1 : ch + after;
+        for (size_t j = 0; j < plane; j++) {
+            float sq = 0.0f;
+            for (int64_t k = lo; k <= hi; k++)
+                sq += x[(size_t)k * plane + j] * x[(size_t)k * plane + j];
+            double d = p->bias + scale * sq;
+            size_t i = (size_t)ch * plane + j;
+            double pb = pow(d, -(double)p->beta);
+            gx[i] = (float)(g[i] * pb);
+            t[i] = (float)(g[i] * x[i] * pb / d);
+        }
+    }
+}
+
+/* Subtracts the cross term: channel ch lies in the windows of the channels
+ * [ch - after, ch + before]. Sums in double. */
+static void lrn_backward_cross(const lrn_params *p, const float *x, const float *t, float *gx,
+                               int64_t c, size_t plane) {
+    int64_t before = (p->size - 1) / 2, after = p->size - 1 - before;
+    double coef = 2.0 * (double)p->beta * (double)(p->alpha / (float)p->size);
+    for (int64_t ch = 0; ch < c; ch++) {
+        int64_t lo = ch - after < 0 ? 0 : ch - after;
+        int64_t hi = ch + before > c - 1 ? c - 1 : ch + before;
+        for (size_t j = 0; j < plane; j++) {
+            double sum = 0.0;
+            for (int64_t k = lo; k <= hi; k++)
+                sum += t[(size_t)k * plane + j];
+            size_t i = (size_t)ch * plane + j;
+            gx[i] = (float)(gx[i] - coef * x[i] * sum);
+        }
+    }
+}
+
+/* t of one image: C x plane floats. */
+static size_t lrn_backward_workspace(const evm_node *node, evm_tensor *const *in,
+                                     evm_tensor *const *out) {
+    (void)node;
+    (void)out;
+    return in[0]->dims[0] ? in[0]->count / (size_t)in[0]->dims[0] : 0;
+}
+
+static void lrn_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                         const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace) {
+    (void)out;
+    const evm_tensor *x = in[0];
+    int64_t n = x->dims[0], c = x->dims[1];
+    size_t plane = n * c != 0 ? x->count / (size_t)(n * c) : 0;
+    for (int64_t i = 0; i < n; i++) {
+        size_t off = (size_t)(i * c) * plane;
+        lrn_backward_local(node->params, evm_f32(x) + off, evm_f32(grad_out) + off,
+                           evm_f32(grad_in[0]) + off, workspace, c, plane);
+        lrn_backward_cross(node->params, evm_f32(x) + off, workspace, evm_f32(grad_in[0]) + off, c,
+                           plane);
+    }
+}
+
 const evm_op_def evm_op_lrn = {
     .name = "LRN",
     .min_inputs = 1,
@@ -117,4 +186,7 @@ const evm_op_def evm_op_lrn = {
     .forward = lrn_forward,
     .field = evm_field_pointwise,
     .forward_region = lrn_forward_region,
+    .grad_inputs = 1u << 0,
+    .backward = lrn_backward,
+    .backward_workspace = lrn_backward_workspace,
 };

@@ -100,6 +100,15 @@ static size_t batch_offset(const mm_layout *l, const int64_t *bdims, const int64
     return off * matrix;
 }
 
+/* Advances a batch index over dims, last dim fastest. */
+static void next_index(const mm_layout *l, int64_t *idx) {
+    for (int i = l->batch_rank - 1; i >= 0; i--) {
+        if (++idx[i] < l->batch[i])
+            break;
+        idx[i] = 0;
+    }
+}
+
 static void matmul_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                            float *workspace) {
     (void)node;
@@ -139,12 +148,87 @@ static void matmul_forward(const evm_node *node, evm_tensor *const *in, evm_tens
         const float *be = b + batch_offset(&l, l.b_batch, idx, kn);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)l.m, (int)l.n, (int)l.k, 1.0f,
                     ae, (int)l.k, be, (int)l.n, 0.0f, y + e * mn, (int)l.n);
-        for (int i = l.batch_rank - 1; i >= 0; i--) { /* next batch index, last dim fastest */
-            if (++idx[i] < l.batch[i])
-                break;
-            idx[i] = 0;
-        }
+        next_index(&l, idx);
     }
+}
+
+/* ---- backward: per batch entry dA = gY B^T and dB = A^T gY, summed over
+ * the entries an operand was broadcast to. 1-D operands need no care: as a
+ * 1 x k row or k x 1 column their data is laid out as the vector's. */
+
+static size_t batch_product(const mm_layout *l, const int64_t *bdims) {
+    size_t count = 1;
+    for (int i = 0; i < l->batch_rank; i++)
+        count *= (size_t)bdims[i];
+    return count;
+}
+
+/* B is one matrix: A's entries stack into one tall matrix (as in forward),
+ * so dA is one product and dB, the sum over entries, is another. */
+static void backward_stacked(const mm_layout *l, const float *a, const float *b, const float *gy,
+                             float *ga, float *gb) {
+    int rows = (int)(l->batch_count * (size_t)l->m), n = (int)l->n, k = (int)l->k;
+    if (ga && rows == 1) /* dA^T = B gY^T; sgemv streams B without packing it */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, k, n, 1.0f, b, n, gy, 1, 0.0f, ga, 1);
+    else if (ga)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, n, 1.0f, gy, n, b, n, 0.0f,
+                    ga, k);
+    if (gb)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, rows, 1.0f, a, k, gy, n, 0.0f,
+                    gb, n);
+}
+
+/* One product per output entry; an operand's gradient accumulates (beta 1,
+ * from zero) where it was broadcast. */
+static void backward_batched(const mm_layout *l, const float *a, const float *b, const float *gy,
+                             float *ga, float *gb) {
+    size_t mk = (size_t)(l->m * l->k), kn = (size_t)(l->k * l->n), mn = (size_t)(l->m * l->n);
+    size_t a_count = batch_product(l, l->a_batch), b_count = batch_product(l, l->b_batch);
+    float beta_a = a_count == l->batch_count ? 0.0f : 1.0f;
+    float beta_b = b_count == l->batch_count ? 0.0f : 1.0f;
+    int m = (int)l->m, n = (int)l->n, k = (int)l->k;
+    if (ga && beta_a != 0.0f)
+        memset(ga, 0, sizeof(float) * a_count * mk);
+    if (gb && beta_b != 0.0f)
+        memset(gb, 0, sizeof(float) * b_count * kn);
+    int64_t idx[EVM_MAX_RANK] = {0};
+    for (size_t e = 0; e < l->batch_count; e++) {
+        size_t ao = batch_offset(l, l->a_batch, idx, mk), bo = batch_offset(l, l->b_batch, idx, kn);
+        if (ga)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, n, 1.0f, gy + e * mn, n,
+                        b + bo, n, beta_a, ga + ao, k);
+        if (gb)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, m, 1.0f, a + ao, k,
+                        gy + e * mn, n, beta_b, gb + bo, n);
+        next_index(l, idx);
+    }
+}
+
+static void matmul_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                            const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                            float *workspace) {
+    (void)node;
+    (void)workspace;
+    mm_layout l;
+    int bad;
+    mm_layout_of(in[0], in[1], &l, &bad);
+    /* empty gradients may have no buffer */
+    float *ga = grad_in[0] && grad_in[0]->count ? evm_f32(grad_in[0]) : NULL;
+    float *gb = grad_in[1] && grad_in[1]->count ? evm_f32(grad_in[1]) : NULL;
+    if (out[0]->count == 0) { /* empty sums; sgemm would reject the sizes */
+        if (ga)
+            memset(ga, 0, sizeof(float) * grad_in[0]->count);
+        if (gb)
+            memset(gb, 0, sizeof(float) * grad_in[1]->count);
+        return;
+    }
+    if (!ga && !gb) /* with k == 0, both are empty */
+        return;
+    const float *a = evm_f32(in[0]), *b = evm_f32(in[1]), *gy = evm_f32(grad_out);
+    if (batch_product(&l, l.b_batch) == 1)
+        backward_stacked(&l, a, b, gy, ga, gb);
+    else
+        backward_batched(&l, a, b, gy, ga, gb);
 }
 
 static double matmul_macs(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out) {
@@ -162,4 +246,6 @@ const evm_op_def evm_op_matmul = {
     .infer = matmul_infer,
     .forward = matmul_forward,
     .macs = matmul_macs,
+    .grad_inputs = 1u << 0 | 1u << 1,
+    .backward = matmul_backward,
 };

@@ -3,6 +3,8 @@
  * Padding never wins (it acts as -infinity), and with ceil_mode a window that
  * runs past the padded input is clipped to it. The optional Indices output
  * and storage_order 1 are rejected at init.
+ * Backward routes each output's gradient to the tap the forward picked: the
+ * first strict maximum in row-major window order (as PyTorch on ties).
  * Invariants: infer checked the 4-D input and a non-empty output; forward
  * resolves the same window from the same shapes, so it cannot fail.
  */
@@ -98,6 +100,71 @@ static evm_region max_pool_field(const evm_node *node, evm_tensor *const *in,
     return evm_pool2d_field(node, &p->window, in, &in_regions[0]);
 }
 
+/* Taps k of the window at output o (resolved window, one axis) that land
+ * inside an input of size n: [*first, *last], empty when *last < *first.
+ * (Same arithmetic as AveragePool's taps_inside.) */
+static void tap_range(const evm_window2d *k, int axis, int64_t o, int64_t n, int64_t *first,
+                      int64_t *last) {
+    int64_t start = o * k->stride[axis] - k->pad_begin[axis], d = k->dilation[axis];
+    *first = start >= 0 ? 0 : (-start + d - 1) / d;
+    *last = n - 1 - start < 0 ? -1 : (n - 1 - start) / d;
+    if (*last > k->kernel[axis] - 1)
+        *last = k->kernel[axis] - 1;
+}
+
+/* Input offset of the first strict maximum of output (oy, ox)'s window, in
+ * the forward's tap order and starting from its -FLT_MAX; -1 when no tap
+ * beats that (padding only, or NaN / -inf inputs), which gets no gradient. */
+static int64_t argmax_tap(const evm_window2d *k, const float *x, int64_t h, int64_t w, int64_t oy,
+                          int64_t ox) {
+    int64_t ky0, ky1, kx0, kx1, at = -1;
+    tap_range(k, 0, oy, h, &ky0, &ky1);
+    tap_range(k, 1, ox, w, &kx0, &kx1);
+    int64_t y0 = oy * k->stride[0] - k->pad_begin[0], x0 = ox * k->stride[1] - k->pad_begin[1];
+    float best = -FLT_MAX;
+    for (int64_t ky = ky0; ky <= ky1; ky++) {
+        int64_t row = (y0 + ky * k->dilation[0]) * w;
+        for (int64_t kx = kx0; kx <= kx1; kx++) {
+            int64_t i = row + x0 + kx * k->dilation[1];
+            if (x[i] > best) {
+                best = x[i];
+                at = i;
+            }
+        }
+    }
+    return at;
+}
+
+/* One channel plane: overlapping windows may pick the same input, so the
+ * plane is cleared and the gradients accumulate. */
+static void max_plane_backward(const evm_window2d *k, const float *x, int64_t h, int64_t w,
+                               const float *gy, int64_t oh, int64_t ow, float *gx) {
+    for (int64_t i = 0; i < h * w; i++)
+        gx[i] = 0.0f;
+    for (int64_t oy = 0; oy < oh; oy++)
+        for (int64_t ox = 0; ox < ow; ox++) {
+            int64_t at = argmax_tap(k, x, h, w, oy, ox);
+            if (at >= 0)
+                gx[at] += gy[oy * ow + ox];
+        }
+}
+
+static void max_pool_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                              const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                              float *workspace) {
+    (void)out;
+    (void)workspace;
+    const pool_params *p = node->params;
+    const evm_tensor *x = in[0];
+    evm_window2d win;
+    int64_t oh, ow;
+    evm_window2d_output(node, &p->window, x->dims[2], x->dims[3], &win, &oh, &ow, NULL);
+    int64_t planes = x->dims[0] * x->dims[1], h = x->dims[2], w = x->dims[3];
+    for (int64_t i = 0; i < planes; i++)
+        max_plane_backward(&win, evm_f32(x) + i * h * w, h, w, evm_f32(grad_out) + i * oh * ow, oh,
+                           ow, evm_f32(grad_in[0]) + i * h * w);
+}
+
 const evm_op_def evm_op_max_pool = {
     .name = "MaxPool",
     .min_inputs = 1,
@@ -107,4 +174,6 @@ const evm_op_def evm_op_max_pool = {
     .forward = max_pool_forward,
     .field = max_pool_field,
     .forward_region = max_pool_region,
+    .grad_inputs = 1u << 0,
+    .backward = max_pool_backward,
 };

@@ -8,6 +8,13 @@ static void mul_forward(const evm_node *node, evm_tensor *const *in, evm_tensor 
     evm_binary_forward(node, EVM_BINARY_MUL, in, out);
 }
 
+static void mul_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                         const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace) {
+    (void)out;
+    (void)workspace;
+    evm_binary_backward(node, EVM_BINARY_MUL, in, grad_out, grad_in);
+}
+
 const evm_op_def evm_op_mul = {
     .name = "Mul",
     .min_inputs = 2,
@@ -16,4 +23,6 @@ const evm_op_def evm_op_mul = {
     .infer = evm_binary_infer,
     .forward = mul_forward,
     .elementwise = true,
+    .grad_inputs = 1u << 0 | 1u << 1,
+    .backward = mul_backward,
 };

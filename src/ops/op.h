@@ -1,12 +1,13 @@
 /*
  * The operator interface. Each operator lives in one file under src/ops/ and
- * fills one evm_op_def: attribute parsing, shape inference, workspace size
- * and forward kernel (later also backward and receptive field). The table in
- * registry.c maps every evm_op_kind to its definition; a compile-time check
- * there makes a half-added operator impossible.
+ * fills one evm_op_def: attribute parsing, shape inference, workspace size,
+ * forward kernel, receptive field and backward. The table in registry.c maps
+ * every evm_op_kind to its definition; a compile-time check there makes a
+ * half-added operator impossible.
  *
  * Calling order, per node: init once when the model loads; infer and
- * workspace once per plan (fixed input shapes); forward on every run.
+ * workspace once per plan (fixed input shapes); forward on every run;
+ * backward after a forward run, in reverse step order.
  * In infer, inputs that are known when the plan is made (initializers,
  * constant-folded values) have is_const set and data filled; others only
  * carry a shape. Omitted optional inputs are NULL.
@@ -78,6 +79,21 @@ typedef struct evm_op_def {
     /* Multiply-adds of one full forward (Conv, Gemm, MatMul), for reporting
      * the arithmetic that locality saves; NULL: negligible. */
     double (*macs)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out);
+
+    /* ---- backward (vector-Jacobian product; backward.c); optional ----
+     * Inputs the op can differentiate with respect to, as a bit mask (bit j:
+     * input j). A gradient that must flow through another input, or through
+     * an op without backward, is refused when the backward pass is made. */
+    unsigned grad_inputs;
+    /* For every input j with grad_in[j] != NULL, writes (overwrites, every
+     * element) grad_in[j] = J_j^T grad_out, where J_j = d out[0] / d in[j]
+     * and grad_in[j] has in[j]'s shape. in and out hold the values of the
+     * forward run being differentiated. Must not allocate or fail. */
+    void (*backward)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                     const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace);
+    /* Scratch floats backward needs for these shapes; NULL means none. */
+    size_t (*backward_workspace)(const evm_node *node, evm_tensor *const *in,
+                                 evm_tensor *const *out);
 } evm_op_def;
 
 /* The definition for a kind (never NULL for kinds below EVM_OP_KIND_COUNT). */
@@ -142,6 +158,11 @@ evmap_status evm_op_infer_same(const evm_node *node, evm_tensor *const *in, evm_
 void evm_op_forward_copy(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                          float *workspace);
 
+/* Backward of those ops: grad_in[0] = a copy of grad_out (same element
+ * order; only input 0, the data, carries a gradient). */
+void evm_op_backward_copy(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                          const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace);
+
 /* Spatial window arithmetic shared by Conv and the pools (2-D, NCHW). */
 typedef struct evm_window2d {
     int kernel[2]; /* kh, kw */
@@ -200,8 +221,8 @@ evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64
 
 /* Receptive field of MaxPool/AveragePool with this (unresolved) window on
  * input 0's shape; infer has validated it, so resolving cannot fail. */
-evm_region evm_pool2d_field(const evm_node *node, const evm_window2d *window,
-                            evm_tensor *const *in, const evm_region *in_region);
+evm_region evm_pool2d_field(const evm_node *node, const evm_window2d *window, evm_tensor *const *in,
+                            const evm_region *in_region);
 
 /* Field of ops that keep every pixel in place but mix channels or take
  * per-channel parameters (LRN, BatchNormalization): input 0's region when

@@ -196,6 +196,30 @@ static void pad_forward(const evm_node *node, evm_tensor *const *in, evm_tensor 
                 v ? evm_i64(v)[0] : float_to_i64(p->value), y->count);
 }
 
+/* The gradient crops grad_out back to x: x element c came from output
+ * element c + begin, or was cropped away (negative pads) and gets 0. That is
+ * padding grad_out with the negated begin pads and 0, into x's shape. Only
+ * x is differentiated; the padding value rarely depends on the input. */
+static void pad_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                         const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace) {
+    (void)workspace;
+    const evm_tensor *x = in[0];
+    evm_tensor *gx = grad_in[0];
+    if (x->count == 0)
+        return;
+    if (x->rank == 0) {
+        evm_f32(gx)[0] = evm_f32(grad_out)[0];
+        return;
+    }
+    const int64_t *pads;
+    size_t n;
+    get_pads(node, in, &pads, &n);
+    int64_t begin[EVM_MAX_RANK];
+    for (int d = 0; d < x->rank; d++)
+        begin[d] = -pads[d];
+    pad_f32(grad_out->data, out[0]->dims, gx->data, x->dims, x->rank, begin, 0.0f, x->count);
+}
+
 const evm_op_def evm_op_pad = {
     .name = "Pad",
     .min_inputs = 1,
@@ -203,4 +227,6 @@ const evm_op_def evm_op_pad = {
     .init = pad_init,
     .infer = pad_infer,
     .forward = pad_forward,
+    .grad_inputs = 1u << 0,
+    .backward = pad_backward,
 };

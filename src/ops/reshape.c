@@ -117,4 +117,6 @@ const evm_op_def evm_op_reshape = {
     .init = reshape_init,
     .infer = reshape_infer,
     .forward = evm_op_forward_copy,
+    .grad_inputs = 1u << 0,
+    .backward = evm_op_backward_copy,
 };

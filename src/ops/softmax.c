@@ -122,6 +122,30 @@ static void softmax_forward(const evm_node *node, evm_tensor *const *in, evm_ten
     }
 }
 
+/* gx = y * (g - sum(g * y)) along the normalised axes, per outer block and
+ * inner position; the sum in double. An inner position's values are inner
+ * floats apart (contiguous for the last axis and the opset < 13 rule). */
+static void softmax_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                             const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                             float *workspace) {
+    (void)workspace;
+    size_t outer, n, inner;
+    softmax_split(node->params, in[0], &outer, &n, &inner);
+    if (in[0]->count == 0)
+        return;
+    const float *y = evm_f32(out[0]), *g = evm_f32(grad_out);
+    float *gx = evm_f32(grad_in[0]);
+    for (size_t o = 0; o < outer; o++)
+        for (size_t j = 0; j < inner; j++) {
+            size_t base = o * n * inner + j;
+            double dot = 0.0;
+            for (size_t k = 0; k < n; k++)
+                dot += (double)g[base + k * inner] * y[base + k * inner];
+            for (size_t k = 0; k < n; k++)
+                gx[base + k * inner] = (float)(y[base + k * inner] * (g[base + k * inner] - dot));
+        }
+}
+
 const evm_op_def evm_op_softmax = {
     .name = "Softmax",
     .min_inputs = 1,
@@ -130,4 +154,6 @@ const evm_op_def evm_op_softmax = {
     .infer = softmax_infer,
     .forward = softmax_forward,
     .workspace = softmax_workspace,
+    .grad_inputs = 1u << 0,
+    .backward = softmax_backward,
 };

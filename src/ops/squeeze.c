@@ -113,4 +113,6 @@ const evm_op_def evm_op_squeeze = {
     .init = squeeze_init,
     .infer = squeeze_infer,
     .forward = evm_op_forward_copy,
+    .grad_inputs = 1u << 0,
+    .backward = evm_op_backward_copy,
 };

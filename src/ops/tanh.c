@@ -13,6 +13,19 @@ static void tanh_forward(const evm_node *node, evm_tensor *const *in, evm_tensor
         y[i] = tanhf(x[i]);
 }
 
+/* dy/dx = 1 - y^2, from the output (no second tanhf). */
+static void tanh_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                          const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                          float *workspace) {
+    (void)node;
+    (void)in;
+    (void)workspace;
+    const float *restrict y = evm_f32(out[0]), *restrict gy = evm_f32(grad_out);
+    float *restrict gx = evm_f32(grad_in[0]);
+    for (size_t i = 0; i < out[0]->count; i++)
+        gx[i] = gy[i] * (1.0f - y[i] * y[i]);
+}
+
 const evm_op_def evm_op_tanh = {
     .name = "Tanh",
     .min_inputs = 1,
@@ -20,4 +33,6 @@ const evm_op_def evm_op_tanh = {
     .infer = evm_op_infer_same,
     .forward = tanh_forward,
     .elementwise = true,
+    .grad_inputs = 1u << 0,
+    .backward = tanh_backward,
 };

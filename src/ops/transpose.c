@@ -91,11 +91,8 @@ static evmap_status transpose_infer(const evm_node *node, evm_tensor *const *in,
 DEFINE_TRANSPOSE(transpose_32, uint32_t)
 DEFINE_TRANSPOSE(transpose_64, uint64_t)
 
-static void transpose_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                              float *workspace) {
-    (void)workspace;
-    const evm_tensor *x = in[0];
-    evm_tensor *y = out[0];
+/* y = x with its axes permuted: y.dims[i] = x.dims[perm[i]]. */
+static void permute(const evm_tensor *x, evm_tensor *y, const int *perm) {
     if (x->count == 0)
         return;
     size_t elem = evm_dtype_size(x->dtype);
@@ -103,8 +100,6 @@ static void transpose_forward(const evm_node *node, evm_tensor *const *in, evm_t
         memcpy(y->data, x->data, x->count * elem);
         return;
     }
-    int perm[EVM_MAX_RANK];
-    get_perm(node->params, x->rank, perm);
     /* Stride in x of each y axis. */
     int64_t contiguous[EVM_MAX_RANK], xstride[EVM_MAX_RANK];
     contiguous[x->rank - 1] = 1;
@@ -118,6 +113,28 @@ static void transpose_forward(const evm_node *node, evm_tensor *const *in, evm_t
         transpose_64(x->data, y->data, x->rank, y->dims, xstride, y->count);
 }
 
+static void transpose_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                              float *workspace) {
+    (void)workspace;
+    int perm[EVM_MAX_RANK];
+    get_perm(node->params, in[0]->rank, perm);
+    permute(in[0], out[0], perm);
+}
+
+/* The Jacobian is a permutation matrix, and its transpose is the inverse
+ * permutation: the gradient is grad_out with its axes permuted back. */
+static void transpose_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                               float *workspace) {
+    (void)out;
+    (void)workspace;
+    int perm[EVM_MAX_RANK], inverse[EVM_MAX_RANK];
+    get_perm(node->params, in[0]->rank, perm);
+    for (int i = 0; i < in[0]->rank; i++)
+        inverse[perm[i]] = i;
+    permute(grad_out, grad_in[0], inverse);
+}
+
 const evm_op_def evm_op_transpose = {
     .name = "Transpose",
     .min_inputs = 1,
@@ -125,4 +142,6 @@ const evm_op_def evm_op_transpose = {
     .init = transpose_init,
     .infer = transpose_infer,
     .forward = transpose_forward,
+    .grad_inputs = 1u << 0,
+    .backward = transpose_backward,
 };

@@ -96,4 +96,6 @@ const evm_op_def evm_op_unsqueeze = {
     .init = unsqueeze_init,
     .infer = unsqueeze_infer,
     .forward = evm_op_forward_copy,
+    .grad_inputs = 1u << 0,
+    .backward = evm_op_backward_copy,
 };

@@ -1,9 +1,10 @@
 /*
- * Conv: the fast kernels (depthwise, pointwise, im2col + sgemm) against the
- * naive reference on random shapes, plus the validation errors. Calls the op
- * through its evm_op_def with hand-built nodes, as the executor would, and
- * gives forward a workspace of exactly the requested size so that AddressSanitizer
- * catches any overrun.
+ * Conv: the fast kernels (depthwise, pointwise, im2col + sgemm) and the
+ * input gradient against naive references on random and network shapes,
+ * plus the validation errors. Calls the op through its evm_op_def with
+ * hand-built nodes, as the executor would, and gives forward and backward a
+ * workspace of exactly the requested size so that AddressSanitizer catches
+ * any overrun.
  */
 #include <math.h>
 #include <stdio.h>
@@ -151,6 +152,20 @@ static void describe(const conv_case *k, char *buf, size_t size) {
              k->auto_pad ? k->auto_pad : "-", k->bias);
 }
 
+/* The case's geometry with the window resolved, for the references. */
+static evm_conv2d_shape resolved_shape(const test_node *t, const conv_case *k,
+                                       const evm_tensor *y) {
+    evm_conv2d_shape s = {k->n, k->c, k->h, k->w, k->m, k->group, (int)y->dims[2], (int)y->dims[3]};
+    evmap_error err;
+    evm_window2d parsed;
+    evm_window2d_parse(&t->node, &parsed, false, true, false, &err);
+    parsed.kernel[0] = k->kh;
+    parsed.kernel[1] = k->kw;
+    int64_t oh, ow;
+    evm_window2d_output(&t->node, &parsed, k->h, k->w, &s.win, &oh, &ow, &err);
+    return s;
+}
+
 /* Runs the op and the reference; returns the largest scaled difference. */
 static double run_case(const conv_case *k, int *ran) {
     char what[256];
@@ -188,13 +203,7 @@ static double run_case(const conv_case *k, int *ran) {
     float *ref = malloc(y.count * sizeof(float) + 1);
     evm_op_conv.forward(&t.node, in, out, work);
 
-    evm_conv2d_shape s = {k->n, k->c, k->h, k->w, k->m, k->group, (int)y.dims[2], (int)y.dims[3]};
-    evm_window2d parsed;
-    evm_window2d_parse(&t.node, &parsed, false, true, false, &err);
-    parsed.kernel[0] = k->kh;
-    parsed.kernel[1] = k->kw;
-    int64_t oh, ow;
-    evm_window2d_output(&t.node, &parsed, k->h, k->w, &s.win, &oh, &ow, &err);
+    evm_conv2d_shape s = resolved_shape(&t, k, &y);
     evm_conv2d_reference(&s, evm_f32(&x), evm_f32(&w), k->bias ? evm_f32(&b) : NULL, ref);
     worst = 0.0;
     for (size_t i = 0; i < y.count; i++) {
@@ -261,6 +270,173 @@ static void test_network_shapes(void) {
         int ran;
         double worst = run_case(&cases[i], &ran);
         check(ran && worst < 1e-5, "network-shaped case matches the reference");
+    }
+}
+
+/* ---- backward (input gradient) ---- */
+
+/* gx = J^T gy by definition: every output tap adds gy * w to the input it
+ * read. gx starts at zero. */
+static void backward_reference(const evm_conv2d_shape *s, const float *gy, const float *w,
+                               double *gx) {
+    const evm_window2d *k = &s->win;
+    int cg = s->c / s->group, mg = s->m / s->group;
+    for (int n = 0; n < s->n; n++)
+        for (int m = 0; m < s->m; m++)
+            for (int oy = 0; oy < s->oh; oy++)
+                for (int ox = 0; ox < s->ow; ox++) {
+                    double g = gy[(((size_t)n * s->m + m) * s->oh + oy) * s->ow + ox];
+                    for (int ci = 0; ci < cg; ci++)
+                        for (int i = 0; i < k->kernel[0]; i++)
+                            for (int j = 0; j < k->kernel[1]; j++) {
+                                int iy = oy * k->stride[0] + i * k->dilation[0] - k->pad_begin[0];
+                                int ix = ox * k->stride[1] + j * k->dilation[1] - k->pad_begin[1];
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
+                                    continue;
+                                int c = m / mg * cg + ci;
+                                gx[(((size_t)n * s->c + c) * s->h + iy) * s->w + ix] +=
+                                    g *
+                                    w[(((size_t)m * cg + ci) * k->kernel[0] + i) * k->kernel[1] +
+                                      j];
+                            }
+                }
+}
+
+/* Backward against the reference, relative to max |gx|; gx starts as NaN so
+ * that an element backward leaves unwritten shows. 0 for shapes infer
+ * rightly rejects, INFINITY for failures. */
+static double run_backward_case(const conv_case *k, int *ran) {
+    char what[256];
+    describe(k, what, sizeof what);
+    test_node t;
+    build_node(&t, k);
+    evmap_error err;
+    *ran = 0;
+    if (evm_op_conv.init(&t.node, &err) != EVMAP_OK) {
+        printf("init failed for %s: %s\n", what, err.message);
+        return INFINITY;
+    }
+    evm_tensor x, w, b, y, gy, gx;
+    int64_t xd[4] = {k->n, k->c, k->h, k->w};
+    int64_t wd[4] = {k->m, k->c / k->group, k->kh, k->kw};
+    int64_t bd[1] = {k->m};
+    make_tensor(&x, 4, xd);
+    make_tensor(&w, 4, wd);
+    make_tensor(&b, 1, bd);
+    w.is_const = b.is_const = true;
+    memset(&y, 0, sizeof y);
+    evm_tensor *in[3] = {&x, &w, k->bias ? &b : NULL};
+    evm_tensor *out[1] = {&y};
+    double worst = INFINITY;
+    if (evm_op_conv.infer(&t.node, in, out, &err) != EVMAP_OK) {
+        worst = err.status == EVMAP_ERR_INVALID_ARGUMENT ? 0.0 : INFINITY;
+        if (worst != 0.0)
+            printf("infer failed for %s: %s\n", what, err.message);
+        goto done;
+    }
+    y.data = malloc(y.count * sizeof(float) + 1);
+    size_t fws = evm_op_conv.workspace(&t.node, in, out);
+    float *work = fws ? malloc(fws * sizeof(float)) : NULL;
+    evm_op_conv.forward(&t.node, in, out, work); /* backward gets the forward values */
+    free(work);
+    make_tensor(&gy, 4, y.dims);
+    make_tensor(&gx, 4, xd);
+    for (size_t i = 0; i < gx.count; i++)
+        evm_f32(&gx)[i] = NAN;
+    evm_tensor *grad_in[3] = {&gx, NULL, NULL};
+    size_t bws = evm_op_conv.backward_workspace(&t.node, in, out);
+    work = bws ? malloc(bws * sizeof(float)) : NULL;
+    evm_op_conv.backward(&t.node, in, out, &gy, grad_in, work);
+
+    evm_conv2d_shape s = resolved_shape(&t, k, &y);
+    double *ref = calloc(x.count, sizeof *ref);
+    backward_reference(&s, evm_f32(&gy), evm_f32(&w), ref);
+    double scale = 1e-30, diff = 0.0;
+    for (size_t i = 0; i < x.count; i++) {
+        double d = fabs((double)evm_f32(&gx)[i] - ref[i]);
+        scale = fmax(scale, fabs(ref[i]));
+        if (!(d <= diff))
+            diff = d;
+    }
+    worst = diff / scale;
+    *ran = 1;
+    free(ref);
+    free(work);
+    free(y.data);
+    free(gy.data);
+    free(gx.data);
+done:
+    free(x.data);
+    free(w.data);
+    free(b.data);
+    free(t.node.params);
+    return worst;
+}
+
+static void check_backward(const conv_case *k, const char *label) {
+    int ran;
+    double worst = run_backward_case(k, &ran);
+    char what[400];
+    describe(k, what, sizeof what);
+    if (!(worst <= 1e-4))
+        printf("backward %s (%s): max difference %g of max |gx|\n", label, what, worst);
+    check(worst <= 1e-4, "backward matches the reference");
+}
+
+/* Shapes that reach every way of computing the input gradient: the
+ * transposed convolution through each forward kernel, col2im, and the
+ * strided depthwise scatter. */
+static void test_backward_shapes(void) {
+    const conv_case cases[] = {
+        /* transposed, Winograd: plain, asymmetric pads in a batch of 3, grouped */
+        {1, 64, 24, 24, 64, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {3, 64, 15, 17, 72, 1, 3, 3, {1, 1}, {1, 1}, {0, 1, 2, 0}, NULL, 0, 1},
+        {2, 128, 16, 16, 128, 2, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 0},
+        /* transposed, pointwise: in place, then several images per sgemm */
+        {1, 8, 40, 40, 16, 1, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, NULL, 1, 1},
+        {5, 64, 7, 7, 48, 1, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, NULL, 1, 1},
+        /* transposed, depthwise */
+        {2, 8, 10, 10, 8, 8, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        /* transposed, im2col (C > M): 5x5, dilation 2, groups 2, asymmetric
+         * pads with an even kernel, SAME_UPPER, batch 3 */
+        {2, 6, 12, 12, 4, 1, 5, 5, {1, 1}, {1, 1}, {2, 2, 2, 2}, NULL, 1, 1},
+        {2, 6, 12, 12, 4, 1, 3, 3, {1, 1}, {2, 2}, {2, 2, 2, 2}, NULL, 1, 0},
+        {2, 12, 10, 10, 8, 2, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {2, 6, 9, 11, 4, 1, 3, 4, {1, 1}, {1, 1}, {0, 2, 2, 1}, NULL, 1, 1},
+        {2, 6, 9, 9, 4, 1, 4, 4, {1, 1}, {1, 1}, {0, 0, 0, 0}, "SAME_UPPER", 0, 1},
+        {3, 16, 8, 8, 8, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        /* col2im, stride 1 (C < M): VGG's first layer, 5x5, dilation 2, groups 2,
+         * a depthwise multiplier, pads past the kernel */
+        {1, 3, 32, 32, 64, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {2, 4, 12, 12, 6, 1, 5, 5, {1, 1}, {1, 1}, {2, 2, 2, 2}, NULL, 1, 1},
+        {2, 4, 12, 12, 6, 1, 3, 3, {1, 1}, {2, 2}, {2, 2, 2, 2}, NULL, 1, 0},
+        {2, 8, 10, 10, 12, 2, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {2, 4, 9, 9, 8, 4, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {1, 4, 5, 5, 3, 1, 3, 3, {1, 1}, {1, 1}, {3, 0, 1, 3}, NULL, 1, 1},
+        {1, 4, 3, 3, 2, 1, 3, 3, {1, 1}, {1, 1}, {3, 3, 3, 3}, NULL, 1, 1},
+        {4, 4, 20, 20, 6, 1, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1}, /* batches 3 + 1 */
+        /* col2im, strided: padding, dilation, the ResNet stem, a strided 1x1 and
+         * grouped in batches (several images per sgemm), SAME_LOWER */
+        {2, 5, 13, 13, 7, 1, 3, 3, {2, 2}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {1, 3, 15, 15, 5, 1, 3, 3, {2, 2}, {2, 2}, {1, 1, 1, 1}, NULL, 1, 1},
+        {2, 3, 30, 30, 8, 1, 7, 7, {2, 2}, {1, 1}, {3, 3, 3, 3}, NULL, 1, 0},
+        {4, 32, 14, 14, 64, 1, 1, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, NULL, 0, 1},
+        {3, 6, 9, 9, 6, 2, 3, 3, {2, 2}, {1, 1}, {1, 1, 1, 1}, NULL, 1, 1},
+        {2, 4, 10, 9, 6, 1, 3, 3, {2, 2}, {1, 1}, {0, 0, 0, 0}, "SAME_LOWER", 0, 1},
+        {3, 6, 11, 10, 4, 1, 3, 2, {2, 3}, {1, 1}, {0, 1, 2, 0}, NULL, 1, 1},
+        /* strided depthwise scatter */
+        {2, 8, 11, 11, 8, 8, 3, 3, {2, 2}, {1, 1}, {0, 1, 0, 1}, NULL, 1, 1},
+        {3, 8, 9, 9, 8, 8, 5, 5, {2, 2}, {2, 2}, {2, 2, 2, 2}, NULL, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_backward(&cases[i], "shape");
+}
+
+static void test_backward_random(void) {
+    srand(54321);
+    for (int i = 0; i < 300; i++) {
+        conv_case k = random_case();
+        check_backward(&k, "random case");
     }
 }
 
@@ -364,6 +540,8 @@ static void test_errors(void) {
 int main(void) {
     test_random();
     test_network_shapes();
+    test_backward_shapes();
+    test_backward_random();
     test_errors();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
