@@ -227,7 +227,8 @@ typedef struct evmap_explain_stats {
     int local_steps;    /* steps run on regions (the rest ran in full) */
     int total_steps;
     size_t backward_images; /* images pushed back through the network (gradients) */
-    char layer[256];        /* Grad-CAM: the layer explained */
+    char layer[256];        /* Grad-CAM's layer; the efficient method's split layer */
+    size_t coarse_windows;  /* the efficient method's coarse pass (included in windows) */
 } evmap_explain_stats;
 
 /* Computes PDA maps for one preprocessed image (C × H × W floats). maps
@@ -238,6 +239,40 @@ typedef struct evmap_explain_stats {
 evmap_status evmap_pda(const evmap_model *model, const float *input,
                        const evmap_pda_options *options, float *maps, evmap_explain_stats *stats,
                        evmap_error *err);
+
+/* ------------------------------------------------- efficient evidence */
+
+/* The efficient method (DESIGN.md 1.3, docs/efficient.md): PDA whose
+ * network above a split layer is replaced by a first-order expansion, with
+ * optional adaptive refinement. The expansion is taken around each window's
+ * mean activation at the split layer (default: the layers above it run once
+ * per window instead of once per sample) or around the unperturbed image
+ * (one backward pass per class; nothing above the split runs). */
+typedef struct evmap_efficient_options {
+    evmap_pda_options pda;               /* everything PDA takes; its sampler's window is k */
+    const char *split;                   /* a layer output's name, "input", "output" (exact PDA),
+                                          * or NULL / "auto": evmap_efficient_auto_split */
+    double refine;                       /* Q in (0, 1]: only the fraction Q of k×k windows whose
+                                          * coarse |WE| is largest are evaluated; the coarse map
+                                          * stands elsewhere. 1: no coarse pass. */
+    const evmap_sampler *coarse_sampler; /* the coarse pass's sampler (window K2 > k,
+                                          * moved with stride k); needed when Q < 1 */
+    int around_image; /* non-zero: expand around the image (the gradient limit) */
+} evmap_efficient_options;
+
+/* PDA's defaults, split NULL (auto) and the default refine (docs/efficient.md). */
+void evmap_efficient_options_init(evmap_efficient_options *options);
+
+/* The split layer --split auto uses for this model (its value name, or
+ * "input" / "output"), written into name. */
+evmap_status evmap_efficient_auto_split(const evmap_model *model, char *name, size_t size,
+                                        evmap_error *err);
+
+/* Maps as evmap_pda (class targets only). stats->layer receives the split
+ * layer used. */
+evmap_status evmap_efficient(const evmap_model *model, const float *input,
+                             const evmap_efficient_options *options, float *maps,
+                             evmap_explain_stats *stats, evmap_error *err);
 
 /* -------------------------------------------------------------- gradients */
 
@@ -328,6 +363,97 @@ void evmap_render_options_init(evmap_render_options *options);
 evmap_status evmap_render_png(const char *path, const evmap_image *background, const float *map,
                               int height, int width, const evmap_render_options *options,
                               float *vmax_used, evmap_error *err);
+
+/* -------------------------------------------------------------- evaluation */
+
+/*
+ * Metrics that judge evidence maps (DESIGN.md 4; docs/evaluate.md): deletion
+ * and insertion curves (Petsiuk et al.), AOPC (Samek et al.) and
+ * max-sensitivity (Yeh et al.). Pure functions on arrays: they build the
+ * perturbed images and reduce the probabilities; the caller runs the model.
+ * Maps are height × width floats; images channels × height × width floats in
+ * model-input space.
+ */
+
+/* Deletion and insertion order: the pixel indices y·width + x by descending
+ * map value; equal values keep raster order and NaN comes last. order
+ * receives height·width ints. */
+evmap_status evmap_eval_pixel_order(const float *map, int height, int width, int *order,
+                                    evmap_error *err);
+
+/* Pixels changed after step t (0 ≤ t ≤ steps) of a curve over n pixels:
+ * floor(t·n / steps), so step 0 changes none and step steps all. */
+size_t evmap_eval_step_pixels(size_t n, int steps, int t);
+
+/* out = image with the first count pixels of order (every channel) taken
+ * from fill. Deletion passes the image and the fill image; insertion the two
+ * swapped. out must not overlap image or fill. */
+void evmap_eval_replace(const float *image, const float *fill, int channels, int height, int width,
+                        const int *order, size_t count, float *out);
+
+/* Area under the polyline (x[i], y[i]) by the trapezoid rule, x ascending. */
+double evmap_eval_auc(const double *x, const double *y, int points);
+
+/* AOPC regions: the map tiled by k×k squares from the top-left corner
+ * (squares at the right and bottom edges are cut when k does not divide the
+ * side). Their number: ceil(height/k)·ceil(width/k). */
+int evmap_eval_region_count(int height, int width, int k);
+
+/* Ranks the regions by the sum of their finite map values (descending;
+ * regions without a finite value last; ties in raster order) and lists
+ * their pixels region after region in order (height·width ints);
+ * region_end[r] receives the number of pixels in regions 0..r of the
+ * ranking (evmap_eval_region_count entries). */
+evmap_status evmap_eval_region_order(const float *map, int height, int width, int k, int *order,
+                                     size_t *region_end, evmap_error *err);
+
+/* AOPC of one image: (1/L) Σ_{l=1..L} (p0 − p[l−1]), where p0 is the class's
+ * probability for the image and p[l−1] after removing the l best regions.
+ * (Samek et al. divide by L + 1, counting the zero term l = 0.) */
+double evmap_eval_aopc(double p0, const double *p, int regions);
+
+/* What removed pixels become: EVMAP_BASELINE_ZERO (zeros), EVMAP_BASELINE_MEAN
+ * (the image's channel means) or EVMAP_BASELINE_BLUR (a Gaussian blur,
+ * sigma = longer side / 10, edges replicated). */
+evmap_status evmap_eval_fill(const float *image, int channels, int height, int width,
+                             evmap_baseline kind, float *out, evmap_error *err);
+
+/* out[i] = image[i] + u_i, u_i uniform in [−radius, radius], reproducible for
+ * a seed. out may equal image. */
+void evmap_eval_uniform_noise(const float *image, size_t n, float radius, uint64_t seed,
+                              float *out);
+
+/* ‖a/‖a‖ − b/‖b‖‖ (L2 norms over n values, NaN counted as 0), in [0, 2]; NaN
+ * when either map is all zero. Max-sensitivity is its maximum over the maps
+ * of noisy copies b of the image whose map is a. */
+double evmap_eval_map_distance(const float *a, const float *b, size_t n);
+
+/* ------------------------------------------------------------ line plots */
+
+typedef struct evmap_plot_series {
+    const char *name; /* legend text */
+    const double *x;  /* points values; non-finite points break the line */
+    const double *y;
+    int points;
+} evmap_plot_series;
+
+typedef struct evmap_plot {
+    const char *title;   /* above the plot; may be NULL */
+    const char *x_label; /* under the x axis */
+    const char *y_label; /* above the y axis */
+    double x_min, x_max; /* axis ranges; min == max: from the data */
+    double y_min, y_max;
+    const evmap_plot_series *series;
+    int n_series; /* up to 32; colours repeat dashed after the first 10 */
+    int width;    /* pixels; 0: 760 × 440 */
+    int height;
+} evmap_plot;
+
+void evmap_plot_init(evmap_plot *plot);
+
+/* Draws the series as lines over axes with ticks, grid, labels and a legend
+ * right of the plot, and writes an RGB PNG atomically. Text is ASCII. */
+evmap_status evmap_plot_png(const char *path, const evmap_plot *plot, evmap_error *err);
 
 #ifdef __cplusplus
 }

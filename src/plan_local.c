@@ -283,6 +283,10 @@ int evm_local_cut(const evm_local *l) {
     return l->cut;
 }
 
+evm_region evm_local_region(const evm_local *l, int v) {
+    return l->cur[v];
+}
+
 const evm_plan *evm_local_plan(const evm_local *l) {
     return l->plan;
 }
@@ -378,6 +382,23 @@ void evm_local_export(const evm_local *l, evm_plan *dst, int row) {
         size_t per_row = src->count / (size_t)l->batch;
         memcpy(evm_f32(&dst->values[v]) + (size_t)row * per_row, evm_f32(src),
                src->count * sizeof(float));
+    }
+}
+
+void evm_local_export_mean(const evm_local *l, evm_plan *dst, int row) {
+    const evm_graph *g = l->plan->graph;
+    for (int v = 0; v < g->n_values; v++) {
+        if (!l->frontier[v])
+            continue;
+        const evm_tensor *src = &l->plan->values[v];
+        size_t per_row = src->count / (size_t)l->batch;
+        float *d = evm_f32(&dst->values[v]) + (size_t)row * per_row;
+        for (size_t i = 0; i < per_row; i++) {
+            double sum = 0;
+            for (int b = 0; b < l->batch; b++)
+                sum += evm_f32(src)[(size_t)b * per_row + i];
+            d[i] = (float)(sum / l->batch);
+        }
     }
 }
 

@@ -56,7 +56,15 @@ bool evm_local_run(evm_local *l, int (*stop)(void *user), void *user);
  * (a plan of the same graph with at least row + batch rows). */
 void evm_local_export(const evm_local *l, evm_plan *dst, int row);
 
+/* As evm_local_export, but writes the mean over the batch rows of each
+ * value into the single row `row` of dst. */
+void evm_local_export_mean(const evm_local *l, evm_plan *dst, int row);
+
 int evm_local_cut(const evm_local *l);
+
+/* The region of value v that the current change alters (after
+ * evm_local_begin; NONE for values it does not reach). */
+evm_region evm_local_region(const evm_local *l, int v);
 
 /* The local plan (batch rows): its buffers of steps [0, cut) hold each row's
  * activations after evm_local_run (for tests). */

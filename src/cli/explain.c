@@ -20,6 +20,8 @@ static const char explain_help[] =
     "\n"
     "methods (--method):\n"
     "  pda          Prediction Difference Analysis, log2 odds (default)\n"
+    "  efficient    PDA with the network above --split linearised and adaptive\n"
+    "               refinement (--refine); DESIGN.md 1.3, docs/efficient.md\n"
     "  occlusion    PDA with the constant sampler (--fill), one draw, log2 odds\n"
     "  saliency     max over channels of |gradient of the score|\n"
     "  gradxinput   gradient x input, summed over channels\n"
@@ -37,7 +39,7 @@ static const char explain_help[] =
     "  --top K               explain the K most likely classes\n"
     "  --target LAYER:CH     explain channel CH of the layer output named LAYER\n"
     "                        (its mean activation) instead of a class\n"
-    "PDA and occlusion:\n"
+    "PDA, efficient and occlusion:\n"
     "  --window k            window size (default 10, or max(2, round(side/7)) for\n"
     "                        images under 100 px: 4 for 28x28)\n"
     "  --stride s            window step (default 1)\n"
@@ -49,7 +51,18 @@ static const char explain_help[] =
     "  --no-locality         naive PDA: every sample through the whole network\n"
     "                        (default: exact locality recomputes only each window's\n"
     "                        receptive-field cone on cached activations; same maps)\n"
-    "PDA only:\n"
+    "efficient (takes every PDA option too):\n"
+    "  --split L             layer above which the network is linearised: a layer\n"
+    "                        output's name, input, output (= exact PDA) or auto\n"
+    "                        (default)\n"
+    "  --expand window|image expand around each window's mean activation at the\n"
+    "                        split (default; layers above run once per window) or\n"
+    "                        around the image (one backward pass per class)\n"
+    "  --refine Q            coarse pass, then only the fraction Q of windows with\n"
+    "                        the largest coarse evidence (default 1: no coarse pass)\n"
+    "  --coarse-window K2    the coarse pass's window, moved by k (default 2k)\n"
+    "  --coarse-sampler-file F   a sampler for window K2 (else fitted like --sampler)\n"
+    "PDA and efficient:\n"
     "  --samples S           draws per window (default 10)\n"
     "  --pad p               ring around the window for the conditional sampler (2)\n"
     "  --sampler NAME        conditional (default), marginal or constant\n"
@@ -160,6 +173,11 @@ static unsigned option_group(const char *a) {
         {"--baseline", GIVEN_STEPS},
         {"--noise", GIVEN_NOISE},
         {"--layer", GIVEN_LAYER},
+        {"--split", GIVEN_EFFICIENT},
+        {"--refine", GIVEN_EFFICIENT},
+        {"--coarse-window", GIVEN_EFFICIENT},
+        {"--coarse-sampler-file", GIVEN_EFFICIENT},
+        {"--expand", GIVEN_EFFICIENT},
     };
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
         if (!strcmp(a, groups[i].name))
@@ -171,6 +189,8 @@ static unsigned option_group(const char *a) {
 static unsigned method_groups(const explain_options *o) {
     if (!strcmp(o->method, "pda"))
         return GIVEN_PDA_SAMPLING | GIVEN_WINDOWS | GIVEN_SAMPLES;
+    if (!strcmp(o->method, "efficient"))
+        return GIVEN_PDA_SAMPLING | GIVEN_WINDOWS | GIVEN_SAMPLES | GIVEN_EFFICIENT;
     if (!strcmp(o->method, "occlusion"))
         return GIVEN_WINDOWS;
     unsigned g = GIVEN_GRADIENT;
@@ -185,7 +205,7 @@ static unsigned method_groups(const explain_options *o) {
 
 static int parse_method(const char *v, explain_options *o) {
     snprintf(o->method, sizeof o->method, "%s", v);
-    if (!strcmp(v, "pda") || !strcmp(v, "occlusion")) {
+    if (!strcmp(v, "pda") || !strcmp(v, "occlusion") || !strcmp(v, "efficient")) {
         o->gradient = false;
         return 0;
     }
@@ -205,10 +225,15 @@ static int parse_number_option(const char *a, const char *v, explain_options *o)
         long min, max;
         int *dest;
     } ints[] = {
-        {"--window", 1, 1024, &o->window},     {"--pad", 0, 16, &o->pad},
-        {"--samples", 1, 100000, &o->samples}, {"--stride", 1, 1024, &o->stride},
-        {"--top", 1, 1000000, &o->top},        {"--batch", 1, 65536, &o->batch},
-        {"--threads", 1, 1024, &o->threads},   {"--steps", 1, 10000, &o->steps},
+        {"--window", 1, 1024, &o->window},
+        {"--pad", 0, 16, &o->pad},
+        {"--samples", 1, 100000, &o->samples},
+        {"--stride", 1, 1024, &o->stride},
+        {"--top", 1, 1000000, &o->top},
+        {"--batch", 1, 65536, &o->batch},
+        {"--threads", 1, 1024, &o->threads},
+        {"--steps", 1, 10000, &o->steps},
+        {"--coarse-window", 2, 1024, &o->coarse_window},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(a, ints[i].name))
@@ -233,6 +258,13 @@ static int parse_number_option(const char *a, const char *v, explain_options *o)
         if (!cli_parse_int(v, 100, 100000000L, &n))
             return cli_usage_error("explain", "--patches must be from 100 to 100000000");
         o->patches = (size_t)n;
+        return 1;
+    }
+    if (!strcmp(a, "--refine")) {
+        float f;
+        if (!cli_parse_float(v, &f) || !(f > 0 && f <= 1))
+            return cli_usage_error("explain", "--refine must be a fraction in (0, 1], not '%s'", v);
+        o->refine = f;
         return 1;
     }
     if (!strcmp(a, "--noise")) {
@@ -279,6 +311,16 @@ static int parse_text_option(const char *a, const char *v, explain_options *o) {
         o->baseline = !strcmp(v, "zero")   ? EVMAP_BASELINE_ZERO
                       : !strcmp(v, "mean") ? EVMAP_BASELINE_MEAN
                                            : EVMAP_BASELINE_BLUR;
+    } else if (!strcmp(a, "--split")) {
+        if (strlen(v) >= sizeof o->split || !v[0])
+            return cli_usage_error("explain", "--split must name a layer, input, output or auto");
+        snprintf(o->split, sizeof o->split, "%s", v);
+    } else if (!strcmp(a, "--expand")) {
+        if (strcmp(v, "window") && strcmp(v, "image"))
+            return cli_usage_error("explain", "--expand must be window or image, not '%s'", v);
+        o->around_image = !strcmp(v, "image");
+    } else if (!strcmp(a, "--coarse-sampler-file")) {
+        o->coarse_sampler_file = v;
     } else if (!strcmp(a, "--layer")) {
         if (strlen(v) >= sizeof o->layer || !v[0])
             return cli_usage_error("explain", "--layer must name a layer output");
@@ -316,6 +358,7 @@ static void set_defaults(explain_options *o, char **images) {
     o->patches = 20000;
     o->target_channel = -1;
     o->steps = 50;
+    o->refine = 1.0;
     o->noise = 0.15f;
     snprintf(o->method, sizeof o->method, "pda");
     snprintf(o->sampler, sizeof o->sampler, "conditional");
@@ -333,6 +376,7 @@ static int finish_method(explain_options *o) {
         "--steps and --baseline",
         "--noise",
         "--layer",
+        "--split, --expand, --refine, --coarse-window and --coarse-sampler-file",
     };
     unsigned extra = o->given & ~method_groups(o);
     for (unsigned g = 0; g < sizeof group_names / sizeof group_names[0]; g++)

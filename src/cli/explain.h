@@ -20,6 +20,8 @@ enum {
     GIVEN_STEPS = 1 << 4,        /* --steps, --baseline */
     GIVEN_NOISE = 1 << 5,        /* --noise */
     GIVEN_LAYER = 1 << 6,        /* --layer */
+    GIVEN_EFFICIENT = 1 << 7,    /* --split, --expand, --refine, --coarse-window,
+                                  * --coarse-sampler-file */
 };
 
 typedef struct explain_options {
@@ -31,8 +33,13 @@ typedef struct explain_options {
     int steps;
     evmap_baseline baseline;
     float noise;
-    char layer[256]; /* Grad-CAM; empty: the default */
-    unsigned given;  /* GIVEN_* */
+    char layer[256];   /* Grad-CAM; empty: the default */
+    char split[256];   /* efficient: split layer, input, output or auto */
+    double refine;     /* efficient: Q */
+    int coarse_window; /* efficient: K2; 0: 2k */
+    bool around_image; /* efficient: --expand image */
+    const char *coarse_sampler_file;
+    unsigned given; /* GIVEN_* */
     const char *out_dir;
     const char *labels_path;
     const char *sampler_file;
@@ -74,8 +81,9 @@ typedef struct explain_state {
     evmap_runner *classifier; /* batch 1, for the probabilities */
     evmap_image_set *set;
     cli_labels labels;
-    evmap_sampler *sampler;    /* NULL for constant fill=mean (made per image) */
-    char sampler_source[1024]; /* where the sampler came from, for the JSON */
+    evmap_sampler *sampler;        /* NULL for constant fill=mean (made per image) */
+    evmap_sampler *coarse_sampler; /* efficient with refine < 1 (NULL for fill=mean) */
+    char sampler_source[1024];     /* where the sampler came from, for the JSON */
     int window;
     float *input; /* C × H × W */
     float *probs; /* num_classes */

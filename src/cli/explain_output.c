@@ -118,6 +118,15 @@ static void write_pda_parameters(json_writer *j, const explain_options *o, const
         json_null(j);
     }
     json_key_int(j, "seed", (long long)o->seed);
+    if (!strcmp(o->method, "efficient")) {
+        json_key_string(j, "split", r->stats->layer);
+        json_key_string(j, "expand", o->around_image ? "image" : "window");
+        json_key_number(j, "refine", o->refine);
+        if (o->refine < 1) {
+            json_key_int(j, "coarse_window", o->coarse_window ? o->coarse_window : 2 * s->window);
+            json_key_int(j, "coarse_windows", (long long)r->stats->coarse_windows);
+        }
+    }
 }
 
 static void write_parameters(json_writer *j, const explain_options *o, const explain_state *s,

@@ -52,6 +52,7 @@ void explain_state_free(explain_state *s) {
     evmap_model_free(s->model);
     evmap_image_set_free(s->set);
     evmap_sampler_free(s->sampler);
+    evmap_sampler_free(s->coarse_sampler);
     cli_labels_free(&s->labels);
     free(s->input);
     free(s->probs);
@@ -82,7 +83,10 @@ static evmap_status load_sampler_file(const explain_options *o, explain_state *s
     return EVMAP_OK;
 }
 
-static evmap_status fit_conditional(const explain_options *o, explain_state *s, evmap_error *err) {
+/* Fits the conditional sampler for window k into *out and saves it. */
+static evmap_status fit_conditional(const explain_options *o, explain_state *s, int k,
+                                    evmap_sampler **out, char *source, size_t source_size,
+                                    evmap_error *err) {
     if (o->n_references == 0)
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                     "the conditional sampler must be fitted on reference images: give "
@@ -96,30 +100,31 @@ static evmap_status fit_conditional(const explain_options *o, explain_state *s, 
         return st;
     evmap_sampler_fit_options fit;
     evmap_sampler_fit_options_init(&fit);
-    fit.window = s->window;
+    fit.window = k;
     fit.pad = o->pad;
     fit.joint_channels = o->joint_channels;
     fit.patches = o->patches;
     fit.seed = o->seed;
-    st = evmap_sampler_fit(stack, n, s->info.channels, s->info.height, s->info.width, &fit,
-                           &s->sampler, err);
+    st = evmap_sampler_fit(stack, n, s->info.channels, s->info.height, s->info.width, &fit, out,
+                           err);
     free(stack);
     if (st != EVMAP_OK)
         return st;
     char tag[256];
     cli_preprocess_tag(&o->input.preprocess, &s->info, tag, sizeof tag);
-    snprintf(s->sampler_source, sizeof s->sampler_source, "%s/sampler-k%d-p%d%s.evs", o->out_dir,
-             s->window, o->pad, o->joint_channels ? "-joint" : "");
-    st = evmap_sampler_save(s->sampler, tag, s->sampler_source, err);
+    snprintf(source, source_size, "%s/sampler-k%d-p%d%s.evs", o->out_dir, k, o->pad,
+             o->joint_channels ? "-joint" : "");
+    st = evmap_sampler_save(*out, tag, source, err);
     if (st == EVMAP_OK && !o->quiet)
         fprintf(stderr,
-                "evmap: fitted the conditional sampler on %zu patches of %zu images; "
+                "evmap: fitted the conditional sampler (window %d) on %zu patches of %zu images; "
                 "saved to %s (reuse it with --sampler-file)\n",
-                o->patches, n, s->sampler_source);
+                k, o->patches, n, source);
     return st;
 }
 
-static evmap_status make_marginal(const explain_options *o, explain_state *s, evmap_error *err) {
+static evmap_status make_marginal(const explain_options *o, explain_state *s, int k,
+                                  evmap_sampler **out, evmap_error *err) {
     if (o->n_references == 0)
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                     "the marginal sampler takes its samples from reference images: give "
@@ -139,8 +144,8 @@ static evmap_status make_marginal(const explain_options *o, explain_state *s, ev
         free(stack);
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
     }
-    st = evmap_sampler_marginal(stack, n, s->info.channels, s->info.height, s->info.width,
-                                s->window, &s->sampler, err);
+    st = evmap_sampler_marginal(stack, n, s->info.channels, s->info.height, s->info.width, k, out,
+                                err);
     free(stack);
     snprintf(s->sampler_source, sizeof s->sampler_source, "first %zu reference images", n);
     return st;
@@ -174,6 +179,54 @@ static evmap_status validate(const explain_options *o, const explain_state *s, e
     return EVMAP_OK;
 }
 
+/* A sampler of o's kind for window k (NULL for fill=mean: made per image). */
+static evmap_status make_sampler(const explain_options *o, explain_state *s, int k,
+                                 evmap_sampler **out, char *source, size_t source_size,
+                                 evmap_error *err) {
+    if (!strcmp(o->sampler, "marginal"))
+        return make_marginal(o, s, k, out, err);
+    if (!strcmp(o->sampler, "constant")) {
+        if (!strcmp(o->fill, "mean"))
+            return EVMAP_OK; /* per image */
+        float fill[3];
+        for (int c = 0; c < 3; c++)
+            fill[c] = strcmp(o->fill, "zero") ? o->fill_value : 0.0f;
+        snprintf(source, source_size, "fill %s", o->fill);
+        return evmap_sampler_constant(fill, s->info.channels, k, out, err);
+    }
+    return fit_conditional(o, s, k, out, source, source_size, err);
+}
+
+/* The efficient method's coarse sampler: window K2 (default 2k). */
+static evmap_status prepare_coarse_sampler(const explain_options *o, explain_state *s,
+                                           evmap_error *err) {
+    char source[1024], msg[512];
+    int k2 = o->coarse_window ? o->coarse_window : 2 * s->window;
+    if (k2 <= s->window || k2 > s->info.height || k2 > s->info.width) {
+        snprintf(msg, sizeof msg,
+                 "--coarse-window %d must be larger than the window (%d) and fit the %dx%d input",
+                 k2, s->window, s->info.width, s->info.height);
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+    }
+    if (o->coarse_sampler_file) {
+        char tag[256];
+        evmap_status st =
+            evmap_sampler_load(o->coarse_sampler_file, &s->coarse_sampler, tag, sizeof tag, err);
+        if (st == EVMAP_OK && evmap_sampler_window(s->coarse_sampler) != k2) {
+            snprintf(msg, sizeof msg, "--coarse-sampler-file '%s' has window %d, not %d",
+                     o->coarse_sampler_file, evmap_sampler_window(s->coarse_sampler), k2);
+            return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        }
+        return st;
+    }
+    if (o->sampler_file && !strcmp(evmap_sampler_kind_name(s->sampler), "conditional") &&
+        o->n_references == 0)
+        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                    "--refine below 1 needs a sampler for the coarse window too: give "
+                    "--coarse-sampler-file F (evmap fit-sampler --window K2) or --reference SRC");
+    return make_sampler(o, s, k2, &s->coarse_sampler, source, sizeof source, err);
+}
+
 evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s, evmap_error *err) {
     s->window = o->window ? o->window : evmap_pda_default_window(s->info.height, s->info.width);
     if (o->gradient)
@@ -182,19 +235,13 @@ evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s,
     if (st != EVMAP_OK || o->gradient)
         return st;
     if (o->sampler_file)
-        return load_sampler_file(o, s, err);
-    if (!strcmp(o->sampler, "marginal"))
-        return make_marginal(o, s, err);
-    if (!strcmp(o->sampler, "constant")) {
-        if (!strcmp(o->fill, "mean"))
-            return EVMAP_OK; /* per image */
-        float fill[3];
-        for (int c = 0; c < 3; c++)
-            fill[c] = strcmp(o->fill, "zero") ? o->fill_value : 0.0f;
-        snprintf(s->sampler_source, sizeof s->sampler_source, "fill %s", o->fill);
-        return evmap_sampler_constant(fill, s->info.channels, s->window, &s->sampler, err);
-    }
-    return fit_conditional(o, s, err);
+        st = load_sampler_file(o, s, err);
+    else
+        st = make_sampler(o, s, s->window, &s->sampler, s->sampler_source, sizeof s->sampler_source,
+                          err);
+    if (st == EVMAP_OK && !strcmp(o->method, "efficient") && o->refine < 1)
+        st = prepare_coarse_sampler(o, s, err);
+    return st;
 }
 
 /* Class indices sorted by descending probability (first k). */
@@ -227,7 +274,8 @@ static int choose_targets(const explain_options *o, const explain_state *s, int 
 }
 
 /* Per-image constant sampler filled with the image's channel means. */
-static evmap_status mean_fill_sampler(explain_state *s, evmap_sampler **out, evmap_error *err) {
+static evmap_status mean_fill_sampler(explain_state *s, int k, evmap_sampler **out,
+                                      evmap_error *err) {
     size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
     float fill[3] = {0, 0, 0};
     for (int c = 0; c < s->info.channels; c++) {
@@ -236,7 +284,28 @@ static evmap_status mean_fill_sampler(explain_state *s, evmap_sampler **out, evm
             sum += s->input[(size_t)c * pixels + i];
         fill[c] = (float)(sum / (double)pixels);
     }
-    return evmap_sampler_constant(fill, s->info.channels, s->window, out, err);
+    return evmap_sampler_constant(fill, s->info.channels, k, out, err);
+}
+
+static void pda_options(const explain_options *o, const explain_state *s,
+                        const evmap_sampler *per_image, const int *targets, int n_targets,
+                        cli_progress *progress, evmap_pda_options *pda) {
+    evmap_pda_options_init(pda);
+    pda->stride = o->stride;
+    pda->samples = o->samples;
+    pda->sampler = s->sampler ? s->sampler : per_image;
+    pda->laplace_n = o->no_laplace ? 0 : o->laplace_n;
+    pda->classes = targets;
+    pda->n_classes = n_targets;
+    pda->target_layer = o->target_layer[0] ? o->target_layer : NULL;
+    pda->target_channel = o->target_channel;
+    memcpy(pda->roi, o->roi, sizeof pda->roi);
+    pda->seed = o->seed;
+    pda->batch = o->batch;
+    pda->threads = o->threads;
+    pda->no_locality = o->no_locality;
+    pda->progress = cli_progress_update;
+    pda->progress_user = progress;
 }
 
 static evmap_status explain_pda_maps(const explain_options *o, explain_state *s,
@@ -244,36 +313,41 @@ static evmap_status explain_pda_maps(const explain_options *o, explain_state *s,
                                      int n_targets, cli_progress *progress,
                                      evmap_explain_stats *stats, evmap_error *err) {
     evmap_pda_options pda;
-    evmap_pda_options_init(&pda);
-    pda.stride = o->stride;
-    pda.samples = o->samples;
-    pda.sampler = s->sampler ? s->sampler : per_image;
-    pda.laplace_n = o->no_laplace ? 0 : o->laplace_n;
-    pda.classes = targets;
-    pda.n_classes = n_targets;
-    pda.target_layer = o->target_layer[0] ? o->target_layer : NULL;
-    pda.target_channel = o->target_channel;
-    memcpy(pda.roi, o->roi, sizeof pda.roi);
-    pda.seed = o->seed;
-    pda.batch = o->batch;
-    pda.threads = o->threads;
-    pda.no_locality = o->no_locality;
-    pda.progress = cli_progress_update;
-    pda.progress_user = progress;
+    pda_options(o, s, per_image, targets, n_targets, progress, &pda);
     return evmap_pda(s->model, s->input, &pda, s->maps, stats, err);
+}
+
+static evmap_status
+explain_efficient_maps(const explain_options *o, explain_state *s, const evmap_sampler *per_image,
+                       const evmap_sampler *coarse_per_image, const int *targets, int n_targets,
+                       cli_progress *progress, evmap_explain_stats *stats, evmap_error *err) {
+    evmap_efficient_options e;
+    evmap_efficient_options_init(&e);
+    pda_options(o, s, per_image, targets, n_targets, progress, &e.pda);
+    e.split = o->split[0] ? o->split : NULL;
+    e.refine = o->refine;
+    e.coarse_sampler = s->coarse_sampler ? s->coarse_sampler : coarse_per_image;
+    e.around_image = o->around_image;
+    return evmap_efficient(s->model, s->input, &e, s->maps, stats, err);
 }
 
 evmap_status explain_image(const explain_options *o, explain_state *s, size_t index,
                            evmap_error *err) {
     static int targets[EXPLAIN_MAX_CLASSES];
-    evmap_sampler *per_image = NULL;
+    evmap_sampler *per_image = NULL, *coarse_per_image = NULL;
     evmap_status st = cli_load_input(s->set, index, &o->input.preprocess, &s->info, s->input, err);
     if (st == EVMAP_OK)
         st = evmap_runner_classify(s->classifier, s->input, 1, s->probs, err);
+    bool coarse = !strcmp(o->method, "efficient") && o->refine < 1;
+    int k2 = o->coarse_window ? o->coarse_window : 2 * s->window;
     if (st == EVMAP_OK && !s->sampler && !o->gradient)
-        st = mean_fill_sampler(s, &per_image, err);
-    if (st != EVMAP_OK)
+        st = mean_fill_sampler(s, s->window, &per_image, err);
+    if (st == EVMAP_OK && coarse && !s->coarse_sampler)
+        st = mean_fill_sampler(s, k2, &coarse_per_image, err);
+    if (st != EVMAP_OK) {
+        evmap_sampler_free(per_image);
         return st;
+    }
     int n_targets = choose_targets(o, s, targets);
     cli_progress progress;
     const char *stem = evmap_image_set_name(s->set, index);
@@ -282,6 +356,11 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
     if (o->gradient) {
         cli_progress_start(&progress, stem, "passes", o->quiet);
         st = explain_gradient_maps(o, s, targets, n_targets, &progress, &stats, err);
+    } else if (!strcmp(o->method, "efficient")) {
+        cli_progress_start(&progress, stem, "windows", o->quiet);
+        st = explain_efficient_maps(o, s, per_image, coarse_per_image, targets, n_targets,
+                                    &progress, &stats, err);
+        sampler_kind = evmap_sampler_kind_name(s->sampler ? s->sampler : per_image);
     } else {
         cli_progress_start(&progress, stem, "windows", o->quiet);
         st = explain_pda_maps(o, s, per_image, targets, n_targets, &progress, &stats, err);
@@ -305,5 +384,6 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
     if (st == EVMAP_OK)
         st = explain_write_json(o, s, &result, err);
     evmap_sampler_free(per_image);
+    evmap_sampler_free(coarse_per_image);
     return st;
 }

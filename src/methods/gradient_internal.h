@@ -75,6 +75,10 @@ evmap_status grad_smooth_maps(grad_run *r, const evmap_gradient_options *o, cons
 evmap_status grad_cam_maps(grad_run *r, const evmap_gradient_options *o, const float *input,
                            float *maps, evmap_error *err);
 
+/* Writes into seed (k floats) d f / d z for one row of logits z and class c
+ * under score (see gradient_run.c) and returns f. */
+double grad_seed_class(evmap_score score, const float *z, int k, int c, float *seed);
+
 /* Grad-CAM's default layer: the last Conv's output, or the output of the
  * activation that is its only consumer. -1 when the model has no Conv. */
 int grad_cam_default_layer(const evmap_model *model);

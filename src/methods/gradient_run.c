@@ -108,8 +108,7 @@ evmap_status grad_run_forward(grad_run *r, evmap_error *err) {
     return EVMAP_OK;
 }
 
-/* Seed and score of one row of logits z (k values) for class c. */
-static double seed_class(evmap_score score, const float *z, int k, int c, float *seed) {
+double grad_seed_class(evmap_score score, const float *z, int k, int c, float *seed) {
     for (int j = 0; j < k; j++)
         seed[j] = 0.0f;
     seed[c] = 1.0f;
@@ -152,7 +151,7 @@ evmap_status grad_run_backward(grad_run *r, int t, int count, double *scores, ev
         double f = r->target_channel >= 0
                        ? seed_hidden(v, (size_t)value->dims[1], row / (size_t)value->dims[1],
                                      r->target_channel, s)
-                       : seed_class(r->score, v, (int)row, r->classes[t], s);
+                       : grad_seed_class(r->score, v, (int)row, r->classes[t], s);
         if (scores)
             scores[b] = f;
     }

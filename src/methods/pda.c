@@ -69,8 +69,7 @@ static void class_p_q(const float *row, int k, int c, bool softmaxed, double *p,
     *q = 1.0 / (1.0 + exp(log_odds));
 }
 
-/* log2 odds of (p, q) with the optional Laplace correction over k classes. */
-static double log2_odds(double p, double q, double laplace_n, int k) {
+double pda_log2_odds(double p, double q, double laplace_n, int k) {
     if (laplace_n > 0) {
         p = (p * laplace_n + 1.0) / (laplace_n + k);
         q = (q * laplace_n + (k - 1)) / (laplace_n + k);
@@ -109,7 +108,7 @@ static double target_score(const pda_run *r, evm_plan *plan, int t, int first, i
         p += pb;
         q += qb;
     }
-    return log2_odds(p / count, q / count, r->opt->laplace_n, k);
+    return pda_log2_odds(p / count, q / count, r->opt->laplace_n, k);
 }
 
 /* ------------------------------------------------------------ validation */
@@ -128,6 +127,9 @@ static evmap_status check_targets(pda_run *r, evmap_error *err) {
     }
     if (o->n_classes < 1 || !o->classes)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "no target class given");
+    if (o->n_classes > PDA_MAX_TARGETS)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%d target classes; at most %d at once",
+                        o->n_classes, PDA_MAX_TARGETS);
     for (int i = 0; i < o->n_classes; i++)
         if (o->classes[i] < 0 || o->classes[i] >= r->num_classes)
             return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
@@ -190,21 +192,28 @@ static evmap_status check_options(pda_run *r, evmap_error *err) {
 
 /* ------------------------------------------------------------- windows */
 
-/* Windows on the grid 0, s, 2s, … that lie inside the region of interest. */
-static evmap_status list_windows(pda_run *r, evmap_error *err) {
-    const int *roi = r->opt->roi;
+size_t pda_window_grid(int h, int w, int k, int stride, const int roi[4], pda_window *out) {
     bool whole = roi[2] <= 0;
     int x0 = whole ? 0 : roi[0], y0 = whole ? 0 : roi[1];
-    int x1 = whole ? r->w : roi[0] + roi[2], y1 = whole ? r->h : roi[1] + roi[3];
+    int x1 = whole ? w : roi[0] + roi[2], y1 = whole ? h : roi[1] + roi[3];
+    size_t n = 0;
+    for (int y = 0; y + k <= h; y += stride)
+        for (int x = 0; x + k <= w; x += stride)
+            if (y >= y0 && x >= x0 && y + k <= y1 && x + k <= x1) {
+                if (out)
+                    out[n] = (pda_window){y, x};
+                n++;
+            }
+    return n;
+}
+
+static evmap_status list_windows(pda_run *r, evmap_error *err) {
     int s = r->opt->stride;
     size_t ny = (size_t)(r->h - r->k) / (size_t)s + 1, nx = (size_t)(r->w - r->k) / (size_t)s + 1;
     r->windows = malloc(sizeof *r->windows * ny * nx);
     if (!r->windows)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory listing windows");
-    for (int y = 0; y + r->k <= r->h; y += s)
-        for (int x = 0; x + r->k <= r->w; x += s)
-            if (y >= y0 && x >= x0 && y + r->k <= y1 && x + r->k <= x1)
-                r->windows[r->n_windows++] = (pda_window){y, x};
+    r->n_windows = pda_window_grid(r->h, r->w, r->k, s, r->opt->roi, r->windows);
     if (r->n_windows == 0)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                         "no %d×%d window with stride %d fits the region of interest", r->k, r->k,
@@ -234,7 +243,7 @@ static evmap_status setup_locality(pda_run *r, evmap_error *err) {
     r->cut = 0;
     if (r->opt->no_locality)
         return EVMAP_OK;
-    evmap_status st = evm_local_create(cache, r->samples, &r->local, err);
+    evmap_status st = evm_local_create(cache, r->local_rows, &r->local, err);
     if (st != EVMAP_OK)
         return st;
     int cut = cache->n_steps;
@@ -255,6 +264,10 @@ static evmap_status setup_locality(pda_run *r, evmap_error *err) {
         }
         cut = producer < 0 ? 0 : producer < cut ? producer : cut;
     }
+    if (r->expansion && r->expansion->step + 1 < cut)
+        cut = r->expansion->step + 1; /* nothing above the split layer runs */
+    if (r->rows == 1 && !r->average_draws && r->mean_step + 1 < cut)
+        cut = r->mean_step + 1; /* the samples' mean is taken at the split layer */
     r->cut = cut;
     return evm_local_set_cut(r->local, cut, err);
 }
@@ -266,13 +279,16 @@ static void choose_batch(pda_run *r) {
     size_t want = r->opt->batch > 0 ? (size_t)r->opt->batch : 64;
     if (want > cap)
         want = cap;
+    /* as many windows per batch as exact PDA takes (a window-centred split
+     * sends one row per window: smaller batches stay in cache, measured
+     * faster on both Fashion-MNIST models) */
     size_t windows = want / (size_t)r->samples;
     if (windows < 1)
         windows = 1;
     if (windows > r->n_windows)
         windows = r->n_windows;
     r->windows_per_batch = (int)windows;
-    r->batch = (int)windows * r->samples;
+    r->batch = (int)windows * r->rows;
 }
 
 /* Sampler scratch, draws and the sums of the maps. */
@@ -292,12 +308,15 @@ static evmap_status allocate_sampling(pda_run *r, evmap_error *err) {
 
 static evmap_status allocate(pda_run *r, evmap_error *err) {
     /* Full batches, one exact-size batch for the remaining windows, and a
-     * single image for the unperturbed scores: no image is computed twice. */
+     * single image for the unperturbed scores: no image is computed twice.
+     * An expansion whose split layer the local steps compute needs none. */
+    if (r->expansion && pda_expansion_is_local(r))
+        return EVMAP_OK;
     size_t tail_windows = r->n_windows % (size_t)r->windows_per_batch;
     evmap_status st = evmap_runner_create(r->model, r->batch, r->opt->threads, &r->runner, err);
     if (st == EVMAP_OK && tail_windows)
-        st = evmap_runner_create(r->model, (int)tail_windows * r->samples, r->opt->threads,
-                                 &r->tail, err);
+        st = evmap_runner_create(r->model, (int)tail_windows * r->rows, r->opt->threads, &r->tail,
+                                 err);
     if (st == EVMAP_OK && r->local) {
         /* only steps from cut on run there (their zeroed pages were never
          * touched, so this mostly returns address space) */
@@ -309,6 +328,7 @@ static evmap_status allocate(pda_run *r, evmap_error *err) {
 }
 
 static void free_run(pda_run *r) {
+    pda_expansion_free(r->expansion);
     evm_local_free(r->local);
     evmap_runner_free(r->runner);
     evmap_runner_free(r->tail);
@@ -323,15 +343,30 @@ static void free_run(pda_run *r) {
 
 /* ------------------------------------------------------------- the loop */
 
-/* Writes S perturbed copies of the image for window w into batch rows from row. */
+/* S draws for window w; their mean in draw 0 when the draws are averaged. */
+static void draw_window(pda_run *r, const evm_sampler *s, pda_window w) {
+    evm_sampler_draw(s, r->input, r->h, r->w, w.y, w.x, r->samples, 0, &r->rng, r->scratch,
+                     r->draws);
+    if (!r->average_draws)
+        return;
+    size_t n = (size_t)r->c * (size_t)r->k * (size_t)r->k;
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0;
+        for (int d = 0; d < r->samples; d++)
+            sum += r->draws[(size_t)d * n + i];
+        r->draws[i] = (float)(sum / r->samples);
+    }
+}
+
+/* Writes the perturbed copies of the image for window w (S, or their mean)
+ * into batch rows from row. */
 static void fill_window(pda_run *r, evm_plan *plan, pda_window w, int row) {
     const evm_sampler *s = r->opt->sampler->impl;
     float *batch = evm_f32(evm_plan_input(plan, 0));
     size_t per_image = (size_t)r->c * (size_t)r->h * (size_t)r->w;
     int k = r->k;
-    evm_sampler_draw(s, r->input, r->h, r->w, w.y, w.x, r->samples, 0, &r->rng, r->scratch,
-                     r->draws);
-    for (int d = 0; d < r->samples; d++) {
+    draw_window(r, s, w);
+    for (int d = 0; d < r->rows; d++) {
         float *img = batch + (size_t)(row + d) * per_image;
         memcpy(img, r->input, per_image * sizeof(float));
         const float *draw = r->draws + (size_t)d * (size_t)r->c * (size_t)(k * k);
@@ -342,18 +377,28 @@ static void fill_window(pda_run *r, evm_plan *plan, pda_window w, int row) {
     }
 }
 
-static void accumulate(pda_run *r, evm_plan *plan, pda_window w, int row) {
+void pda_add_evidence(pda_run *r, pda_window w, const double *we) {
     size_t pixels = (size_t)r->h * (size_t)r->w;
+    if (r->ext && r->ext->window_we)
+        memcpy(r->ext->window_we + r->evaluated * (size_t)r->n_targets, we,
+               sizeof(double) * (size_t)r->n_targets);
+    r->evaluated++;
     for (int t = 0; t < r->n_targets; t++) {
-        double we = r->base[t] - target_score(r, plan, t, row, r->samples);
         double *sum = r->sum + (size_t)t * pixels;
         for (int dy = 0; dy < r->k; dy++)
             for (int dx = 0; dx < r->k; dx++)
-                sum[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)] += we;
+                sum[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)] += we[t];
     }
     for (int dy = 0; dy < r->k; dy++)
         for (int dx = 0; dx < r->k; dx++)
             r->count[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)]++;
+}
+
+static void accumulate(pda_run *r, evm_plan *plan, pda_window w, int row) {
+    double we[PDA_MAX_TARGETS];
+    for (int t = 0; t < r->n_targets; t++)
+        we[t] = r->base[t] - target_score(r, plan, t, row, r->rows);
+    pda_add_evidence(r, w, we);
 }
 
 /* Locality: the window's S samples into the local batch, whose rows equal
@@ -365,9 +410,8 @@ static void fill_window_local(pda_run *r, pda_window w) {
     float *batch = evm_f32(evm_local_input(r->local));
     size_t per_image = (size_t)r->c * (size_t)r->h * (size_t)r->w;
     int k = r->k;
-    evm_sampler_draw(s, r->input, r->h, r->w, w.y, w.x, r->samples, 0, &r->rng, r->scratch,
-                     r->draws);
-    for (int d = 0; d < r->samples; d++) {
+    draw_window(r, s, w);
+    for (int d = 0; d < r->local_rows; d++) {
         float *img = batch + (size_t)d * per_image;
         const float *draw = r->draws + (size_t)d * (size_t)r->c * (size_t)(k * k);
         for (int c = 0; c < r->c; c++)
@@ -395,34 +439,70 @@ static int poll_cancel(void *user) {
     return o->progress && o->progress(o->progress_user, r->windows_done, r->n_windows);
 }
 
+static evmap_status cancelled(const pda_run *r, size_t done, evmap_error *err) {
+    return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows", done,
+                    r->n_windows);
+}
+
+/* Puts the S samples of batch window row i where the network reads them:
+ * the batch plan's rows, or the local batch (run up to cut, then exported,
+ * or, when the expansion's split layer is local, expanded right away). */
+static bool prepare_window(pda_run *r, evm_plan *plan, pda_window w, int i) {
+    if (!r->local) {
+        fill_window(r, plan, w, i * r->rows);
+        return true;
+    }
+    fill_window_local(r, w);
+    if (!evm_local_run(r->local, poll_cancel, r))
+        return false;
+    if (r->expansion && pda_expansion_is_local(r))
+        pda_expansion_local(r, i);
+    else if (r->rows == 1 && r->local_rows > 1)
+        evm_local_export_mean(r->local, plan, i);
+    else
+        evm_local_export(r->local, plan, i * r->rows);
+    return true;
+}
+
+/* Runs the batch plan from cut to the end, or to the split layer. */
+static bool run_batch(pda_run *r, evm_plan *plan) {
+    if (r->expansion && pda_expansion_is_local(r))
+        return true; /* nothing above the split layer runs */
+    int last = r->expansion ? r->expansion->step + 1 : plan->n_steps;
+    return evm_plan_run_range(plan, r->cut, last, poll_cancel, r);
+}
+
+static void score_batch(pda_run *r, evm_plan *plan, size_t first, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!r->expansion) {
+            accumulate(r, plan, r->windows[first + i], (int)i * r->rows);
+            continue;
+        }
+        if (!pda_expansion_is_local(r))
+            pda_expansion_batch(r, plan, (int)i);
+        pda_expansion_accumulate(r, r->windows[first + i], (int)i);
+    }
+}
+
 static evmap_status run_windows(pda_run *r, evmap_error *err) {
     const evmap_pda_options *o = r->opt;
     for (size_t first = 0; first < r->n_windows; first += (size_t)r->windows_per_batch) {
         size_t n = r->n_windows - first;
         if (n > (size_t)r->windows_per_batch)
             n = (size_t)r->windows_per_batch;
-        evm_plan *plan = n == (size_t)r->windows_per_batch ? r->runner->plan : r->tail->plan;
-        for (size_t i = 0; i < n; i++) {
-            if (!r->local) {
-                fill_window(r, plan, r->windows[first + i], (int)i * r->samples);
-                continue;
-            }
-            fill_window_local(r, r->windows[first + i]);
-            if (!evm_local_run(r->local, poll_cancel, r))
-                return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
-                                first, r->n_windows);
-            evm_local_export(r->local, plan, (int)i * r->samples);
-        }
-        if (!evm_plan_run_range(plan, r->cut, plan->n_steps, poll_cancel, r))
-            return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows", first,
-                            r->n_windows);
-        r->forward_images += n * (size_t)r->samples;
+        evm_plan *plan = !r->runner                          ? NULL
+                         : n == (size_t)r->windows_per_batch ? r->runner->plan
+                                                             : r->tail->plan;
         for (size_t i = 0; i < n; i++)
-            accumulate(r, plan, r->windows[first + i], (int)i * r->samples);
+            if (!prepare_window(r, plan, r->windows[first + i], (int)i))
+                return cancelled(r, first, err);
+        if (!run_batch(r, plan))
+            return cancelled(r, first, err);
+        r->forward_images += n * (size_t)r->rows;
+        score_batch(r, plan, first, n);
         r->windows_done = first + n;
         if (o->progress && o->progress(o->progress_user, first + n, r->n_windows))
-            return evm_fail(err, EVMAP_ERR_CANCELLED, "cancelled after %zu of %zu windows",
-                            first + n, r->n_windows);
+            return cancelled(r, first + n, err);
     }
     return EVMAP_OK;
 }
@@ -435,13 +515,74 @@ static void write_maps(const pda_run *r, float *maps) {
                 r->count[i] ? (float)(r->sum[(size_t)t * pixels + i] / r->count[i]) : NAN;
 }
 
-evmap_status evmap_pda(const evmap_model *model, const float *input,
-                       const evmap_pda_options *options, float *maps, evmap_explain_stats *stats,
-                       evmap_error *err) {
+static void write_stats(const pda_run *r, double t0, evmap_explain_stats *stats) {
+    double images = (double)r->n_windows * r->rows;
+    const evm_plan *single = r->single->plan;
+    /* the batches run from cut to the end, or to the split layer */
+    int last = r->expansion ? r->expansion->step + 1 : single->n_steps;
+    double batch_macs =
+        last > r->cut ? evm_plan_macs(single, r->cut) - evm_plan_macs(single, last) : 0.0;
+    memset(stats, 0, sizeof *stats);
+    stats->windows = r->n_windows;
+    stats->forward_images = r->forward_images;
+    stats->backward_images = r->expansion ? (size_t)r->n_targets : 0;
+    stats->seconds = now_seconds() - t0;
+    stats->locality = r->local != NULL;
+    stats->macs_naive = (images + 1) * r->image_macs;
+    stats->macs = r->image_macs + (r->local ? evm_local_macs(r->local) : 0) + images * batch_macs;
+    stats->cache_bytes = r->local ? single->activation_bytes : 0;
+    stats->local_steps = r->cut;
+    stats->total_steps = single->n_steps;
+}
+
+/* Keeps the windows ext->keep selects (the efficient method's refinement). */
+static evmap_status keep_windows(pda_run *r, evmap_error *err) {
+    if (!r->ext || !r->ext->keep)
+        return EVMAP_OK;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_windows; i++)
+        if (r->ext->keep[i])
+            r->windows[n++] = r->windows[i];
+    r->n_windows = n;
+    return n ? EVMAP_OK : evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "no window selected");
+}
+
+/* Rows per window; a window-centred split takes the samples' mean. */
+static evmap_status configure_rows(pda_run *r, evmap_error *err) {
+    r->rows = r->local_rows = r->samples;
+    r->mean_step = -1;
+    if (!r->ext || !r->ext->around_window || r->ext->split_value < 0)
+        return EVMAP_OK;
+    if (r->hidden)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "the efficient method explains classes; use --method pda for --target");
+    r->rows = 1;
+    r->mean_step = pda_producing_step(r->single->plan, r->ext->split_value);
+    if (r->mean_step < 0 && r->ext->split_value != r->model->graph->inputs[0])
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "--split: '%s' is not computed by a step",
+                        r->model->graph->values[r->ext->split_value].name);
+    r->average_draws = r->mean_step < 0;
+    if (r->average_draws)
+        r->local_rows = 1;
+    else if (r->opt->no_locality)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "a split above the input needs exact locality; drop --no-locality");
+    return EVMAP_OK;
+}
+
+static evmap_status prepare_expansion(pda_run *r, evmap_error *err) {
+    if (!r->ext || r->ext->split_value < 0 || r->ext->around_window)
+        return EVMAP_OK;
+    return pda_expansion_create(r, r->ext->split_value, err);
+}
+
+evmap_status pda_execute(const evmap_model *model, const float *input,
+                         const evmap_pda_options *options, const pda_extension *ext, float *maps,
+                         evmap_explain_stats *stats, evmap_error *err) {
     if (!model || !input || !options || !maps)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_pda: NULL argument");
     double t0 = now_seconds();
-    pda_run r = {.model = model, .opt = options, .input = input};
+    pda_run r = {.model = model, .opt = options, .input = input, .ext = ext};
     r.c = model->info.channels;
     r.h = model->info.height;
     r.w = model->info.width;
@@ -452,6 +593,8 @@ evmap_status evmap_pda(const evmap_model *model, const float *input,
     if (st == EVMAP_OK)
         st = list_windows(&r, err);
     if (st == EVMAP_OK)
+        st = keep_windows(&r, err);
+    if (st == EVMAP_OK)
         st = create_single(&r, err);
     if (st == EVMAP_OK)
         st = check_hidden_shape(&r, err);
@@ -459,10 +602,14 @@ evmap_status evmap_pda(const evmap_model *model, const float *input,
         evm_runner_set_threads(r.single);
         st = allocate_sampling(&r, err);
     }
+    if (st == EVMAP_OK)
+        st = configure_rows(&r, err);
     if (st == EVMAP_OK) {
         score_original(&r);
-        st = setup_locality(&r, err);
+        st = prepare_expansion(&r, err);
     }
+    if (st == EVMAP_OK)
+        st = setup_locality(&r, err);
     if (st == EVMAP_OK)
         choose_batch(&r);
     if (st == EVMAP_OK)
@@ -471,21 +618,15 @@ evmap_status evmap_pda(const evmap_model *model, const float *input,
         st = run_windows(&r, err);
     if (st == EVMAP_OK) {
         write_maps(&r, maps);
-        if (stats) {
-            double images = (double)r.n_windows * r.samples;
-            stats->windows = r.n_windows;
-            stats->forward_images = r.forward_images;
-            stats->seconds = now_seconds() - t0;
-            stats->locality = r.local != NULL;
-            stats->macs_naive = (images + 1) * r.image_macs;
-            stats->macs = r.local ? r.image_macs + evm_local_macs(r.local) +
-                                        images * evm_plan_macs(r.single->plan, r.cut)
-                                  : stats->macs_naive;
-            stats->cache_bytes = r.local ? r.single->plan->activation_bytes : 0;
-            stats->local_steps = r.cut;
-            stats->total_steps = r.single->plan->n_steps;
-        }
+        if (stats)
+            write_stats(&r, t0, stats);
     }
     free_run(&r);
     return st;
+}
+
+evmap_status evmap_pda(const evmap_model *model, const float *input,
+                       const evmap_pda_options *options, float *maps, evmap_explain_stats *stats,
+                       evmap_error *err) {
+    return pda_execute(model, input, options, NULL, maps, stats, err);
 }
