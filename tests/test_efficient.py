@@ -84,12 +84,15 @@ def main():
         for model, layer in ((MODEL, "/Relu_1_output_0"), (MODEL, "/MaxPool_output_0"),
                              (RESNET, "/layer1/Relu_output_0")):
             args = ("--sampler", "constant", "--fill", "0.3")
-            want, _ = explain(tmp, "occ", "pda", *args, model=model)
+            want, pda_meta = explain(tmp, "occ", "pda", *args, model=model)
             got, meta = explain(tmp, "one", "efficient", *args, "--split", layer, model=model)
             e = rel(got, want)
             report(e <= 1e-4 and meta["parameters"]["split"] == layer,
                    f"{os.path.basename(model)}: one draw, expanded around the window at "
                    f"{layer} = exact PDA: {e:.1e}")
+            local = pda_meta["locality"]["local_steps"]
+            report(local > 0, f"{os.path.basename(model)}: PDA with one draw uses exact "
+                   f"locality ({local} local steps)")
 
         x, g = input_gradient(tmp)
         limit = ("--split", "input", "--expand", "image", "--window", "1", "--sampler",

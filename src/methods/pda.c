@@ -266,7 +266,7 @@ static evmap_status setup_locality(pda_run *r, evmap_error *err) {
     }
     if (r->expansion && r->expansion->step + 1 < cut)
         cut = r->expansion->step + 1; /* nothing above the split layer runs */
-    if (r->rows == 1 && !r->average_draws && r->mean_step + 1 < cut)
+    if (r->mean_field && !r->average_draws && r->mean_step + 1 < cut)
         cut = r->mean_step + 1; /* the samples' mean is taken at the split layer */
     r->cut = cut;
     return evm_local_set_cut(r->local, cut, err);
@@ -457,7 +457,7 @@ static bool prepare_window(pda_run *r, evm_plan *plan, pda_window w, int i) {
         return false;
     if (r->expansion && pda_expansion_is_local(r))
         pda_expansion_local(r, i);
-    else if (r->rows == 1 && r->local_rows > 1)
+    else if (r->mean_field && !r->average_draws)
         evm_local_export_mean(r->local, plan, i);
     else
         evm_local_export(r->local, plan, i * r->rows);
@@ -557,6 +557,7 @@ static evmap_status configure_rows(pda_run *r, evmap_error *err) {
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
                         "the efficient method explains classes; use --method pda for --target");
     r->rows = 1;
+    r->mean_field = true;
     r->mean_step = pda_producing_step(r->single->plan, r->ext->split_value);
     if (r->mean_step < 0 && r->ext->split_value != r->model->graph->inputs[0])
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "--split: '%s' is not computed by a step",

@@ -79,9 +79,10 @@ typedef struct pda_run {
      * above the split), in the local batch (S; 1 when the draws themselves
      * are averaged, i.e. a window-centred split at the input). */
     int rows, local_rows;
-    bool average_draws;
-    int mean_step;    /* window-centred split: its step (-1: input); else unused */
-    size_t evaluated; /* windows whose evidence has been added */
+    bool mean_field;    /* a window-centred split: the samples' mean runs above it */
+    bool average_draws; /* ... at the input: the draws themselves are averaged */
+    int mean_step;      /* window-centred split: its step (-1: input); else unused */
+    size_t evaluated;   /* windows whose evidence has been added */
 } pda_run;
 
 /* Windows k×k on the grid 0, stride, 2·stride, … inside the region of
