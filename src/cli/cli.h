@@ -90,5 +90,6 @@ void cli_tune_blas(char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_fit_sampler(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
 
 #endif

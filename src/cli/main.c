@@ -13,6 +13,8 @@ static const char main_help[] =
     "  classify      class probabilities of images\n"
     "  explain       evidence maps (Prediction Difference Analysis)\n"
     "  fit-sampler   fit PDA's conditional sampler once, for reuse\n"
+    "  evaluate      judge evidence-map methods: deletion, insertion, AOPC,\n"
+    "                max-sensitivity, time\n"
     "\n"
     "Run 'evmap COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input,\n"
@@ -35,6 +37,8 @@ int main(int argc, char **argv) {
         return cmd_explain(argc - 1, argv + 1);
     if (!strcmp(command, "fit-sampler"))
         return cmd_fit_sampler(argc - 1, argv + 1);
+    if (!strcmp(command, "evaluate"))
+        return cmd_evaluate(argc - 1, argv + 1);
     fprintf(stderr, "evmap: unknown command '%s' (see 'evmap --help')\n", command);
     return EXIT_USAGE;
 }
