@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blur.h"
 #include "error.h"
 #include "rng.h"
 
@@ -156,48 +157,6 @@ double evmap_eval_aopc(double p0, const double *p, int regions) {
     return sum / regions;
 }
 
-/* One pass of a normalised 1-D Gaussian along rows (dx = 1) or columns. */
-static void blur_pass(const float *src, float *dst, int height, int width, const double *kernel,
-                      int radius, int along_rows) {
-    for (int y = 0; y < height; y++)
-        for (int x = 0; x < width; x++) {
-            double v = 0;
-            for (int i = -radius; i <= radius; i++) {
-                int sx = along_rows ? x + i : x, sy = along_rows ? y : y + i;
-                sx = sx < 0 ? 0 : sx >= width ? width - 1 : sx;
-                sy = sy < 0 ? 0 : sy >= height ? height - 1 : sy;
-                v += kernel[i + radius] * src[(size_t)sy * (size_t)width + (size_t)sx];
-            }
-            dst[(size_t)y * (size_t)width + (size_t)x] = (float)v;
-        }
-}
-
-static evmap_status blur_fill(const float *image, int channels, int height, int width, float *out,
-                              evmap_error *err) {
-    double sigma = (height > width ? height : width) / 10.0;
-    int radius = (int)ceil(3.0 * sigma);
-    size_t plane = (size_t)height * (size_t)width;
-    double *kernel = malloc(sizeof(double) * (size_t)(2 * radius + 1));
-    float *tmp = malloc(sizeof(float) * plane);
-    if (!kernel || !tmp) {
-        free(kernel);
-        free(tmp);
-        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory blurring the fill image");
-    }
-    double sum = 0;
-    for (int i = -radius; i <= radius; i++)
-        sum += kernel[i + radius] = exp(-0.5 * i * i / (sigma * sigma));
-    for (int i = 0; i <= 2 * radius; i++)
-        kernel[i] /= sum;
-    for (int c = 0; c < channels; c++) {
-        blur_pass(image + (size_t)c * plane, tmp, height, width, kernel, radius, 1);
-        blur_pass(tmp, out + (size_t)c * plane, height, width, kernel, radius, 0);
-    }
-    free(kernel);
-    free(tmp);
-    return EVMAP_OK;
-}
-
 evmap_status evmap_eval_fill(const float *image, int channels, int height, int width,
                              evmap_baseline kind, float *out, evmap_error *err) {
     if (!image || !out || channels < 1 || height < 1 || width < 1)
@@ -205,7 +164,7 @@ evmap_status evmap_eval_fill(const float *image, int channels, int height, int w
                         "evmap_eval_fill: needs an image, an output and a positive size");
     size_t plane = (size_t)height * (size_t)width;
     if (kind == EVMAP_BASELINE_BLUR)
-        return blur_fill(image, channels, height, width, out, err);
+        return evm_blur_image(image, channels, height, width, out, err);
     for (int c = 0; c < channels; c++) {
         double sum = 0;
         for (size_t i = 0; kind == EVMAP_BASELINE_MEAN && i < plane; i++)

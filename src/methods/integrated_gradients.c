@@ -13,41 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../blur.h"
 #include "../error.h"
 #include "gradient_internal.h"
-
-/* Separable Gaussian blur of each channel, edges replicated. */
-static void blur(const float *x, int c, int h, int w, double sigma, float *out, double *tmp) {
-    int radius = (int)ceil(3.0 * sigma);
-    double *kernel = tmp; /* 2·radius + 1 taps, then an h × w plane */
-    double *plane = tmp + 2 * radius + 1, sum = 0;
-    for (int i = -radius; i <= radius; i++)
-        sum += kernel[i + radius] = exp(-0.5 * i * i / (sigma * sigma));
-    for (int i = 0; i <= 2 * radius; i++)
-        kernel[i] /= sum;
-    for (int ch = 0; ch < c; ch++) {
-        const float *src = x + (size_t)ch * h * w;
-        float *dst = out + (size_t)ch * h * w;
-        for (int y = 0; y < h; y++)
-            for (int xx = 0; xx < w; xx++) {
-                double v = 0;
-                for (int i = -radius; i <= radius; i++) {
-                    int sx = xx + i < 0 ? 0 : xx + i >= w ? w - 1 : xx + i;
-                    v += kernel[i + radius] * src[(size_t)y * w + sx];
-                }
-                plane[(size_t)y * w + xx] = v;
-            }
-        for (int y = 0; y < h; y++)
-            for (int xx = 0; xx < w; xx++) {
-                double v = 0;
-                for (int i = -radius; i <= radius; i++) {
-                    int sy = y + i < 0 ? 0 : y + i >= h ? h - 1 : y + i;
-                    v += kernel[i + radius] * plane[(size_t)sy * w + xx];
-                }
-                dst[(size_t)y * w + xx] = (float)v;
-            }
-    }
-}
 
 static evmap_status make_baseline(const grad_run *r, evmap_baseline kind, const float *x, float *x0,
                                   evmap_error *err) {
@@ -63,12 +31,7 @@ static evmap_status make_baseline(const grad_run *r, evmap_baseline kind, const 
                 x0[(size_t)ch * plane + i] = (float)(sum / (double)plane);
         }
     } else {
-        double sigma = (r->h > r->w ? r->h : r->w) / 10.0;
-        double *tmp = malloc(sizeof(double) * (plane + 2 * (size_t)ceil(3.0 * sigma) + 1));
-        if (!tmp)
-            return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory blurring the baseline");
-        blur(x, r->c, r->h, r->w, sigma, x0, tmp);
-        free(tmp);
+        return evm_blur_image(x, r->c, r->h, r->w, x0, err);
     }
     return EVMAP_OK;
 }
