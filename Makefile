@@ -1,6 +1,7 @@
 # evmap build. `make` builds build/libevmap.a, build/libevmap.so and build/evmap.
-# `make test` runs every test, `make demo` the default job, `make asan` the
-# suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# `make test` runs every test (the suite, the suite again under AddressSanitizer
+# + UndefinedBehaviorSanitizer, and a short run of every fuzz harness),
+# `make demo` the default job, `make asan` the full suite under the sanitizers.
 
 CC ?= cc
 BUILD ?= build
@@ -23,7 +24,8 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test demo asan clean format check-format fuzz bench
+.PHONY: all deps test demo asan clean format check-format fuzz bench programs suite
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 all: $(BUILD)/libevmap.a $(BUILD)/libevmap.so $(BUILD)/evmap
 
@@ -66,17 +68,43 @@ $(BUILD)/bench/%_bench: bench/%_bench.c $(LIB_OBJ) $(BUILD)/src/cli/blas_env.o
 
 bench: deps all $(BUILD)/bench/forward_bench $(BUILD)/bench/gradient_bench
 
-test: deps all $(TEST_BIN) $(BUILD)/tests/conformance $(BUILD)/tests/run_model \
+# Everything the suite runs, and the suite itself, for the build in $(BUILD).
+programs: all $(TEST_BIN) $(BUILD)/tests/conformance $(BUILD)/tests/run_model \
 		$(BUILD)/tests/grad_model
+
+suite: programs
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run-all
+
+# The sanitized build: clang, AddressSanitizer + UBSan, any report fatal.
+ASAN_VARS := BUILD=build-asan CC=clang OPT=-O1 \
+	EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	LDFLAGS="-fsanitize=address,undefined"
+
+# `make test` (CI): the suite; the suite under the sanitizers, with the long
+# suites at reduced sizes (EVMAP_QUICK=1: fewer images and mutants, same
+# checks); every fuzz harness for FUZZ_SMOKE_SECONDS on its corpus.
+# TEST_SANITIZERS=0 runs the first part only.
+TEST_SANITIZERS ?= 1
+FUZZ_SMOKE_SECONDS ?= 60
+test: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) programs
+	@$(MAKE) --no-print-directory suite
+ifneq ($(TEST_SANITIZERS),0)
+	@echo "== the suite under AddressSanitizer + UndefinedBehaviorSanitizer (EVMAP_QUICK=1)"
+	@$(MAKE) --no-print-directory -j$(NPROC) $(ASAN_VARS) programs
+	@EVMAP_QUICK=1 $(MAKE) --no-print-directory $(ASAN_VARS) suite
+	@echo "== every fuzz harness for $(FUZZ_SMOKE_SECONDS) s ($(NPROC) at a time)"
+	@$(MAKE) --no-print-directory fuzz-build fuzz-corpus
+	@$(MAKE) --no-print-directory -j$(NPROC) FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) fuzz-runs
+	@echo "make test: all parts passed (suite, sanitized suite, fuzz smoke runs)"
+endif
 
 demo: deps all
 	@sh scripts/demo
 
-asan:
-	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 \
-		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-		LDFLAGS="-fsanitize=address,undefined" test
+asan: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) $(ASAN_VARS) programs
+	@$(MAKE) --no-print-directory $(ASAN_VARS) suite
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -85,7 +113,7 @@ check-format:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
@@ -94,26 +122,22 @@ clean:
 # (-fsanitize=fuzzer,address,undefined) against a sanitized library in
 # build-fuzz/, makes the seed corpora (fuzz/make_corpus.sh) when missing and
 # runs each harness for FUZZ_SECONDS (default 60) on its corpus plus its
-# kept regression inputs (tests/regressions/<harness>/). New corpus entries
-# stay in build-fuzz/corpus/, crashes go to build-fuzz/artifacts/<harness>/.
-# FUZZ_HARNESSES picks some (e.g. FUZZ_HARNESSES=png); FUZZ_FLAGS adds flags.
+# kept regression inputs (tests/regressions/<harness>/) through fuzz/run.sh.
+# New corpus entries stay in build-fuzz/corpus/, crashes go to
+# build-fuzz/artifacts/<harness>/, logs to build-fuzz/logs/<harness>.log.
+# FUZZ_HARNESSES picks some (e.g. FUZZ_HARNESSES=png); FUZZ_FLAGS adds flags;
+# `make -j2 fuzz` runs two harnesses at a time.
 FUZZ_BUILD := build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_HARNESSES ?= onnx png jpeg idx sampler
 FUZZ_FLAGS ?=
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_BINS := $(FUZZ_HARNESSES:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
-# Inputs above these sizes are not generated (the seeds fit).
-FUZZ_MAX_LEN_onnx := 2097152
-FUZZ_MAX_LEN_png := 262144
-FUZZ_MAX_LEN_jpeg := 262144
-FUZZ_MAX_LEN_idx := 65536
-FUZZ_MAX_LEN_sampler := 65536
 
-.PHONY: fuzz-build fuzz-corpus
+.PHONY: fuzz-build fuzz-corpus fuzz-runs
 
 fuzz-build:
-	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 \
 		EXTRA_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" $(FUZZ_BUILD)/libevmap.a
 	@$(MAKE) --no-print-directory CC=clang $(FUZZ_BINS)
 
@@ -125,14 +149,11 @@ $(FUZZ_BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz/fuzz_image.h $(
 fuzz-corpus: all
 	@[ -d $(FUZZ_BUILD)/corpus ] || sh fuzz/make_corpus.sh $(FUZZ_BUILD)/corpus
 
-# One harness's run: corpus first (new inputs land there), then kept inputs.
-fuzz_run = mkdir -p $(FUZZ_BUILD)/corpus/$(1) $(FUZZ_BUILD)/artifacts/$(1) && \
-	echo "== fuzz_$(1) for $(FUZZ_SECONDS) s" && \
-	OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 \
-	$(FUZZ_BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
-		-rss_limit_mb=4096 -malloc_limit_mb=4096 -max_len=$(FUZZ_MAX_LEN_$(1)) \
-		-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$(1)/ $(FUZZ_FLAGS) \
-		$(FUZZ_BUILD)/corpus/$(1) $(wildcard tests/regressions/$(1))
+# One harness's run (fuzz/run.sh): corpus first, then the kept inputs.
+fuzz-run-%:
+	@sh fuzz/run.sh $* $(FUZZ_SECONDS) $(FUZZ_FLAGS)
+
+fuzz-runs: $(FUZZ_HARNESSES:%=fuzz-run-%)
 
 fuzz: fuzz-build fuzz-corpus
-	@$(foreach h,$(FUZZ_HARNESSES),$(call fuzz_run,$(h)) && ) true
+	@$(MAKE) --no-print-directory fuzz-runs

@@ -14,6 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     evmap_status st = evmap_image_set_create(&set, &err);
     if (st != EVMAP_OK)
         abort();
+    /* As --max-memory would: a gzip bomb is refused before it is inflated. */
+    evmap_image_set_limit_memory(set, (uint64_t)64 << 20);
     st = evmap_image_set_add(set, path, &err);
     evm_fuzz_check_error(st, &err);
     size_t count = evmap_image_set_count(set);

@@ -18,6 +18,10 @@
 #define MAX_INPUT_ELEMENTS ((size_t)1 << 20)    /* declared-shape planning */
 #define MAX_ACTIVATION_BYTES ((size_t)64 << 20) /* runners for batch 1 and 2 */
 #define MAX_FORWARD_BYTES ((size_t)4 << 20)     /* one forward pass */
+/* The memory limits the harness sets (--max-memory's checks): planning at
+ * declared shapes under one, the public path under the other. */
+#define DECLARED_MEMORY_LIMIT ((uint64_t)512 << 20)
+#define MODEL_MEMORY_LIMIT ((uint64_t)192 << 20)
 
 /* Plans the raw graph with each input at its declared shape (when every
  * dimension is known and the inputs are small): reaches the shape inference
@@ -59,6 +63,7 @@ static void run_model(const uint8_t *data, size_t size) {
     evm_fuzz_check_error(st, &err);
     if (st != EVMAP_OK)
         return;
+    evmap_model_limit_memory(model, MODEL_MEMORY_LIMIT);
     evmap_model_info info;
     st = evmap_model_get_info(model, &info, &err);
     evm_fuzz_check_error(st, &err);
@@ -99,6 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     evmap_status st = evm_onnx_load_memory(data, size, &graph, &err);
     evm_fuzz_check_error(st, &err);
     if (st == EVMAP_OK) {
+        graph->max_memory = DECLARED_MEMORY_LIMIT;
         plan_declared(graph);
         evm_graph_free(graph);
         run_model(data, size);

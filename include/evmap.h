@@ -59,6 +59,21 @@ evmap_status evmap_model_load_memory(const void *data, size_t size, evmap_model 
                                      evmap_error *err);
 void evmap_model_free(evmap_model *model);
 
+/* Memory limits (bytes; 0 means none). evmap checks sizes against the limit
+ * before it allocates, and refuses with EVMAP_ERR_TOO_LARGE and a message
+ * rather than letting the system kill the process:
+ * - loading a model: the file's size twice over (mapped file and weights);
+ * - every plan made from the model (runners, evidence and gradient methods):
+ *   the weights plus that plan's activations and scratch, gradients included;
+ * - images of an image set: up to 20 bytes per pixel while decoding, and the
+ *   decompressed data of an IDX file. */
+evmap_status evmap_model_load_limited(const char *path, uint64_t max_memory, evmap_model **out,
+                                      evmap_error *err);
+void evmap_model_limit_memory(evmap_model *model, uint64_t max_memory);
+/* The default limit of the CLI's --max-memory: the machine's memory (or the
+ * cgroup's limit, when lower) less 1 GiB; 0 when it cannot be read. */
+uint64_t evmap_default_memory_limit(void);
+
 /* Image input the model expects: channels, height, width (batch excluded). */
 typedef struct evmap_model_info {
     int channels;
@@ -112,6 +127,9 @@ evmap_status evmap_image_set_create(evmap_image_set **out, evmap_error *err);
 /* Adds a file, folder or IDX file; validates headers but decodes lazily. */
 evmap_status evmap_image_set_add(evmap_image_set *set, const char *path, evmap_error *err);
 void evmap_image_set_free(evmap_image_set *set);
+/* Limits what each image of the set may take to decode (see
+ * evmap_model_load_limited); applies to images added after the call. */
+void evmap_image_set_limit_memory(evmap_image_set *set, uint64_t max_memory);
 size_t evmap_image_set_count(const evmap_image_set *set);
 /* Name for outputs: file name without extension, or "<stem>_<index>" for IDX. */
 const char *evmap_image_set_name(const evmap_image_set *set, size_t index);

@@ -6,6 +6,7 @@
  */
 #include "backward.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ struct evm_backward {
     float *workspace;
     size_t workspace_floats;
     int seed, wrt;
+    evm_budget budget; /* the plan's, continued: gradients live beside activations */
 };
 
 static const char *value_name(const evm_plan *plan, int v) {
@@ -58,6 +60,8 @@ static evmap_status alloc_grad(evm_backward *b, int v, evmap_error *err) {
     *g = (evm_tensor){.dtype = EVM_DTYPE_FLOAT};
     evmap_status st =
         evm_tensor_set_shape(g, b->plan->values[v].rank, b->plan->values[v].dims, err);
+    if (st == EVMAP_OK)
+        st = evm_budget_charge(&b->budget, g->count * sizeof(float), err);
     return st == EVMAP_OK ? evm_tensor_alloc(g, err) : st;
 }
 
@@ -67,6 +71,8 @@ static evmap_status add_scratch(evm_backward *b, int v, evm_tensor **out, evmap_
     *t = (evm_tensor){.dtype = EVM_DTYPE_FLOAT};
     evmap_status st =
         evm_tensor_set_shape(t, b->plan->values[v].rank, b->plan->values[v].dims, err);
+    if (st == EVMAP_OK)
+        st = evm_budget_charge(&b->budget, t->count * sizeof(float), err);
     if (st == EVMAP_OK)
         st = evm_tensor_alloc(t, err);
     *out = t;
@@ -107,6 +113,10 @@ static evmap_status plan_step(evm_backward *b, const evm_plan_step *ps, const bo
             return st;
     }
     size_t ws = def->backward_workspace ? def->backward_workspace(node, ps->in, ps->out) : 0;
+    /* Bounded like a tensor, so every later ws * sizeof(float) fits. */
+    if (ws > EVM_MAX_TENSOR_ELEMENTS)
+        return evm_node_fail(err, node, EVMAP_ERR_TOO_LARGE,
+                             "its gradient needs %zu floats of scratch, above evmap's limit", ws);
     if (ws > b->workspace_floats)
         b->workspace_floats = ws;
     return EVMAP_OK;
@@ -161,6 +171,8 @@ evmap_status evm_backward_create(evm_plan *plan, int seed_value, int wrt_value, 
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning the backward pass");
     }
     b->plan = plan;
+    b->budget = plan->budget;
+    snprintf(b->budget.what, sizeof b->budget.what, "the backward pass of %s", plan->budget.what);
     b->seed = seed_value;
     b->wrt = wrt_value;
     mark_dependents(plan, wrt_value, depends);
@@ -172,6 +184,8 @@ evmap_status evm_backward_create(evm_plan *plan, int seed_value, int wrt_value, 
         st = alloc_grad(b, seed_value, err);
     if (st == EVMAP_OK)
         st = plan_steps(b, depends, err);
+    if (st == EVMAP_OK && b->workspace_floats)
+        st = evm_budget_charge(&b->budget, b->workspace_floats * sizeof(float), err);
     if (st == EVMAP_OK && b->workspace_floats) {
         b->workspace = malloc(b->workspace_floats * sizeof(float));
         if (!b->workspace)

@@ -24,6 +24,11 @@ static void blur_pass(const float *src, float *dst, int height, int width, const
 
 evmap_status evm_blur_image(const float *image, int channels, int height, int width, float *out,
                             evmap_error *err) {
+    /* keeps the radius (0.3 x the longer side) and x + i in int */
+    if (height > 65535 || width > 65535)
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE,
+                        "cannot blur an image of %d x %d pixels (at most 65535 per side)", width,
+                        height);
     double sigma = (height > width ? height : width) / 10.0;
     int radius = (int)ceil(3.0 * sigma);
     size_t plane = (size_t)height * (size_t)width;

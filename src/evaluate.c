@@ -5,7 +5,9 @@
  * max-sensitivity's noise and map distance. Nothing here runs a model, so
  * every function can be checked against a hand computation.
  */
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,12 +94,15 @@ double evmap_eval_auc(const double *x, const double *y, int points) {
 int evmap_eval_region_count(int height, int width, int k) {
     if (k < 1 || height < 1 || width < 1)
         return 0;
-    return ((height + k - 1) / k) * ((width + k - 1) / k);
+    /* not height + k - 1, and the product in 64 bits: 0 when it exceeds an
+     * int (never for the 2^30 pixels the order functions accept) */
+    int64_t n = (int64_t)((height - 1) / k + 1) * ((width - 1) / k + 1);
+    return n > INT_MAX ? 0 : (int)n;
 }
 
 /* Sum of the finite values of region r (raster index over the tiles). */
 static ranked rank_region(const float *map, int width, int height, int k, int r) {
-    int tiles_x = (width + k - 1) / k;
+    int tiles_x = (width - 1) / k + 1;
     int y0 = r / tiles_x * k, x0 = r % tiles_x * k;
     int y1 = y0 + k < height ? y0 + k : height, x1 = x0 + k < width ? x0 + k : width;
     ranked out = {.key = 0, .nan = 1, .index = r};
@@ -114,7 +119,7 @@ static ranked rank_region(const float *map, int width, int height, int k, int r)
 
 /* Appends region r's pixels to order at *at. */
 static void list_region(int width, int height, int k, int r, int *order, size_t *at) {
-    int tiles_x = (width + k - 1) / k;
+    int tiles_x = (width - 1) / k + 1;
     int y0 = r / tiles_x * k, x0 = r % tiles_x * k;
     int y1 = y0 + k < height ? y0 + k : height, x1 = x0 + k < width ? x0 + k : width;
     for (int y = y0; y < y1; y++)

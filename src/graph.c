@@ -93,10 +93,32 @@ evmap_status evm_node_set_params(evm_node *node, const void *params, size_t size
 }
 
 const evm_attr *evm_node_attr(const evm_node *node, const char *name) {
-    for (size_t i = 0; i < node->n_attrs; i++)
-        if (strcmp(node->attrs[i].name, name) == 0)
+    for (size_t i = 0; i < node->n_attrs; i++) {
+        if (strcmp(node->attrs[i].name, name) == 0) {
+            node->attrs[i].consulted = true;
             return &node->attrs[i];
+        }
+    }
     return NULL;
+}
+
+void evm_attr_ignore(const evm_node *node, const char *name) {
+    (void)evm_node_attr(node, name);
+}
+
+evmap_status evm_node_check_attrs(const evm_node *node, evmap_error *err) {
+    for (size_t i = 0; i < node->n_attrs; i++) {
+        const evm_attr *a = &node->attrs[i];
+        /* opset 1's in-place hint: never changes a value. */
+        if (a->consulted || strcmp(a->name, "consumed_inputs") == 0)
+            continue;
+        return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                             "attribute '%s' is not one evmap knows for %s at opset %d, and "
+                             "ignoring it could change the result; remove it or re-export the "
+                             "model",
+                             a->name, evm_op_name(node->kind), node->opset);
+    }
+    return EVMAP_OK;
 }
 
 static evmap_status attr_type_error(const evm_node *node, const char *name, const char *want,
@@ -188,6 +210,10 @@ static int foldable_conv(const evm_graph *g, const evm_node *bn) {
     if (conv->removed || conv->kind != EVM_OP_CONV || evm_graph_count_consumers(g, x) != 1)
         return -1;
     if (!is_const_float(g, conv->inputs[1]))
+        return -1;
+    /* Odd weights are left to Conv's own checks, which name the problem. */
+    const evm_tensor *w = &g->values[conv->inputs[1]].tensor;
+    if (w->rank != 4 || w->dims[0] < 1)
         return -1;
     if (conv->n_inputs > 2 && conv->inputs[2] != EVM_NO_VALUE &&
         !is_const_float(g, conv->inputs[2]))

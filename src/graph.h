@@ -30,11 +30,13 @@ typedef struct evm_attr {
     evm_attr_type type;
     float f;
     int64_t i;
-    char *s;       /* STRING: NUL-terminated copy */
-    evm_tensor t;  /* TENSOR: owned data */
-    float *floats; /* FLOATS */
-    int64_t *ints; /* INTS */
-    size_t n;      /* number of floats or ints */
+    char *s;        /* STRING: NUL-terminated copy */
+    evm_tensor t;   /* TENSOR: owned data */
+    float *floats;  /* FLOATS */
+    int64_t *ints;  /* INTS */
+    size_t n;       /* number of floats or ints */
+    bool consulted; /* looked up by the op's init: an attribute no op code
+                       looks at is refused, never silently ignored */
 } evm_attr;
 
 /* Operator kinds; the table in ops/registry.c has one entry per kind. */
@@ -106,6 +108,7 @@ typedef struct evm_graph {
     int *outputs;
     int n_outputs;
     int opset;
+    uint64_t max_memory; /* bytes each plan (weights included) may take; 0: no limit */
 } evm_graph;
 
 void evm_graph_free(evm_graph *graph);
@@ -128,6 +131,11 @@ void *evm_node_alloc_params(evm_node *node, size_t size, evmap_error *err);
 evmap_status evm_node_set_params(evm_node *node, const void *params, size_t size, evmap_error *err);
 
 const evm_attr *evm_node_attr(const evm_node *node, const char *name);
+/* Marks an attribute the op accepts but that cannot change an inference
+ * result (BatchNorm's momentum, Dropout's seed). */
+void evm_attr_ignore(const evm_node *node, const char *name);
+/* After init: the first attribute no lookup consulted is EVMAP_ERR_UNSUPPORTED. */
+evmap_status evm_node_check_attrs(const evm_node *node, evmap_error *err);
 evmap_status evm_attr_int(const evm_node *node, const char *name, int64_t fallback, int64_t *out,
                           evmap_error *err);
 evmap_status evm_attr_float(const evm_node *node, const char *name, float fallback, float *out,

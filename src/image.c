@@ -9,12 +9,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "budget.h"
 #include "error.h"
 #include "image_internal.h"
 #include "tensor.h"
 
-evmap_status evm_image_check_size(uint64_t width, uint64_t height, const char *what,
-                                  evmap_error *err) {
+evmap_status evm_image_check_size(uint64_t width, uint64_t height, uint64_t max_memory,
+                                  const char *what, evmap_error *err) {
     if (width == 0 || height == 0)
         return evm_fail(err, EVMAP_ERR_BAD_FILE,
                         "%s declares an empty image (%llu x %llu pixels); the file is corrupt",
@@ -26,15 +27,25 @@ evmap_status evm_image_check_size(uint64_t width, uint64_t height, const char *w
                         "%llu pixels in all; downscale it first",
                         what, (unsigned long long)width, (unsigned long long)height,
                         EVM_IMAGE_MAX_SIDE, (unsigned long long)EVM_IMAGE_MAX_PIXELS);
+    /* Cannot overflow: at most 2^28 pixels. */
+    uint64_t need = width * height * EVM_IMAGE_DECODE_BYTES_PER_PIXEL;
+    char need_s[EVM_BYTES_STR_SIZE], limit_s[EVM_BYTES_STR_SIZE];
+    if (max_memory && need > max_memory)
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE,
+                        "%s is %llu x %llu pixels; decoding it takes up to %s, above the memory "
+                        "limit of %s (--max-memory); downscale it or raise the limit",
+                        what, (unsigned long long)width, (unsigned long long)height,
+                        evm_bytes_str(need, need_s), evm_bytes_str(max_memory, limit_s));
     return EVMAP_OK;
 }
 
-evmap_status evm_image_alloc(int width, int height, int channels, const char *what,
-                             evmap_image **out, evmap_error *err) {
+evmap_status evm_image_alloc(int width, int height, int channels, uint64_t max_memory,
+                             const char *what, evmap_image **out, evmap_error *err) {
     *out = NULL;
     if (width < 0 || height < 0)
         return evm_fail(err, EVMAP_ERR_INTERNAL, "negative image size for %s", what);
-    evmap_status st = evm_image_check_size((uint64_t)width, (uint64_t)height, what, err);
+    evmap_status st =
+        evm_image_check_size((uint64_t)width, (uint64_t)height, max_memory, what, err);
     if (st != EVMAP_OK)
         return st;
     size_t count, bytes;
@@ -109,7 +120,8 @@ done:
     return st;
 }
 
-evmap_status evm_read_file(const char *path, uint8_t **data, size_t *size, evmap_error *err) {
+evmap_status evm_read_file(const char *path, uint64_t max_bytes, uint8_t **data, size_t *size,
+                           evmap_error *err) {
     *data = NULL;
     *size = 0;
     FILE *f = fopen(path, "rb");
@@ -123,6 +135,12 @@ evmap_status evm_read_file(const char *path, uint8_t **data, size_t *size, evmap
     } else if (S_ISDIR(sb.st_mode)) {
         st = evm_fail(err, EVMAP_ERR_IO, "'%s' is a folder, not an image file; give a file path",
                       path);
+    } else if (max_bytes && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > max_bytes) {
+        char size_s[EVM_BYTES_STR_SIZE], limit_s[EVM_BYTES_STR_SIZE];
+        st = evm_fail(err, EVMAP_ERR_TOO_LARGE,
+                      "'%s' is %s, above the memory limit of %s (--max-memory); raise the limit",
+                      path, evm_bytes_str((uint64_t)sb.st_size, size_s),
+                      evm_bytes_str(max_bytes, limit_s));
     } else {
         size_t hint =
             S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < SIZE_MAX / 2 ? (size_t)sb.st_size : 4096;
@@ -161,12 +179,12 @@ const char *evm_other_image_format(const uint8_t *d, size_t n) {
     return NULL;
 }
 
-static evmap_status decode(const uint8_t *d, size_t n, const char *what, evmap_image **out,
-                           evmap_error *err) {
+static evmap_status decode(const uint8_t *d, size_t n, uint64_t max_memory, const char *what,
+                           evmap_image **out, evmap_error *err) {
     if (evm_is_png(d, n))
-        return evm_png_decode(d, n, what, out, err);
+        return evm_png_decode(d, n, max_memory, what, out, err);
     if (evm_is_jpeg(d, n))
-        return evm_jpeg_decode(d, n, what, out, err);
+        return evm_jpeg_decode(d, n, max_memory, what, out, err);
     const char *fmt =
         evm_is_gzip(d, n) || evm_is_idx(d, n) ? "IDX or gzip" : evm_other_image_format(d, n);
     if (fmt)
@@ -182,7 +200,8 @@ static evmap_status decode(const uint8_t *d, size_t n, const char *what, evmap_i
                     what);
 }
 
-evmap_status evmap_image_load(const char *path, evmap_image **out, evmap_error *err) {
+evmap_status evm_image_load_limited(const char *path, uint64_t max_memory, evmap_image **out,
+                                    evmap_error *err) {
     if (!out)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_image_load: out is NULL");
     *out = NULL;
@@ -190,14 +209,20 @@ evmap_status evmap_image_load(const char *path, evmap_image **out, evmap_error *
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_image_load: path is NULL");
     uint8_t *data;
     size_t size;
-    evmap_status st = evm_read_file(path, &data, &size, err);
+    evmap_status st = evm_read_file(path, max_memory, &data, &size, err);
     if (st != EVMAP_OK)
         return st;
     char what[400];
     snprintf(what, sizeof what, "'%s'", path);
-    st = decode(data, size, what, out, err);
+    /* The file's bytes stay in memory while it is decoded. */
+    uint64_t left = max_memory > size ? max_memory - size : 1;
+    st = decode(data, size, max_memory ? left : 0, what, out, err);
     free(data);
     return st;
+}
+
+evmap_status evmap_image_load(const char *path, evmap_image **out, evmap_error *err) {
+    return evm_image_load_limited(path, 0, out, err);
 }
 
 evmap_status evmap_image_load_memory(const void *data, size_t size, evmap_image **out,
@@ -208,5 +233,5 @@ evmap_status evmap_image_load_memory(const void *data, size_t size, evmap_image 
     if (!data && size > 0)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                         "evmap_image_load_memory: data is NULL but size is %zu", size);
-    return decode(data ? data : "", size, "the image in memory", out, err);
+    return decode(data ? data : "", size, 0, "the image in memory", out, err);
 }

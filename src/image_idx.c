@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "budget.h"
 #include "error.h"
 #include "image_internal.h"
 #include "tensor.h"
@@ -162,7 +163,7 @@ done:
     return st;
 }
 
-evmap_status evm_idx_read(const char *path, evm_idx *idx, evmap_error *err) {
+evmap_status evm_idx_read(const char *path, uint64_t max_memory, evm_idx *idx, evmap_error *err) {
     memset(idx, 0, sizeof *idx);
     struct stat sb;
     if (stat(path, &sb) != 0)
@@ -176,6 +177,19 @@ evmap_status evm_idx_read(const char *path, evm_idx *idx, evmap_error *err) {
                         errno ? strerror(errno) : "out of memory");
     size_t declared = 0;
     evmap_status st = read_header(gz, path, idx, &declared, err);
+    /* Each image of a set costs a name and a slot: a small gzip file of 1x1
+     * images could otherwise demand hundreds of GiB of them. */
+    if (st == EVMAP_OK && idx->dims[0] > EVM_IDX_MAX_IMAGES)
+        st = evm_fail(err, EVMAP_ERR_TOO_LARGE,
+                      "IDX file '%s' holds %u entries, above evmap's limit of %u per file; "
+                      "split it",
+                      path, idx->dims[0], EVM_IDX_MAX_IMAGES);
+    char need_s[EVM_BYTES_STR_SIZE], limit_s[EVM_BYTES_STR_SIZE];
+    if (st == EVMAP_OK && max_memory && declared > max_memory)
+        st = evm_fail(err, EVMAP_ERR_TOO_LARGE,
+                      "IDX file '%s' declares %s of data, above the memory limit of %s "
+                      "(--max-memory); raise the limit or split the file",
+                      path, evm_bytes_str(declared, need_s), evm_bytes_str(max_memory, limit_s));
     if (st == EVMAP_OK)
         st = read_data(gz, path, declared, idx, err);
     gzclose(gz);
@@ -190,7 +204,7 @@ evmap_status evm_idx_image(const evm_idx *idx, size_t index, const char *what, e
     if (idx->ndims != 3 || index >= idx->dims[0])
         return evm_fail(err, EVMAP_ERR_INTERNAL, "image %zu of %s is out of range", index, what);
     evmap_image *img;
-    evmap_status st = evm_image_alloc((int)idx->dims[2], (int)idx->dims[1], 1, what, &img, err);
+    evmap_status st = evm_image_alloc((int)idx->dims[2], (int)idx->dims[1], 1, 0, what, &img, err);
     if (st != EVMAP_OK)
         return st;
     size_t n = (size_t)idx->dims[1] * idx->dims[2];
@@ -209,7 +223,7 @@ evmap_status evmap_idx_load_labels(const char *path, uint8_t **labels, size_t *c
     *labels = NULL;
     *count = 0;
     evm_idx idx;
-    evmap_status st = evm_idx_read(path, &idx, err);
+    evmap_status st = evm_idx_read(path, 0, &idx, err);
     if (st != EVMAP_OK)
         return st;
     if (idx.ndims != 1) {

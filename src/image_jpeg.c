@@ -34,6 +34,7 @@ typedef struct jpeg_ctx {
     char message[JMSG_LENGTH_MAX];
     evmap_status status; /* set when the failure is ours, not libjpeg's */
     evmap_error *err;
+    uint64_t max_memory; /* 0: no limit */
     JSAMPLE *row;
     evmap_image *image;
 } jpeg_ctx;
@@ -127,7 +128,7 @@ static int decode_with_libjpeg(jpeg_ctx *ctx, const uint8_t *data, size_t size) 
     if (!channels)
         return 0;
     ctx->status = evm_image_alloc((int)ctx->cinfo.image_width, (int)ctx->cinfo.image_height,
-                                  channels, ctx->what, &ctx->image, ctx->err);
+                                  channels, ctx->max_memory, ctx->what, &ctx->image, ctx->err);
     if (ctx->status != EVMAP_OK)
         return 0;
     jpeg_start_decompress(&ctx->cinfo);
@@ -159,8 +160,8 @@ static int decode_with_libjpeg(jpeg_ctx *ctx, const uint8_t *data, size_t size) 
 
 /* Sizes beyond the JPEG limit of 65535 are caught by evm_image_alloc; the
  * dimensions are checked there before any pixel memory is requested. */
-evmap_status evm_jpeg_decode(const uint8_t *data, size_t size, const char *what, evmap_image **out,
-                             evmap_error *err) {
+evmap_status evm_jpeg_decode(const uint8_t *data, size_t size, uint64_t max_memory,
+                             const char *what, evmap_image **out, evmap_error *err) {
     *out = NULL;
     if (size > ULONG_MAX)
         return evm_fail(err, EVMAP_ERR_TOO_LARGE, "%s is too large for libjpeg", what);
@@ -170,6 +171,7 @@ evmap_status evm_jpeg_decode(const uint8_t *data, size_t size, const char *what,
     evmap_status st = EVMAP_OK;
     ctx->what = what;
     ctx->err = err;
+    ctx->max_memory = max_memory;
     ctx->cinfo.err = jpeg_std_error(&ctx->errmgr);
     ctx->errmgr.error_exit = on_error_exit;
     ctx->errmgr.emit_message = on_message;

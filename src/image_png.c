@@ -26,6 +26,7 @@ typedef struct png_ctx {
     char message[200];   /* libpng's error text */
     evmap_status status; /* set when the failure is ours, not libpng's */
     evmap_error *err;
+    uint64_t max_memory; /* 0: no limit */
     png_structp png;
     png_infop info;
     uint8_t *rows; /* decoded rows, height × rowbytes */
@@ -91,7 +92,7 @@ static void rows_to_planar(const png_ctx *ctx, int channels, int bytes_per_sampl
 
 /* Sets up buffers once the header is known; fails on our limits. */
 static int alloc_buffers(png_ctx *ctx, png_uint_32 width, png_uint_32 height, int channels) {
-    ctx->status = evm_image_check_size(width, height, ctx->what, ctx->err);
+    ctx->status = evm_image_check_size(width, height, ctx->max_memory, ctx->what, ctx->err);
     if (ctx->status != EVMAP_OK)
         return 0;
     size_t rowbytes = png_get_rowbytes(ctx->png, ctx->info), total;
@@ -99,7 +100,7 @@ static int alloc_buffers(png_ctx *ctx, png_uint_32 width, png_uint_32 height, in
         ctx->status = evm_fail(ctx->err, EVMAP_ERR_TOO_LARGE, "%s is too large", ctx->what);
         return 0;
     }
-    ctx->status = evm_image_alloc((int)width, (int)height, channels == 1 ? 1 : 3, ctx->what,
+    ctx->status = evm_image_alloc((int)width, (int)height, channels == 1 ? 1 : 3, 0, ctx->what,
                                   &ctx->image, ctx->err);
     if (ctx->status != EVMAP_OK)
         return 0;
@@ -140,10 +141,10 @@ static int decode_with_libpng(png_ctx *ctx) {
     return 1;
 }
 
-evmap_status evm_png_decode(const uint8_t *data, size_t size, const char *what, evmap_image **out,
-                            evmap_error *err) {
+evmap_status evm_png_decode(const uint8_t *data, size_t size, uint64_t max_memory, const char *what,
+                            evmap_image **out, evmap_error *err) {
     *out = NULL;
-    png_ctx ctx = {.data = data, .size = size, .what = what, .err = err};
+    png_ctx ctx = {.data = data, .size = size, .what = what, .err = err, .max_memory = max_memory};
     evmap_status st = EVMAP_OK;
     ctx.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_error, on_warning);
     if (ctx.png)

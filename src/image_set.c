@@ -39,7 +39,13 @@ struct evmap_image_set {
     size_t n_sources, cap_sources;
     entry *entries;
     size_t n_entries, cap_entries;
+    uint64_t max_memory; /* for each decode and IDX file; 0: no limit */
 };
+
+void evmap_image_set_limit_memory(evmap_image_set *set, uint64_t max_memory) {
+    if (set)
+        set->max_memory = max_memory;
+}
 
 evmap_status evmap_image_set_create(evmap_image_set **out, evmap_error *err) {
     if (!out)
@@ -189,7 +195,7 @@ static evmap_status add_idx_file(evmap_image_set *set, const char *path, evmap_e
         return st;
     source *src = &set->sources[set->n_sources - 1];
     src->is_idx = 1;
-    st = evm_idx_read(path, &src->idx, err);
+    st = evm_idx_read(path, set->max_memory, &src->idx, err);
     if (st != EVMAP_OK)
         return st;
     const evm_idx *idx = &src->idx;
@@ -202,16 +208,9 @@ static evmap_status add_idx_file(evmap_image_set *set, const char *path, evmap_e
         return evm_fail(err, EVMAP_ERR_BAD_FILE, "IDX file '%s' holds no images", path);
     char what[400];
     snprintf(what, sizeof what, "IDX file '%s'", path);
-    st = evm_image_check_size(idx->dims[2], idx->dims[1], what, err);
+    st = evm_image_check_size(idx->dims[2], idx->dims[1], set->max_memory, what, err);
     if (st != EVMAP_OK)
         return st;
-    /* Each entry costs a name and a slot: a small gzip file of 1x1 images
-     * could otherwise demand hundreds of GiB of them and get the process killed. */
-    if (idx->dims[0] > EVM_IDX_MAX_IMAGES)
-        return evm_fail(err, EVMAP_ERR_TOO_LARGE,
-                        "IDX file '%s' holds %u images, above evmap's limit of %u per file; "
-                        "split it",
-                        path, idx->dims[0], EVM_IDX_MAX_IMAGES);
     char *stem = stem_of(path, 1);
     if (!stem)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot store an image name");
@@ -353,7 +352,7 @@ evmap_status evmap_image_set_load(const evmap_image_set *set, size_t index, evma
     const entry *e = &set->entries[index];
     const source *src = &set->sources[e->source];
     if (!src->is_idx)
-        return evmap_image_load(src->path, out, err);
+        return evm_image_load_limited(src->path, set->max_memory, out, err);
     char what[400];
     snprintf(what, sizeof what, "image %zu of IDX file '%s'", e->item, src->path);
     return evm_idx_image(&src->idx, e->item, what, out, err);

@@ -5,6 +5,7 @@
  * Softmax when it ends in one, otherwise evmap applies softmax to the logits.
  */
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,8 @@ static evmap_status check_image_input(evmap_model *m, evmap_error *err) {
     m->info.channels = (int)t->dims[1];
     m->info.height = (int)t->dims[2];
     m->info.width = (int)t->dims[3];
-    m->declared_batch = (int)t->dims[0];
+    /* any int64 in the file: only 1..INT_MAX is a batch size */
+    m->declared_batch = t->dims[0] >= 1 && t->dims[0] <= INT_MAX ? (int)t->dims[0] : -1;
     return EVMAP_OK;
 }
 
@@ -137,18 +139,29 @@ static evmap_status finish_load(evm_graph *graph, evmap_model **out, evmap_error
     return EVMAP_OK;
 }
 
-evmap_status evmap_model_load(const char *path, evmap_model **out, evmap_error *err) {
+evmap_status evmap_model_load_limited(const char *path, uint64_t max_memory, evmap_model **out,
+                                      evmap_error *err) {
     if (!path || !out)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_model_load: NULL argument");
     *out = NULL;
     evm_graph *graph;
-    evmap_status st = evm_onnx_load_file(path, &graph, err);
+    evmap_status st = evm_onnx_load_file_limited(path, max_memory, &graph, err);
     if (st != EVMAP_OK)
         return st;
+    graph->max_memory = max_memory;
     st = finish_load(graph, out, err);
     if (st != EVMAP_OK)
         evm_error_prefix(err, "%s", path);
     return st;
+}
+
+evmap_status evmap_model_load(const char *path, evmap_model **out, evmap_error *err) {
+    return evmap_model_load_limited(path, 0, out, err);
+}
+
+void evmap_model_limit_memory(evmap_model *model, uint64_t max_memory) {
+    if (model)
+        model->graph->max_memory = max_memory;
 }
 
 evmap_status evmap_model_load_memory(const void *data, size_t size, evmap_model **out,

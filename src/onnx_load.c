@@ -5,6 +5,7 @@
  * value or tensor; sizes are checked before allocation.
  */
 #include "onnx_load.h"
+#include "budget.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -384,22 +385,26 @@ static evmap_status build_node(builder *b, const Onnx__NodeProto *np, int index,
         if (st != EVMAP_OK)
             return st;
     }
-    return EVMAP_OK;
+    return evm_node_check_attrs(node, err);
 }
 
 static evmap_status read_opset(const Onnx__ModelProto *mp, evm_graph *g, evmap_error *err) {
-    g->opset = -1;
+    int64_t version = 0; /* any int64 in the file: checked before it becomes an int */
+    bool found = false;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
-        if (is_default_domain(o->domain) && o->has_version)
-            g->opset = (int)o->version;
+        if (is_default_domain(o->domain) && o->has_version) {
+            version = o->version;
+            found = true;
+        }
     }
-    if (g->opset < 0)
+    if (!found)
         return evm_fail(err, EVMAP_ERR_BAD_FILE,
                         "the model declares no opset for the default ONNX domain");
-    if (g->opset < 1 || g->opset > 21)
-        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "opset %d is not supported (1 to 21)",
-                        g->opset);
+    if (version < 1 || version > 21)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "opset %lld is not supported (1 to 21)",
+                        (long long)version);
+    g->opset = (int)version;
     return EVMAP_OK;
 }
 
@@ -572,8 +577,33 @@ static bool map_file(const char *path, file_map *m) {
     return m->base != NULL;
 }
 
+/* Loading holds the file (mapped or read) and the message's copy of the
+ * weights at once: about twice the file. */
+static evmap_status check_file_memory(const char *path, uint64_t max_memory, evmap_error *err) {
+    struct stat sb;
+    if (!max_memory || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return EVMAP_OK; /* the loader reports unreadable files */
+    uint64_t need = 2 * (uint64_t)sb.st_size;
+    if (need <= max_memory)
+        return EVMAP_OK;
+    char size_s[EVM_BYTES_STR_SIZE], need_s[EVM_BYTES_STR_SIZE], limit_s[EVM_BYTES_STR_SIZE];
+    return evm_fail(err, EVMAP_ERR_TOO_LARGE,
+                    "'%s' is %s; loading it takes about %s, above the memory limit of %s "
+                    "(--max-memory); raise the limit",
+                    path, evm_bytes_str((uint64_t)sb.st_size, size_s), evm_bytes_str(need, need_s),
+                    evm_bytes_str(max_memory, limit_s));
+}
+
 evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *err) {
+    return evm_onnx_load_file_limited(path, 0, out, err);
+}
+
+evmap_status evm_onnx_load_file_limited(const char *path, uint64_t max_memory, evm_graph **out,
+                                        evmap_error *err) {
     *out = NULL;
+    evmap_status check = check_file_memory(path, max_memory, err);
+    if (check != EVMAP_OK)
+        return check;
     Onnx__ModelProto *mp;
     evmap_status st;
     file_map map;

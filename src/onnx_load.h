@@ -16,6 +16,10 @@
 #define EVM_MAX_NODES 100000
 
 evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *err);
+/* As evm_onnx_load_file, refusing a file that needs more than max_memory
+ * bytes to load (0: no limit). */
+evmap_status evm_onnx_load_file_limited(const char *path, uint64_t max_memory, evm_graph **out,
+                                        evmap_error *err);
 evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out, evmap_error *err);
 
 /* Converts a serialized TensorProto (as in the conformance data's .pb files). */

@@ -186,7 +186,10 @@ static evm_wire_status scan_graph(const uint8_t *buf, plan *pl) {
         if (field != GRAPH_INITIALIZER || type != EVM_WIRE_LEN)
             continue;
         if (pl->n_inits == pl->cap_inits) {
+            /* each initializer takes at least 2 input bytes, so cap < size */
             size_t cap = pl->cap_inits ? pl->cap_inits * 2 : 64;
+            if (cap > SIZE_MAX / sizeof(init_info))
+                return EVM_WIRE_NO_MEMORY;
             init_info *p = realloc(pl->inits, cap * sizeof *p);
             if (!p)
                 return EVM_WIRE_NO_MEMORY;
@@ -199,6 +202,7 @@ static evm_wire_status scan_graph(const uint8_t *buf, plan *pl) {
         if (scan_tensor(buf, t) != EVM_WIRE_OK)
             return EVM_WIRE_MALFORMED;
         size_t old_size = pos - v.key; /* its length varint may be overlong */
+        /* >= 0: stripped_len <= len; the sum <= graph.len (disjoint fields) */
         shrink += old_size - field_size(key_size(buf, end, v.key), t->stripped_len);
     }
     pl->graph_stripped_len = pl->graph.len - shrink;
@@ -237,6 +241,7 @@ static evm_wire_status copy_payload(const uint8_t *buf, span raw, evm_wire_relea
         return EVM_WIRE_NO_MEMORY;
     size_t pos = raw.start, end = raw.start + raw.len;
     while (pos < end) {
+        /* <= pos + 2^20, within the address space of buf (end <= its size) */
         size_t next = (pos / EVM_WIRE_RELEASE_CHUNK + 1) * EVM_WIRE_RELEASE_CHUNK;
         if (next > end)
             next = end;
@@ -272,7 +277,7 @@ static evm_wire_status build(const uint8_t *buf, size_t size, const plan *pl,
     if (pl->has_graph) {
         size_t old_graph = pl->graph.start + pl->graph.len - pl->graph.key;
         size_t new_graph = field_size(key_size(buf, size, pl->graph.key), pl->graph_stripped_len);
-        out_size = size - old_graph + new_graph;
+        out_size = size - old_graph + new_graph; /* new_graph <= old_graph <= size */
     }
     out->message = malloc(out_size ? out_size : 1);
     if (!out->message)

@@ -1,6 +1,7 @@
 /* Planning (shape inference, constant folding, allocation) and execution. */
 #include "plan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,13 @@ static evmap_status bind_inputs(evm_plan *plan, const evm_tensor *shapes, evmap_
             st = evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                           "graph input '%s' has rank %d, but an input of rank %d was given",
                           v->name, v->tensor.rank, t->rank);
+        if (st == EVMAP_OK && i == 0) {
+            char buf[EVM_SHAPE_STR_SIZE];
+            snprintf(plan->budget.what, sizeof plan->budget.what, "the model at input %s",
+                     evm_shape_str(t, buf, sizeof buf));
+        }
+        if (st == EVMAP_OK)
+            st = evm_budget_charge(&plan->budget, t->count * evm_dtype_size(t->dtype), err);
         if (st == EVMAP_OK)
             st = evm_tensor_alloc(t, err);
         if (st != EVMAP_OK)
@@ -109,14 +117,28 @@ static evmap_status plan_node(evm_plan *plan, int index, evmap_error *err) {
     evmap_status st = gather_tensors(plan, node, &step, err);
     if (st == EVMAP_OK)
         st = def->infer(node, step.in, step.out, err);
-    for (int j = 0; st == EVMAP_OK && j < node->n_outputs; j++)
-        st = evm_tensor_alloc(step.out[j], err);
+    for (int j = 0; st == EVMAP_OK && j < node->n_outputs; j++) {
+        const evm_tensor *t = step.out[j];
+        st = evm_budget_charge(&plan->budget, t->count * evm_dtype_size(t->dtype), err);
+        if (st == EVMAP_OK)
+            st = evm_tensor_alloc(step.out[j], err);
+    }
     if (st != EVMAP_OK) {
         free_step(&step);
         return st;
     }
     size_t ws = def->workspace ? def->workspace(node, step.in, step.out) : 0;
+    /* Bounded like a tensor, so every later ws * sizeof(float) fits. */
+    if (ws > EVM_MAX_TENSOR_ELEMENTS)
+        st = evm_node_fail(err, node, EVMAP_ERR_TOO_LARGE,
+                           "needs %zu floats of scratch, above evmap's limit", ws);
     bool fold = def->shape_only || all_inputs_const(node, &step);
+    if (st == EVMAP_OK && fold && ws)
+        st = evm_budget_check(&plan->budget, ws * sizeof(float), err);
+    if (st != EVMAP_OK) {
+        free_step(&step);
+        return st;
+    }
     if (fold) {
         float *scratch = ws ? malloc(ws * sizeof(float)) : NULL;
         if (ws && !scratch) {
@@ -148,6 +170,15 @@ static evmap_status check_outputs(const evm_plan *plan, evmap_error *err) {
     return EVMAP_OK;
 }
 
+/* Initializer bytes: the weights every plan shares. */
+static uint64_t weight_bytes(const evm_graph *graph) {
+    uint64_t bytes = 0;
+    for (int i = 0; i < graph->n_values; i++)
+        if (graph->values[i].is_initializer)
+            bytes += graph->values[i].tensor.count * evm_dtype_size(graph->values[i].tensor.dtype);
+    return bytes;
+}
+
 evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_shapes, evm_plan **out,
                              evmap_error *err) {
     *out = NULL;
@@ -155,6 +186,9 @@ evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_sha
     if (!plan)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning");
     plan->graph = graph;
+    plan->budget.limit = graph->max_memory;
+    plan->budget.used = weight_bytes(graph);
+    snprintf(plan->budget.what, sizeof plan->budget.what, "the model");
     plan->values = calloc((size_t)graph->n_values + 1, sizeof *plan->values);
     plan->steps = calloc((size_t)graph->n_nodes + 1, sizeof *plan->steps);
     evmap_status st = plan->values && plan->steps
@@ -165,6 +199,8 @@ evmap_status evm_plan_create(const evm_graph *graph, const evm_tensor *input_sha
             st = plan_node(plan, i, err);
     if (st == EVMAP_OK)
         st = check_outputs(plan, err);
+    if (st == EVMAP_OK && plan->workspace_floats)
+        st = evm_budget_charge(&plan->budget, plan->workspace_floats * sizeof(float), err);
     if (st == EVMAP_OK && plan->workspace_floats) {
         plan->workspace = malloc(plan->workspace_floats * sizeof(float));
         if (!plan->workspace)

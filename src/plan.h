@@ -10,6 +10,7 @@
 #ifndef EVM_PLAN_H
 #define EVM_PLAN_H
 
+#include "budget.h"
 #include "graph.h"
 
 typedef struct evm_plan_step {
@@ -26,6 +27,7 @@ typedef struct evm_plan {
     float *workspace; /* scratch shared by all steps (they run one at a time) */
     size_t workspace_floats;
     size_t activation_bytes; /* bytes of all non-constant buffers */
+    evm_budget budget;       /* the graph's memory limit; starts at the weights */
 } evm_plan;
 
 /* input_shapes: one tensor per graph input (graph->inputs order); dtype, rank

@@ -227,11 +227,14 @@ evmap_status evm_local_set_cut(evm_local *l, int cut, evmap_error *err) {
     const evm_graph *g = l->plan->graph;
     l->cut = cut;
     if (l->workspace_floats) {
-        l->workspace = malloc(l->workspace_floats * sizeof(float));
+        /* a region_workspace may saturate to SIZE_MAX */
+        size_t bytes;
+        if (!evm_mul_size(l->workspace_floats, sizeof(float), &bytes))
+            return evm_fail(err, EVMAP_ERR_TOO_LARGE, "the locality workspace is too large");
+        l->workspace = malloc(bytes);
         if (!l->workspace)
             return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY,
-                            "cannot allocate %zu bytes of locality workspace",
-                            l->workspace_floats * sizeof(float));
+                            "cannot allocate %zu bytes of locality workspace", bytes);
     }
     /* values computed before cut: filled from the cache; those read from cut
      * on (or graph outputs): the frontier */

@@ -85,7 +85,7 @@ static evmap_status plan_geometry(const evmap_image *img, const evmap_preprocess
         g->rh = g->ch = p->height ? p->height : img->height;
         /* The whole resized image is the output here, so it gets the limits
          * of any image (IMAGENET only ever computes its 224 x 224 crop). */
-        return evm_image_check_size((uint64_t)g->rw, (uint64_t)g->rh, "the resized image", err);
+        return evm_image_check_size((uint64_t)g->rw, (uint64_t)g->rh, 0, "the resized image", err);
     default:
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "unknown preprocessing preset %d",
                         (int)p->preset);
@@ -252,6 +252,12 @@ static evmap_status check_arguments(const evmap_image *image, const evmap_prepro
                         "image of %d x %d pixels with %d channels is not valid; images have 1 or "
                         "3 channels",
                         image->width, image->height, image->channels);
+    /* A caller's own image gets the limits of a decoded one, which bound the
+     * resize arithmetic (IMAGENET's 256 * long / short side, the taps). */
+    evmap_status st =
+        evm_image_check_size((uint64_t)image->width, (uint64_t)image->height, 0, "the image", err);
+    if (st != EVMAP_OK)
+        return st;
     if ((channels != 1 && channels != 3) || height <= 0 || width <= 0)
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
                         "the model expects %d channels of %d x %d; evmap feeds 1 or 3 channels "

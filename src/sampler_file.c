@@ -223,7 +223,9 @@ static evmap_status check_header(const uint8_t *b, const char *path, file_header
     return st;
 }
 
-/* Bytes after the tag that the header implies: ranges, means, covariances, hash. */
+/* Bytes after the tag that the header implies: ranges, means, covariances,
+ * hash. Under 2^30 after check_header: window <= 64, pad <= 16, channels <= 3
+ * and dim <= EVM_SAMPLER_MAX_DIM. */
 static size_t body_bytes(const file_header *h) {
     size_t l = h->window + 2 * (size_t)h->pad;
     size_t groups = h->joint ? 1 : h->channels;

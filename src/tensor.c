@@ -18,15 +18,21 @@ evmap_status evm_tensor_set_shape(evm_tensor *t, int rank, const int64_t *dims, 
     if (rank < 0 || rank > EVM_MAX_RANK)
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "tensor rank %d is above the limit of %d", rank,
                         EVM_MAX_RANK);
-    size_t count = 1;
+    /* span: the product of the non-zero dims. Bounding it rather than the
+     * count also bounds every partial product of an empty tensor's dims. */
+    size_t span = 1;
+    bool empty = false;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0)
             return evm_fail(err, EVMAP_ERR_BAD_FILE, "tensor dimension %d is negative (%lld)", i,
                             (long long)dims[i]);
-        if (!evm_mul_size(count, (size_t)dims[i], &count) || count > EVM_MAX_TENSOR_ELEMENTS)
+        empty |= dims[i] == 0;
+        if (dims[i] &&
+            (!evm_mul_size(span, (size_t)dims[i], &span) || span > EVM_MAX_TENSOR_ELEMENTS))
             return evm_fail(err, EVMAP_ERR_TOO_LARGE, "tensor of more than %zu elements requested",
                             (size_t)EVM_MAX_TENSOR_ELEMENTS);
     }
+    size_t count = empty ? 0 : span;
     t->rank = rank;
     for (int i = 0; i < rank; i++)
         t->dims[i] = dims[i];

@@ -38,7 +38,9 @@ typedef struct evm_tensor {
 bool evm_mul_size(size_t a, size_t b, size_t *out);
 
 /* Sets rank and dims and recomputes count; fails on negative dims, rank above
- * EVM_MAX_RANK or a count above EVM_MAX_TENSOR_ELEMENTS. */
+ * EVM_MAX_RANK or a product of the non-zero dims above EVM_MAX_TENSOR_ELEMENTS.
+ * So the product of any subset of a tensor's dims is at most 2^34, empty
+ * tensors included: size arithmetic on dims cannot overflow 64 bits. */
 evmap_status evm_tensor_set_shape(evm_tensor *t, int rank, const int64_t *dims, evmap_error *err);
 
 size_t evm_dtype_size(evm_dtype dtype);

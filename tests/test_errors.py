@@ -19,15 +19,15 @@ BUILD = os.environ.get("BUILD", "build")
 EVMAP = os.path.join(BUILD, "evmap")
 
 
-def tiny_model(op="Relu", with_weights=True, input_shape=(1, 1, 8, 8), opset=13):
-    """A 1x8x8 -> 3-class classifier: op, Flatten, Gemm."""
+def tiny_model(op="Relu", with_weights=True, input_shape=(1, 1, 8, 8), opset=13, attrs=None):
+    """A 1x8x8 -> 3-class classifier: op (with attributes attrs), Flatten, Gemm."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *input_shape[1:]])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
     k = int(np.prod(input_shape[1:]))
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.standard_normal((3, k)).astype(np.float32), "W"),
              numpy_helper.from_array(np.zeros(3, np.float32), "B")]
-    nodes = [helper.make_node(op, ["x"], ["a"], name="first"),
+    nodes = [helper.make_node(op, ["x"], ["a"], name="first", **(attrs or {})),
              helper.make_node("Flatten", ["a"], ["f"], name="flatten"),
              helper.make_node("Gemm", ["f", "W", "B"], ["y"], name="classifier", transB=1)]
     graph = helper.make_graph(nodes, "tiny", [x], [y], inits if with_weights else inits[1:])
@@ -54,6 +54,12 @@ def main():
     onnx.save(tiny_model(op="Softplus"), p("unsupported.onnx"))
     onnx.save(tiny_model(with_weights=False), p("missing_init.onnx"))
     onnx.save(tiny_model(input_shape=(1, 1, 8)), p("rank3.onnx"))
+    onnx.save(tiny_model(attrs={"frobnicate": 1}), p("unknown_attr.onnx"))
+    # An attribute of another operator (Add-1..6 had broadcast) is refused.
+    onnx.save(tiny_model(op="LeakyRelu", attrs={"alpha": 0.1, "broadcast": 1}),
+              p("stray_attr.onnx"))
+    # Relu-1's in-place hint cannot change a value: accepted.
+    onnx.save(tiny_model(attrs={"consumed_inputs": [0]}, opset=5), p("legacy_hint.onnx"))
     good = open(p("good.onnx"), "rb").read()
     open(p("truncated.onnx"), "wb").write(good[: len(good) // 2])
     open(p("garbage.onnx"), "wb").write(b"this is not a protobuf \xff\xff\xff\xff" * 10)
@@ -63,6 +69,12 @@ def main():
     open(p("truncated.png"), "wb").write(png[: len(png) - 20])
     open(p("notimage.png"), "wb").write(b"hello, world\n" * 10)
     open(p("truncated.jpg"), "wb").write(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    write_png_gray(p("big.png"), 2000, 1500)  # decoding takes 2000 * 1500 * 20 bytes = 57 MiB
+    fashion = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models",
+                           "fashion_cnn.onnx")
+    demo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "demo",
+                        "0_tshirt.png")
+    t10k = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"  # 7.5 MiB inflated
 
     cases = [
         # (description, args, words expected in the message)
@@ -74,6 +86,11 @@ def main():
          ["first", "Softplus", "Conv"]),
         ("missing initializer", ["--model", p("missing_init.onnx"), p("img8.png")],
          ["classifier", "W"]),
+        ("unknown attribute", ["--model", p("unknown_attr.onnx"), p("img8.png")],
+         ["first", "frobnicate", "Relu"]),
+        ("attribute of another op", ["--model", p("stray_attr.onnx"), p("img8.png")],
+         ["first", "broadcast", "LeakyRelu"]),
+        ("legacy consumed_inputs", ["--model", p("legacy_hint.onnx"), p("img8.png")], None),
         ("wrong input rank", ["--model", p("rank3.onnx"), p("img8.png")], ["rank"]),
         ("wrong image size", ["--model", p("good.onnx"), p("img9.png")], ["9", "8"]),
         ("truncated PNG", ["--model", p("good.onnx"), p("truncated.png")], ["truncated.png"]),
@@ -84,6 +101,26 @@ def main():
         ("unknown option", ["--model", p("good.onnx"), "--frobnicate", p("img8.png")],
          ["--frobnicate"]),
         ("bad --top", ["--model", p("good.onnx"), "--top", "zero", p("img8.png")], ["--top"]),
+        # --max-memory: refused before the allocation, with sizes and the option named.
+        ("bad --max-memory", ["--model", p("good.onnx"), "--max-memory", "12Q", p("img8.png")],
+         ["--max-memory", "12Q"]),
+        ("model over --max-memory", ["--model", fashion, "--max-memory", "3M", demo],
+         ["fashion_cnn.onnx", "3.0 MiB", "--max-memory"]),
+        ("image over --max-memory", ["--model", p("good.onnx"), "--max-memory", "40M",
+                                     p("big.png")], ["big.png", "2000 x 1500", "--max-memory"]),
+        ("IDX data over --max-memory", ["--model", fashion, "--max-memory", "6M", t10k],
+         ["t10k", "7.5 MiB", "--max-memory"]),
+        ("batch over --max-memory", ["--model", fashion, "--max-memory", "5M", "--batch", "64",
+                                     *[demo] * 64], ["64,1,28,28", "--batch", "--max-memory"]),
+        ("same job in batches of 1", ["--model", fashion, "--max-memory", "5M", "--batch", "1",
+                                      *[demo] * 64], None),
+        *[(f"--max-memory {v}", ["--model", p("good.onnx"), "--max-memory", v, p("img8.png")],
+           None) for v in ("1.5G", "512MiB", "64MB", "100000000", "none")],
+        *[(f"bad --max-memory {v}", ["--model", p("good.onnx"), "--max-memory", v,
+                                      p("img8.png")], ["--max-memory"])
+          for v in ("-1G", "8X", "1e40", "G", "")],
+        ("big image without limit", ["--model", p("good.onnx"), "--max-memory", "0",
+                                     "--size", "8x8", "--preprocess", "none", p("big.png")], None),
     ]
     passed = failed = 0
     for desc, args, words in cases:

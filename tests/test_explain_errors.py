@@ -84,6 +84,11 @@ def main():
         ("bad stride", ["--sampler", "constant", "--stride", "0"], ["--stride"]),
         ("missing sampler file", ["--sampler-file", p("none.evs")], ["none.evs"]),
         ("corrupt sampler file", ["--sampler-file", BOOT], ["9_ankle_boot.png"]),
+        # The forward plan at batch 16 fits in 20 MiB, its gradients do not.
+        ("gradients over --max-memory", ["--method", "ig", "--max-memory", "20M"],
+         ["backward pass", "--max-memory"]),
+        ("PDA batch over --max-memory", ["--sampler", "constant", "--max-memory", "5M"],
+         ["--batch", "--max-memory"]),
     ]
     passed = failed = 0
 

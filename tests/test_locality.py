@@ -134,6 +134,8 @@ TORCH_ROIS = [
     ("right border s1", (213, 100, 11, 11), 1),
 ]
 TORCH_MODELS = ["alexnet", "vgg16", "resnet18", "googlenet", "mobilenet_v2", "densenet121"]
+# EVMAP_QUICK (the sanitized pass of make test): a residual and a branching model.
+QUICK_MODELS = ["resnet18", "googlenet"]
 
 
 def last_feature_map(path):
@@ -155,8 +157,9 @@ def torch_cases(tmp):
     for i in range(2):
         write_png(os.path.join(refs, f"r{i}.png"), rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
     cases = []
-    for m in TORCH_MODELS:
-        path = os.path.join(BUILD, "models", m + ".onnx")
+    quick = os.environ.get("EVMAP_QUICK") == "1"
+    for m in QUICK_MODELS if quick else TORCH_MODELS:
+        path = os.path.join(os.environ.get("MODELS", os.path.join(BUILD, "models")), m + ".onnx")
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "export_torchvision.py"),

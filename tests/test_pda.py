@@ -148,6 +148,10 @@ def main():
          ["--sampler", "constant", "--fill", "zero", "--class", "7"],
          dict(targets=[7], constant=0.0)),
     ]
+    if os.environ.get("EVMAP_QUICK") == "1":
+        # the sanitized pass of make test: one case of each kind, no full
+        # stride-1 map with samples
+        cases = [cases[i] for i in (1, 3, 4, 5)]
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for name, model_name, stem, args, ref in cases:

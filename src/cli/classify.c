@@ -25,7 +25,7 @@ static const char classify_help[] =
     "                        says whether evmap turned the model's logits into\n"
     "                        probabilities (false: the graph ends in Softmax)\n"
     "  --batch N             images per forward pass (default 16)\n"
-    "  --threads N           threads (default: all cores)\n"
+    "  --threads N           threads (default: all cores)\n" CLI_MAX_MEMORY_HELP
     "  --quiet               print only the accuracy line (with --labels-idx)\n";
 
 typedef struct classify_options {
@@ -186,7 +186,7 @@ static void state_free(classify_state *s) {
 }
 
 static evmap_status open_all(const classify_options *o, classify_state *s, evmap_error *err) {
-    evmap_status st = evmap_model_load(o->model_path, &s->model, err);
+    evmap_status st = evmap_model_load_limited(o->model_path, o->input.max_memory, &s->model, err);
     if (st == EVMAP_OK)
         st = evmap_model_get_info(s->model, &s->info, err);
     if (st == EVMAP_OK && o->labels_path) {
@@ -200,6 +200,7 @@ static evmap_status open_all(const classify_options *o, classify_state *s, evmap
     }
     if (st == EVMAP_OK)
         st = evmap_image_set_create(&s->set, err);
+    evmap_image_set_limit_memory(s->set, o->input.max_memory);
     for (int i = 0; st == EVMAP_OK && i < o->n_images; i++)
         st = evmap_image_set_add(s->set, o->images[i], err);
     if (st == EVMAP_OK && o->labels_idx_path) {

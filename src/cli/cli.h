@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "evmap.h"
 
@@ -23,8 +24,18 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 /* Strict number parsing: the whole string must be a number in [min, max]. */
 bool cli_parse_int(const char *s, long min, long max, long *out);
 bool cli_parse_float(const char *s, float *out);
+/* Parses exactly n integers in [min, max] (max <= INT_MAX) separated by sep,
+ * e.g. "224x224" or "4,6,14,12". */
+bool cli_parse_int_list(const char *s, char sep, long min, long max, int *out, int n);
 /* Parses "a,b,c" into exactly n floats. */
 bool cli_parse_floats(const char *s, float *out, int n);
+/* A memory size: bytes, or a number with K, M, G or T (powers of 1024,
+ * optionally followed by "iB" or "B"); "0" and "none" give 0 (no limit). */
+bool cli_parse_memory(const char *s, uint64_t *out);
+/* The help line of --max-memory, shared by every command. */
+#define CLI_MAX_MEMORY_HELP                                                                        \
+    "  --max-memory SIZE     refuse models and images that would need more memory\n"               \
+    "                        (e.g. 8G, 512M; default: this machine's memory less 1G; 0: none)\n"
 
 /* Class labels, one per line. */
 typedef struct cli_labels {
@@ -40,15 +51,17 @@ const char *cli_label(const cli_labels *labels, int c);
 /* Options shared by commands that read images into a model. */
 typedef struct cli_input_options {
     evmap_preprocess preprocess;
-    bool have_mean, have_std, have_size;
+    bool have_mean, have_std, have_size, have_max_memory;
+    uint64_t max_memory; /* --max-memory in bytes; 0: no limit */
 } cli_input_options;
 
-/* Recognises --preprocess/--mean/--std/--size at argv[*i] (advancing *i).
+/* Recognises --preprocess/--mean/--std/--size/--max-memory at argv[*i] (advancing *i).
  * Returns 1 when consumed, 0 when not one of these, -1 on a bad value
  * (message printed). */
 int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
                            cli_input_options *opt);
-/* Finalises the preprocess settings after parsing (custom mean/std/size). */
+/* Finalises the preprocess settings after parsing (custom mean/std/size)
+ * and the memory limit (default: evmap_default_memory_limit()). */
 void cli_input_finish(cli_input_options *opt);
 
 /* Loads image index of set and preprocesses it for the model into out. */
@@ -58,8 +71,8 @@ evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evma
 /* Loads up to limit images from sources (files, folders, IDX) into one
  * n × C × H × W stack in the shape of the model input (references.c). */
 evmap_status cli_load_stack(char **sources, int n_sources, size_t limit,
-                            const evmap_preprocess *pre, const evmap_model_info *shape, float **out,
-                            size_t *count, evmap_error *err);
+                            const cli_input_options *input, const evmap_model_info *shape,
+                            float **out, size_t *count, evmap_error *err);
 /* "preprocess=none input=1x28x28": what a fitted sampler belongs to. */
 void cli_preprocess_tag(const evmap_preprocess *p, const evmap_model_info *shape, char *buf,
                         size_t size);

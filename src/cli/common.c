@@ -1,4 +1,5 @@
 /* Helpers shared by the evmap subcommands. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -32,6 +33,27 @@ bool cli_parse_int(const char *s, long min, long max, long *out) {
     if (errno || *end || v < min || v > max)
         return false;
     *out = v;
+    return true;
+}
+
+bool cli_parse_int_list(const char *s, char sep, long min, long max, int *out, int n) {
+    char buf[256];
+    if (!s || strlen(s) >= sizeof buf)
+        return false;
+    strcpy(buf, s);
+    char *field = buf;
+    for (int i = 0; i < n; i++) {
+        char *next = strchr(field, sep);
+        if ((next == NULL) != (i == n - 1))
+            return false; /* too few or too many fields */
+        if (next)
+            *next = '\0';
+        long v;
+        if (!cli_parse_int(field, min, max, &v))
+            return false;
+        out[i] = (int)v;
+        field = next + 1;
+    }
     return true;
 }
 
@@ -115,11 +137,39 @@ const char *cli_label(const cli_labels *labels, int c) {
     return labels && c >= 0 && c < labels->count ? labels->names[c] : "";
 }
 
+bool cli_parse_memory(const char *s, uint64_t *out) {
+    if (!strcmp(s, "none")) {
+        *out = 0;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v >= 0) || *s == '-' || *s == '+' || isspace((unsigned char)*s))
+        return false;
+    double scale = 1;
+    const char *units = "KMGT";
+    const char *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
+    if (u) {
+        for (const char *p = units; p <= u; p++)
+            scale *= 1024;
+        end++;
+        if (!strcmp(end, "iB") || !strcmp(end, "B"))
+            end += strlen(end);
+    } else if (!strcmp(end, "B")) {
+        end++;
+    }
+    if (*end || v * scale >= 18446744073709551616.0)
+        return false;
+    *out = (uint64_t)(v * scale);
+    return true;
+}
+
 int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
                            cli_input_options *opt) {
     const char *name = argv[*i];
     bool known = !strcmp(name, "--preprocess") || !strcmp(name, "--mean") ||
-                 !strcmp(name, "--std") || !strcmp(name, "--size");
+                 !strcmp(name, "--std") || !strcmp(name, "--size") || !strcmp(name, "--max-memory");
     if (!known)
         return 0;
     if (*i + 1 >= argc) {
@@ -127,7 +177,16 @@ int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
         return -1;
     }
     const char *value = argv[++*i];
-    if (!strcmp(name, "--preprocess")) {
+    if (!strcmp(name, "--max-memory")) {
+        if (!cli_parse_memory(value, &opt->max_memory)) {
+            cli_usage_error(command,
+                            "--max-memory must be a size like 8G, 512M or 1073741824 (bytes), or "
+                            "0 for no limit, not '%s'",
+                            value);
+            return -1;
+        }
+        opt->have_max_memory = true;
+    } else if (!strcmp(name, "--preprocess")) {
         if (!strcmp(value, "none"))
             opt->preprocess.preset = EVMAP_PREPROCESS_NONE;
         else if (!strcmp(value, "imagenet"))
@@ -156,21 +215,21 @@ int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
         }
         *(is_std ? &opt->have_std : &opt->have_mean) = true;
     } else {
-        int w, h;
-        char extra;
-        if (sscanf(value, "%dx%d%c", &w, &h, &extra) != 2 || w < 1 || h < 1 || w > 65535 ||
-            h > 65535) {
+        int wh[2];
+        if (!cli_parse_int_list(value, 'x', 1, 65535, wh, 2)) {
             cli_usage_error(command, "--size must be WIDTHxHEIGHT (e.g. 224x224), not '%s'", value);
             return -1;
         }
-        opt->preprocess.width = w;
-        opt->preprocess.height = h;
+        opt->preprocess.width = wh[0];
+        opt->preprocess.height = wh[1];
         opt->have_size = true;
     }
     return 1;
 }
 
 void cli_input_finish(cli_input_options *opt) {
+    if (!opt->have_max_memory)
+        opt->max_memory = evmap_default_memory_limit();
     if (!opt->have_mean && !opt->have_std && !opt->have_size)
         return;
     /* Custom values turn the preset into CUSTOM, keeping the preset's other defaults. */

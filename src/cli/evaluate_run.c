@@ -78,7 +78,7 @@ static evmap_status fit_sampler(const eval_options *o, eval_state *s, evmap_erro
     float *stack;
     size_t n;
     evmap_status st = cli_load_stack(o->references, o->n_references, EVAL_MAX_REFERENCE_IMAGES,
-                                     &o->input.preprocess, &s->info, &stack, &n, err);
+                                     &o->input, &s->info, &stack, &n, err);
     if (st != EVMAP_OK)
         return st;
     evmap_sampler_fit_options fit;
@@ -123,6 +123,10 @@ evmap_status eval_prepare_sampler(const eval_options *o, eval_state *s, evmap_er
 /* The AOPC regions and the number removed (default 10 % of them). */
 static evmap_status plan_aopc(const eval_options *o, eval_state *s, evmap_error *err) {
     int h = s->info.height, w = s->info.width;
+    /* the metrics' pixel orders are ints (evmap_eval_pixel_order's limit) */
+    if ((size_t)h * (size_t)w > (1u << 30))
+        return fail(err, EVMAP_ERR_TOO_LARGE,
+                    "the %dx%d model input is above evaluate's limit of 2^30 pixels", w, h);
     s->aopc_k = o->aopc_window ? o->aopc_window : evmap_pda_default_window(h, w);
     if (s->aopc_k > h || s->aopc_k > w)
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
@@ -189,6 +193,7 @@ static evmap_status allocate_scratch(const eval_options *o, eval_state *s, evmap
 
 static evmap_status open_images(const eval_options *o, eval_state *s, evmap_error *err) {
     evmap_status st = evmap_image_set_create(&s->set, err);
+    evmap_image_set_limit_memory(s->set, o->input.max_memory);
     for (int i = 0; st == EVMAP_OK && i < o->n_data; i++)
         st = evmap_image_set_add(s->set, o->data[i], err);
     if (st != EVMAP_OK)
@@ -202,7 +207,7 @@ static evmap_status open_images(const eval_options *o, eval_state *s, evmap_erro
 }
 
 evmap_status eval_open(const eval_options *o, eval_state *s, evmap_error *err) {
-    evmap_status st = evmap_model_load(o->model_path, &s->model, err);
+    evmap_status st = evmap_model_load_limited(o->model_path, o->input.max_memory, &s->model, err);
     if (st == EVMAP_OK)
         st = evmap_model_get_info(s->model, &s->info, err);
     if (st == EVMAP_OK)

@@ -87,7 +87,7 @@ static const char explain_help[] =
     "  --vmax V              colour scale +-V (default: each map's max |value|)\n"
     "  --side-by-side        put the original image beside the map\n"
     "  --batch N             images per forward pass (default 64; ig, smoothgrad 16)\n"
-    "  --threads N           threads (default: all cores)\n"
+    "  --threads N           threads (default: all cores)\n" CLI_MAX_MEMORY_HELP
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
     "  --quiet               no progress output\n";
 
@@ -122,9 +122,7 @@ static int parse_target(const char *s, explain_options *o) {
 
 static int parse_roi(const char *s, explain_options *o) {
     int v[4];
-    char extra;
-    if (sscanf(s, "%d,%d,%d,%d%c", &v[0], &v[1], &v[2], &v[3], &extra) != 4 || v[0] < 0 ||
-        v[1] < 0 || v[2] < 1 || v[3] < 1)
+    if (!cli_parse_int_list(s, ',', 0, 65535, v, 4) || v[2] < 1 || v[3] < 1)
         return -1;
     memcpy(o->roi, v, sizeof v);
     return 0;

@@ -13,7 +13,7 @@ static evmap_status fail(evmap_error *err, evmap_status st, const char *msg) {
 }
 
 evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err) {
-    evmap_status st = evmap_model_load(o->model_path, &s->model, err);
+    evmap_status st = evmap_model_load_limited(o->model_path, o->input.max_memory, &s->model, err);
     if (st == EVMAP_OK)
         st = evmap_model_get_info(s->model, &s->info, err);
     if (st == EVMAP_OK && o->labels_path) {
@@ -27,6 +27,7 @@ evmap_status explain_open(const explain_options *o, explain_state *s, evmap_erro
     }
     if (st == EVMAP_OK)
         st = evmap_image_set_create(&s->set, err);
+    evmap_image_set_limit_memory(s->set, o->input.max_memory);
     for (int i = 0; st == EVMAP_OK && i < o->n_images; i++)
         st = evmap_image_set_add(s->set, o->images[i], err);
     if (st == EVMAP_OK)
@@ -95,7 +96,7 @@ static evmap_status fit_conditional(const explain_options *o, explain_state *s, 
     float *stack;
     size_t n;
     evmap_status st = cli_load_stack(o->references, o->n_references, EXPLAIN_MAX_REFERENCE_IMAGES,
-                                     &o->input.preprocess, &s->info, &stack, &n, err);
+                                     &o->input, &s->info, &stack, &n, err);
     if (st != EVMAP_OK)
         return st;
     evmap_sampler_fit_options fit;
@@ -131,8 +132,8 @@ static evmap_status make_marginal(const explain_options *o, explain_state *s, in
                     "--reference SRC");
     float *stack;
     size_t n;
-    evmap_status st = cli_load_stack(o->references, o->n_references, (size_t)o->samples,
-                                     &o->input.preprocess, &s->info, &stack, &n, err);
+    evmap_status st = cli_load_stack(o->references, o->n_references, (size_t)o->samples, &o->input,
+                                     &s->info, &stack, &n, err);
     if (st != EVMAP_OK)
         return st;
     if (n < (size_t)o->samples) {

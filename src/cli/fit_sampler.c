@@ -20,7 +20,7 @@ static const char fit_help[] =
     "  --joint-channels      one Gaussian over all channels\n"
     "  --patches N           random patches to fit on (default 20000)\n"
     "  --seed n              random seed (default 0)\n"
-    "  --preprocess P, --mean, --std, --size   as for explain (default none)\n"
+    "  --preprocess P, --mean, --std, --size   as for explain (default none)\n" CLI_MAX_MEMORY_HELP
     "  --quiet               no summary line\n";
 
 #define FIT_MAX_IMAGES 2000
@@ -96,7 +96,7 @@ static evmap_status input_shape(const fit_options *o, evmap_model_info *shape, e
     memset(shape, 0, sizeof *shape);
     if (o->model_path) {
         evmap_model *model = NULL;
-        evmap_status st = evmap_model_load(o->model_path, &model, err);
+        evmap_status st = evmap_model_load_limited(o->model_path, o->input.max_memory, &model, err);
         if (st == EVMAP_OK)
             st = evmap_model_get_info(model, shape, err);
         evmap_model_free(model);
@@ -105,6 +105,7 @@ static evmap_status input_shape(const fit_options *o, evmap_model_info *shape, e
     evmap_image_set *set = NULL;
     evmap_image *img = NULL;
     evmap_status st = evmap_image_set_create(&set, err);
+    evmap_image_set_limit_memory(set, o->input.max_memory);
     if (st == EVMAP_OK)
         st = evmap_image_set_add(set, o->sources[0], err);
     if (st == EVMAP_OK && evmap_image_set_count(set) == 0) {
@@ -150,8 +151,8 @@ int cmd_fit_sampler(int argc, char **argv) {
     if (st == EVMAP_OK && !o.window_given)
         o.fit.window = evmap_pda_default_window(shape.height, shape.width);
     if (st == EVMAP_OK)
-        st = cli_load_stack(o.sources, o.n_sources, FIT_MAX_IMAGES, &o.input.preprocess, &shape,
-                            &stack, &n, &err);
+        st = cli_load_stack(o.sources, o.n_sources, FIT_MAX_IMAGES, &o.input, &shape, &stack, &n,
+                            &err);
     if (st == EVMAP_OK)
         st = evmap_sampler_fit(stack, n, shape.channels, shape.height, shape.width, &o.fit,
                                &sampler, &err);

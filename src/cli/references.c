@@ -6,12 +6,14 @@
 #include "cli.h"
 
 evmap_status cli_load_stack(char **sources, int n_sources, size_t limit,
-                            const evmap_preprocess *pre, const evmap_model_info *shape, float **out,
-                            size_t *count, evmap_error *err) {
+                            const cli_input_options *input, const evmap_model_info *shape,
+                            float **out, size_t *count, evmap_error *err) {
     *out = NULL;
     *count = 0;
     evmap_image_set *set = NULL;
+    const evmap_preprocess *pre = &input->preprocess;
     evmap_status st = evmap_image_set_create(&set, err);
+    evmap_image_set_limit_memory(set, input->max_memory);
     for (int i = 0; st == EVMAP_OK && i < n_sources; i++)
         st = evmap_image_set_add(set, sources[i], err);
     size_t n = st == EVMAP_OK ? evmap_image_set_count(set) : 0;

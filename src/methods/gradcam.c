@@ -4,6 +4,7 @@
  * ReLU(Σ_k α_k A_k), upsampled to the input bilinearly with PyTorch's
  * align_corners=False convention (pixel centres line up).
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,9 @@ static void upsample(const double *cam, int h, int w, float *map, int oh, int ow
             int x0, x1;
             double fx;
             source_index(x, w, ow, &x0, &x1, &fx);
-            double top = cam[y0 * w + x0] * (1 - fx) + cam[y0 * w + x1] * fx;
-            double bottom = cam[y1 * w + x0] * (1 - fx) + cam[y1 * w + x1] * fx;
+            const double *r0 = cam + (size_t)y0 * (size_t)w, *r1 = cam + (size_t)y1 * (size_t)w;
+            double top = r0[x0] * (1 - fx) + r0[x1] * fx;
+            double bottom = r1[x0] * (1 - fx) + r1[x1] * fx;
             map[(size_t)y * ow + x] = (float)(top * (1 - fy) + bottom * fy);
         }
     }
@@ -60,6 +62,12 @@ evmap_status grad_cam_maps(grad_run *r, const evmap_gradient_options *o, const f
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                         "--layer: Grad-CAM needs a 4-D feature map (N×C×H×W), and '%s' is not one",
                         r->model->graph->values[r->wrt_value].name);
+    /* upsample indexes the map with ints and reads at least one cell */
+    if (a->dims[2] < 1 || a->dims[3] < 1 || a->dims[2] > INT_MAX || a->dims[3] > INT_MAX)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "--layer: '%s' has an empty or too large feature map (%lld x %lld)",
+                        r->model->graph->values[r->wrt_value].name, (long long)a->dims[2],
+                        (long long)a->dims[3]);
     size_t k = (size_t)a->dims[1], h = (size_t)a->dims[2], w = (size_t)a->dims[3];
     double *cam = malloc(sizeof(double) * h * w);
     if (!cam)

@@ -87,8 +87,11 @@ evmap_status grad_integrated_maps(grad_run *r, const evmap_gradient_options *o, 
                                   float *maps, evmap_error *err) {
     size_t plane = (size_t)r->h * (size_t)r->w, n = r->image_floats;
     int steps = o->steps;
+    size_t sums_count; /* n_targets comes from the caller unbounded */
+    if (!evm_mul_size(n, (size_t)r->n_targets, &sums_count))
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE, "%d targets are too many", r->n_targets);
     float *x0 = malloc(sizeof(float) * n);
-    double *sums = calloc(n * (size_t)r->n_targets, sizeof(double));
+    double *sums = calloc(sums_count, sizeof(double));
     double *alphas = malloc(sizeof(double) * 2 * (size_t)steps), *weights = alphas + steps;
     evmap_status st = x0 && sums && alphas
                           ? make_baseline(r, o->baseline, input, x0, err)

@@ -177,8 +177,8 @@ static evmap_status check_options(pda_run *r, evmap_error *err) {
                         r->samples, available);
     const int *roi = o->roi;
     if (roi[2] > 0 || roi[3] > 0) {
-        if (roi[0] < 0 || roi[1] < 0 || roi[2] < 1 || roi[3] < 1 || roi[0] + roi[2] > r->w ||
-            roi[1] + roi[3] > r->h)
+        if (roi[0] < 0 || roi[1] < 0 || roi[2] < 1 || roi[3] < 1 || roi[2] > r->w - roi[0] ||
+            roi[3] > r->h - roi[1]) /* not roi[0] + roi[2]: the sum may overflow */
             return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                             "the region of interest %d,%d,%d,%d is not inside the %d×%d image",
                             roi[0], roi[1], roi[2], roi[3], r->w, r->h);
@@ -193,15 +193,18 @@ static evmap_status check_options(pda_run *r, evmap_error *err) {
 /* ------------------------------------------------------------- windows */
 
 size_t pda_window_grid(int h, int w, int k, int stride, const int roi[4], pda_window *out) {
+    if (stride < 1)
+        return 0;
+    /* int64: y + stride and the roi's ends may exceed an int */
     bool whole = roi[2] <= 0;
-    int x0 = whole ? 0 : roi[0], y0 = whole ? 0 : roi[1];
-    int x1 = whole ? w : roi[0] + roi[2], y1 = whole ? h : roi[1] + roi[3];
+    int64_t x0 = whole ? 0 : roi[0], y0 = whole ? 0 : roi[1];
+    int64_t x1 = whole ? w : (int64_t)roi[0] + roi[2], y1 = whole ? h : (int64_t)roi[1] + roi[3];
     size_t n = 0;
-    for (int y = 0; y + k <= h; y += stride)
-        for (int x = 0; x + k <= w; x += stride)
+    for (int64_t y = 0; y + k <= h; y += stride)
+        for (int64_t x = 0; x + k <= w; x += stride)
             if (y >= y0 && x >= x0 && y + k <= y1 && x + k <= x1) {
                 if (out)
-                    out[n] = (pda_window){y, x};
+                    out[n] = (pda_window){(int)y, (int)x}; /* < h, w */
                 n++;
             }
     return n;
@@ -209,6 +212,7 @@ size_t pda_window_grid(int h, int w, int k, int stride, const int roi[4], pda_wi
 
 static evmap_status list_windows(pda_run *r, evmap_error *err) {
     int s = r->opt->stride;
+    /* k <= h, w (evm_sampler_check); ny * nx <= h * w < 2^32 */
     size_t ny = (size_t)(r->h - r->k) / (size_t)s + 1, nx = (size_t)(r->w - r->k) / (size_t)s + 1;
     r->windows = malloc(sizeof *r->windows * ny * nx);
     if (!r->windows)

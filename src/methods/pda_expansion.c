@@ -77,10 +77,18 @@ evmap_status pda_expansion_create(pda_run *r, int split_value, evmap_error *err)
         return st;
     e->elements = r->single->plan->values[split_value].count;
     size_t n = (size_t)r->n_targets;
+    /* n <= PDA_MAX_TARGETS, elements <= 2^34: no overflow */
     e->grads = malloc(sizeof(float) * n * e->elements);
     e->base = malloc(sizeof(double) * n);
-    /* one batch of windows at most (choose_batch never exceeds n_windows) */
-    e->delta = malloc(sizeof(double) * n * (size_t)r->samples * r->n_windows);
+    /* one batch of windows at most (choose_batch never exceeds n_windows);
+     * samples comes from the caller unbounded */
+    size_t delta;
+    if (!evm_mul_size(sizeof(double) * n, (size_t)r->samples, &delta) ||
+        !evm_mul_size(delta, r->n_windows, &delta))
+        return evm_fail(err, EVMAP_ERR_TOO_LARGE,
+                        "%d samples of %zu windows are too many for the expansion", r->samples,
+                        r->n_windows);
+    e->delta = malloc(delta);
     if (!e->grads || !e->base || !e->delta)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for the expansion");
     return split_gradients(r, e, err);

@@ -47,7 +47,7 @@ evmap_status grad_smooth_maps(grad_run *r, const evmap_gradient_options *o, cons
                               float *maps, evmap_error *err) {
     size_t plane = (size_t)r->h * (size_t)r->w;
     double sigma = o->noise * image_range(input, r->image_floats);
-    double *sums = calloc(plane * (size_t)r->n_targets, sizeof(double));
+    double *sums = calloc(plane * (size_t)r->n_targets, sizeof(double)); /* < 2^32 * 2^31 */
     if (!sums)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
     evm_rng rng;

@@ -41,7 +41,9 @@ static evmap_status batch_normalization_init(evm_node *node, evmap_error *err) {
     if (!(p.epsilon >= 0.0f))
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "epsilon %g is negative",
                              (double)p.epsilon);
-    /* momentum and is_test only matter for training; consumed_inputs is legacy. */
+    /* momentum and is_test only matter for training. */
+    evm_attr_ignore(node, "momentum");
+    evm_attr_ignore(node, "is_test");
     return evm_node_set_params(node, &p, sizeof p, err);
 }
 

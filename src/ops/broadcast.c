@@ -49,7 +49,8 @@ typedef struct bcast_plan {
     int64_t sb[EVM_MAX_RANK];   /* element strides into b; 0 where broadcast */
 } bcast_plan;
 
-/* Strides of operand t aligned to output rank r (0 along broadcast axes). */
+/* Strides of operand t aligned to output rank r (0 along broadcast axes).
+ * Products of t's dims: at most 2^34 (evm_tensor_set_shape). */
 static void aligned_strides(const evm_tensor *t, int r, int64_t *strides) {
     int64_t s = 1;
     for (int d = r - 1; d >= 0; d--) {
@@ -277,7 +278,7 @@ static evmap_status effective_b(const evm_node *node, const evm_tensor *a, const
     if (!p || !p->legacy || !p->broadcast || !p->has_axis)
         return EVMAP_OK;
     int64_t axis = p->axis < 0 ? p->axis + a->rank : p->axis;
-    if (axis < 0 || axis + b->rank > a->rank)
+    if (axis < 0 || axis > a->rank - b->rank) /* not axis + rank: axis is any int64 */
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
                              "axis %lld does not fit a second input of rank %d into a first input "
                              "of rank %d",

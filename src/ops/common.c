@@ -1,4 +1,5 @@
 /* Helpers shared by several operators: axes, type checks, window arithmetic. */
+#include <limits.h>
 #include <string.h>
 
 #include "op.h"
@@ -156,13 +157,19 @@ evmap_status evm_window2d_parse(const evm_node *node, evm_window2d *w, bool need
 /* Output size along one axis; resolves SAME padding in place. */
 static evmap_status axis_output(const evm_node *node, evm_window2d *w, int axis, int64_t in,
                                 int64_t *out, evmap_error *err) {
+    /* k < 2^31 (int), s, d <= 65536 (read_pair): no int64 product overflows. */
     int64_t k = w->kernel[axis], s = w->stride[axis], d = w->dilation[axis];
     int64_t extent = (k - 1) * d + 1;
+    /* Keeps the resolved pads (below extent / 2 + 1) and the kernels' int
+     * tap offsets (ky * dilation - pad) inside int. */
+    if (extent > INT_MAX)
+        return evm_node_fail(err, node, EVMAP_ERR_TOO_LARGE, "dilated window of %lld is too large",
+                             (long long)extent);
     if (w->auto_pad == EVM_AUTO_PAD_VALID) {
         w->pad_begin[axis] = w->pad_end[axis] = 0;
     } else if (w->auto_pad == EVM_AUTO_PAD_SAME_UPPER || w->auto_pad == EVM_AUTO_PAD_SAME_LOWER) {
         int64_t target = (in + s - 1) / s;
-        int64_t total = (target - 1) * s + extent - in;
+        int64_t total = (target - 1) * s + extent - in; /* < extent: (target - 1) * s < in */
         if (total < 0)
             total = 0;
         int64_t small = total / 2, large = total - small;

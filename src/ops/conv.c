@@ -91,10 +91,13 @@ static evmap_status conv_shape(const evm_node *node, evm_tensor *const *in, evm_
     s->w = (int)x->dims[3];
     s->m = (int)w->dims[0];
     s->group = p->group;
+    /* oh, ow <= padded input: checked to fit an int by conv_infer */
     s->oh = (int)oh;
     s->ow = (int)ow;
     return EVMAP_OK;
 }
+
+static conv_kernel conv_choose(const evm_conv2d_shape *s);
 
 /* For stride 1, the input gradient is itself a convolution: of the output
  * gradient with the flipped, transposed weights (flip_part), padded by what
@@ -114,14 +117,16 @@ static bool conv_transposed_shape(const evm_conv2d_shape *s, evm_conv2d_shape *t
     t->ow = s->w;
     t->win.auto_pad = EVM_AUTO_PAD_NOTSET;
     for (int a = 0; a < 2; a++) {
-        int reach = (k->kernel[a] - 1) * k->dilation[a];
+        int reach = (k->kernel[a] - 1) * k->dilation[a]; /* < INT_MAX: axis_output */
         if (k->pad_begin[a] > reach || k->pad_end[a] > reach)
             return false;
         t->win.pad_begin[a] = reach - k->pad_begin[a];
         t->win.pad_end[a] = reach - k->pad_end[a];
     }
-    return (int64_t)s->h * s->w <= INT_MAX &&
-           (int64_t)(s->m / s->group) * k->kernel[0] * k->kernel[1] <= INT_MAX;
+    int64_t kdim = (int64_t)(s->m / s->group) * k->kernel[0] * k->kernel[1];
+    int64_t plane = (int64_t)s->h * s->w;
+    /* its im2col bounded as the forward's is (conv_infer) */
+    return plane <= INT_MAX && kdim <= INT_MAX && kdim * plane <= (int64_t)EVM_MAX_TENSOR_ELEMENTS;
 }
 
 /* --------------------------------------------------------------- infer */
@@ -209,15 +214,32 @@ static evmap_status conv_infer(const evm_node *node, evm_tensor *const *in, evm_
         st = conv_shape(node, in, &s, err);
     if (st != EVMAP_OK)
         return st;
+    /* The kernels' int arithmetic (tap rows oy * stride + ky * dilation - pad,
+     * sub-image sides) stays below the padded input plus the dilated kernel. */
+    for (int a = 0; a < 2; a++) {
+        int64_t extent = (int64_t)(s.win.kernel[a] - 1) * s.win.dilation[a] + 1;
+        if ((int64_t)(a ? s.w : s.h) + s.win.pad_begin[a] + s.win.pad_end[a] + extent > INT_MAX)
+            return evm_node_fail(err, node, EVMAP_ERR_TOO_LARGE,
+                                 "the padded input or the dilated kernel is too large");
+    }
     /* sgemm takes int sizes */
-    if ((int64_t)s.oh * s.ow > INT_MAX ||
-        (int64_t)(s.c / s.group) * s.win.kernel[0] * s.win.kernel[1] > INT_MAX)
+    int64_t kdim = (int64_t)(s.c / s.group) * s.win.kernel[0] * s.win.kernel[1];
+    if ((int64_t)s.oh * s.ow > INT_MAX || kdim > INT_MAX)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
                              "output plane %lldx%lld or kernel is too large", (long long)s.oh,
                              (long long)s.ow);
     int64_t dims[4] = {s.n, s.m, s.oh, s.ow};
     out[0]->dtype = EVM_DTYPE_FLOAT;
-    return evm_tensor_set_shape(out[0], 4, dims, err);
+    st = evm_tensor_set_shape(out[0], 4, dims, err);
+    /* Bounds every workspace (im2col, Winograd, col2im, region sub-images'
+     * kernels) to a few times 2^34 floats; depthwise needs none. After the
+     * output's shape: conv_choose relies on its 2^34 limit. */
+    if (st == EVMAP_OK && conv_choose(&s) != CONV_DEPTHWISE &&
+        kdim * ((int64_t)s.oh * s.ow) > (int64_t)EVM_MAX_TENSOR_ELEMENTS)
+        return evm_node_fail(err, node, EVMAP_ERR_TOO_LARGE,
+                             "the im2col matrix (%lld x %lld) is too large", (long long)kdim,
+                             (long long)s.oh * s.ow);
+    return st;
 }
 
 /* ------------------------------------------------------------ threading */
@@ -343,6 +365,7 @@ static void dw_part(void *ctx, int part, int parts) {
 static void conv_depthwise(const evm_conv2d_shape *s, const float *x, const float *w,
                            const float *bias, float *y) {
     dw_job j = {s, x, w, bias, y};
+    /* only picks the thread count; may wrap (unsigned) for absurd kernels */
     conv_parallel(dw_part, &j,
                   (size_t)s->n * s->c * s->oh * s->ow * s->win.kernel[0] * s->win.kernel[1]);
 }
@@ -714,9 +737,12 @@ static bool wino_suits(const evm_conv2d_shape *s) {
     if (k->kernel[0] != 3 || k->kernel[1] != 3 || k->stride[0] != 1 || k->stride[1] != 1 ||
         k->dilation[0] != 1 || k->dilation[1] != 1)
         return false;
+    /* Channels first: with mg >= 64 the output's 2^34 limit keeps the
+     * geometry's int products (n * th, 2 * tw + 2) far from overflowing. */
+    if (s->c / s->group < WINO_MIN_CHANNELS || s->m / s->group < WINO_MIN_CHANNELS)
+        return false;
     wino_geom g = wino_geometry(s);
-    return g.cg >= WINO_MIN_CHANNELS && g.mg >= WINO_MIN_CHANNELS &&
-           (size_t)g.rows * g.tw >= WINO_MIN_TILES && (size_t)g.mg * g.cg <= INT_MAX;
+    return (size_t)g.rows * g.tw >= WINO_MIN_TILES && (size_t)g.mg * g.cg <= INT_MAX;
 }
 
 /* U, V and M of one block, then each thread's row scratch. */
@@ -1093,8 +1119,14 @@ static size_t conv_region_workspace(const evm_node *node, evm_tensor *const *in,
     conv_sub g;
     conv_sub_geometry(node, in, r, &g);
     const evm_conv2d_shape *s = &g.sub;
-    return (size_t)s->n * s->c * s->h * s->w + (size_t)s->n * s->m * s->oh * s->ow +
-           conv_kernel_workspace(s);
+    /* The sub-image is at most the padded input, which large pads can make
+     * far larger than the input: SIZE_MAX makes the caller's checked size
+     * fail. The output part is at most the output's count. */
+    size_t xs;
+    if (!evm_mul_size((size_t)s->n * s->c, (size_t)s->h * s->w, &xs) ||
+        xs > EVM_MAX_TENSOR_ELEMENTS)
+        return SIZE_MAX;
+    return xs + (size_t)s->n * s->m * s->oh * s->ow + conv_kernel_workspace(s);
 }
 
 /* Copies the sub-image rectangle of every input plane, zero outside. */

@@ -14,6 +14,9 @@ static evmap_status dropout_init(evm_node *node, evmap_error *err) {
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
                              "the 'mask' output (boolean) is not supported; only the first "
                              "output may be used");
+    /* The drop ratio and the seed only matter in training. */
+    evm_attr_ignore(node, "ratio");
+    evm_attr_ignore(node, "seed");
     int64_t is_test;
     evmap_status st = evm_attr_int(node, "is_test", 1, &is_test, err);
     if (st == EVMAP_OK && is_test == 0 && node->opset < 7)

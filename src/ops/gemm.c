@@ -31,6 +31,8 @@ static evmap_status gemm_init(evm_node *node, evmap_error *err) {
     if (st != EVMAP_OK)
         return st;
     /* "broadcast" (opsets 1-6) only allowed what every later opset does. */
+    if (node->opset < 7)
+        evm_attr_ignore(node, "broadcast");
     p.trans_a = ta != 0;
     p.trans_b = tb != 0;
     return evm_node_set_params(node, &p, sizeof p, err);

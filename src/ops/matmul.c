@@ -48,6 +48,8 @@ static bool mm_layout_of(const evm_tensor *a, const evm_tensor *b, mm_layout *l,
         l->batch[i] = l->a_batch[i] > l->b_batch[i] ? l->a_batch[i] : l->b_batch[i];
         if (l->a_batch[i] == 0 || l->b_batch[i] == 0)
             l->batch[i] = 0;
+        /* a product of output dims: <= 2^34 once infer set the output shape
+         * (evm_tensor_set_shape); used only after that */
         l->batch_count *= (size_t)l->batch[i];
     }
     return true;
@@ -90,6 +92,12 @@ static evmap_status matmul_infer(const evm_node *node, evm_tensor *const *in,
     return evm_tensor_set_shape(out[0], rank, dims, err);
 }
 
+/* B is one matrix whose product with all of A fits one sgemm (its row
+ * count is an int): A's batch entries then stack into one tall matrix. */
+static bool mm_stacked(const mm_layout *l, size_t b_count) {
+    return b_count == 1 && l->batch_count * (size_t)l->m <= INT_MAX;
+}
+
 /* Element offset of batch entry idx in an operand with batch dims bdims
  * (broadcast dims of size 1 stay at 0). */
 static size_t batch_offset(const mm_layout *l, const int64_t *bdims, const int64_t *idx,
@@ -118,6 +126,7 @@ static void matmul_forward(const evm_node *node, evm_tensor *const *in, evm_tens
     mm_layout_of(in[0], in[1], &l, &bad);
     const float *a = evm_f32(in[0]), *b = evm_f32(in[1]);
     float *y = evm_f32(out[0]);
+    /* m, n, k <= INT_MAX (infer), so these int64 products cannot overflow */
     size_t mk = (size_t)(l.m * l.k), kn = (size_t)(l.k * l.n), mn = (size_t)(l.m * l.n);
     if (out[0]->count == 0)
         return;
@@ -128,7 +137,7 @@ static void matmul_forward(const evm_node *node, evm_tensor *const *in, evm_tens
     size_t b_count = 1;
     for (int i = 0; i < l.batch_rank; i++)
         b_count *= (size_t)l.b_batch[i];
-    if (b_count == 1) {
+    if (mm_stacked(&l, b_count)) {
         /* B is one matrix: A's batch entries stack into one tall matrix. A's
          * batch equals the output's here, since broadcasting came from A alone. */
         int rows = (int)(l.batch_count * (size_t)l.m);
@@ -225,7 +234,7 @@ static void matmul_backward(const evm_node *node, evm_tensor *const *in, evm_ten
     if (!ga && !gb) /* with k == 0, both are empty */
         return;
     const float *a = evm_f32(in[0]), *b = evm_f32(in[1]), *gy = evm_f32(grad_out);
-    if (batch_product(&l, l.b_batch) == 1)
+    if (mm_stacked(&l, batch_product(&l, l.b_batch)))
         backward_stacked(&l, a, b, gy, ga, gb);
     else
         backward_batched(&l, a, b, gy, ga, gb);
