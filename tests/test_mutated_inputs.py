@@ -3,11 +3,11 @@
 
 Takes one valid file of each kind evmap reads — an ONNX model
 (models/fashion_cnn.onnx), the demo PNGs, a small JPEG made from a demo image,
-a 20-image IDX slice of Fashion-MNIST (plain and gzip) and a sampler file
-fitted by evmap — mutates it with a fixed seed (bit flips, truncation, byte
+a 20-image IDX slice of Fashion-MNIST (plain and gzip), a sampler file
+fitted by evmap and the class-names file (models/fashion_mnist.labels) — mutates it with a fixed seed (bit flips, truncation, byte
 insertions and deletions, chunk duplication, overwritten header fields) and
-runs `evmap classify` (models, images, IDX) or `evmap explain --sampler-file`
-(samplers) on every mutant. Each run must:
+runs `evmap classify` (models, images, IDX, `--labels`) or `evmap explain
+--sampler-file` (samplers) on every mutant. Each run must:
   - end normally (no signal) within the time limit;
   - exit 0 or 2; exit 1 (runtime failure) only for an out-of-memory message;
   - on exit 2, print exactly one line on stderr;
@@ -24,6 +24,7 @@ cores (80 s with the ASan build); --count 200 for a quick run.
 import argparse
 import concurrent.futures
 import gzip
+import json
 import os
 import random
 import shutil
@@ -150,6 +151,7 @@ def make_bases(tmp):
     subprocess.run([EVMAP, "fit-sampler", "--quiet", "--model", MODEL, "--window", "4",
                     "--pad", "2", "--patches", "2000", "-o", sampler, idx_gz], check=True)
     bases["sampler"] = (open(sampler, "rb").read(), ".evms", 64)
+    bases["labels"] = (open("models/fashion_mnist.labels", "rb").read(), ".labels", 16)
     return bases
 
 
@@ -161,6 +163,9 @@ def command(kind, path, out_dir):
     if kind == "onnx":
         return [EVMAP, "classify", "--threads", "1", "--model", path,
                 os.path.join(DEMO, "0_tshirt.png")]
+    if kind == "labels":
+        return [EVMAP, "classify", "--threads", "1", "--model", MODEL, "--labels", path,
+                "--json", os.path.join(DEMO, "0_tshirt.png")]
     return [EVMAP, "classify", "--threads", "1", "--model", MODEL, path]
 
 
@@ -168,11 +173,27 @@ def check_run(kind, path, out_dir):
     """Runs one file; returns (exit code, None when the run behaved, else the reason)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     try:
-        r = subprocess.run(command(kind, path, out_dir), capture_output=True, text=True,
-                           errors="replace", timeout=TIMEOUT, env=env)
+        # strict decoding of stdout: the JSON must be UTF-8 whatever the labels hold
+        r = subprocess.run(command(kind, path, out_dir), capture_output=True, timeout=TIMEOUT,
+                           env=env)
+        r.stderr = r.stderr.decode("utf-8", "replace")
     except subprocess.TimeoutExpired:
         return None, f"no answer within {TIMEOUT} s"
-    return r.returncode, judge(r, out_dir)
+    problem = judge(r, out_dir)
+    if problem is None and kind == "labels" and r.returncode == 0:
+        problem = strict_json_lines(r.stdout)
+    return r.returncode, problem
+
+
+def strict_json_lines(out):
+    """None when out (bytes) is UTF-8 and every line JSON (mutated labels end
+    up in the output)."""
+    try:
+        for line in out.decode("utf-8").splitlines():
+            json.loads(line)
+    except ValueError as e:
+        return f"output is not valid JSON: {e}"
+    return None
 
 
 def judge(r, out_dir):
@@ -239,7 +260,7 @@ def main():
     ap.add_argument("--count", type=int, default=300 if quick else 1000,
                     help="mutants per kind (default 1000; 300 with EVMAP_QUICK=1)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--kinds", default="onnx,png,jpeg,idx,idx.gz,sampler")
+    ap.add_argument("--kinds", default="onnx,png,jpeg,idx,idx.gz,sampler,labels")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
     passed = failed = 0

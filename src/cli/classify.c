@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 
 static const char classify_help[] =
     "usage: evmap classify --model M.onnx [options] IMAGE...\n"
@@ -120,17 +121,7 @@ static void top_classes(const float *p, int n, int k, int *order) {
 }
 
 static void print_json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
+    json_write_string(stdout, s);
 }
 
 static void print_result(const classify_options *o, const evmap_image_set *set, size_t index,

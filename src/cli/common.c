@@ -52,7 +52,8 @@ bool cli_parse_int_list(const char *s, char sep, long min, long max, int *out, i
         if (!cli_parse_int(field, min, max, &v))
             return false;
         out[i] = (int)v;
-        field = next + 1;
+        if (next)
+            field = next + 1;
     }
     return true;
 }
@@ -111,8 +112,11 @@ evmap_status cli_labels_load(const char *path, cli_labels *labels, evmap_error *
             char **grown =
                 cap <= 1000000 ? realloc(labels->names, sizeof(char *) * (size_t)cap) : NULL;
             if (!grown) {
-                st = EVMAP_ERR_OUT_OF_MEMORY;
-                snprintf(err->message, sizeof err->message, "labels file '%s' is too large", path);
+                st = cap > 1000000 ? EVMAP_ERR_TOO_LARGE : EVMAP_ERR_OUT_OF_MEMORY;
+                snprintf(err->message, sizeof err->message,
+                         "labels file '%s' has more than a million lines; give one class name "
+                         "per line",
+                         path);
                 break;
             }
             labels->names = grown;

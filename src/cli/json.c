@@ -64,18 +64,48 @@ void json_end_array(json_writer *j) {
     close_scope(j, ']');
 }
 
-static void raw_string(json_writer *j, const char *s) {
-    fputc('"', j->f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+/* Length of the well-formed UTF-8 sequence at s (1 to 4), or 0. */
+static int utf8_length(const unsigned char *s) {
+    int n = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    /* overlong three- and four-byte forms, surrogates, beyond U+10FFFF */
+    if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+        (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/* Labels and file names come from users' files: bytes that are not UTF-8
+ * become U+FFFD, so the output stays valid JSON. */
+void json_write_string(FILE *f, const char *s) {
+    fputc('"', f);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            int n = utf8_length(p);
+            if (n)
+                fwrite(p, 1, (size_t)n, f);
+            else
+                fputs("\\ufffd", f);
+            p += n ? n : 1;
+            continue;
+        }
         if (c == '"' || c == '\\')
-            fprintf(j->f, "\\%c", c);
+            fprintf(f, "\\%c", c);
         else if (c < 0x20)
-            fprintf(j->f, "\\u%04x", c);
+            fprintf(f, "\\u%04x", c);
         else
-            fputc(c, j->f);
+            fputc(c, f);
+        p++;
     }
-    fputc('"', j->f);
+    fputc('"', f);
+}
+
+static void raw_string(json_writer *j, const char *s) {
+    json_write_string(j->f, s);
 }
 
 void json_key(json_writer *j, const char *key) {

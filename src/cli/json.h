@@ -19,6 +19,10 @@ typedef struct json_writer {
     bool after_key;             /* a key was written; the value needs no comma */
 } json_writer;
 
+/* Writes s as a JSON string literal: quotes, escapes, and U+FFFD for bytes
+ * that are not UTF-8 (labels and file names come from users' files). */
+void json_write_string(FILE *f, const char *s);
+
 void json_start(json_writer *j);
 void json_begin_object(json_writer *j);
 void json_end_object(json_writer *j);
