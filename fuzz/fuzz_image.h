@@ -6,6 +6,31 @@
 
 /* Images up to this many pixels are also preprocessed. */
 #define FUZZ_PREPROCESS_PIXELS (1 << 16)
+/* Images above this many pixels are also loaded under a memory limit just
+ * below what their decode needs (the --max-memory check), which must refuse. */
+#define FUZZ_LIMIT_PIXELS (1 << 10)
+
+static inline void evm_fuzz_image_limit(const uint8_t *data, size_t size, const evmap_image *img) {
+    uint64_t need = (uint64_t)img->width * (uint64_t)img->height * 20u; /* bytes per pixel */
+    char path[64];
+    evm_fuzz_file(data, size, path, sizeof path);
+    evmap_image_set *set = NULL;
+    evmap_error err = {0};
+    if (evmap_image_set_create(&set, &err) != EVMAP_OK)
+        abort();
+    evmap_image_set_limit_memory(set, need - 1);
+    evmap_status st = evmap_image_set_add(set, path, &err);
+    evm_fuzz_check_error(st, &err);
+    evmap_image *again = NULL;
+    if (st == EVMAP_OK) {
+        st = evmap_image_set_load(set, 0, &again, &err);
+        evm_fuzz_check_error(st, &err);
+        if (st != EVMAP_ERR_TOO_LARGE)
+            abort(); /* decoded although the limit is below its need */
+    }
+    evmap_image_free(again);
+    evmap_image_set_free(set);
+}
 
 static inline void evm_fuzz_image(const uint8_t *data, size_t size) {
     evmap_image *img = NULL;
@@ -30,6 +55,8 @@ static inline void evm_fuzz_image(const uint8_t *data, size_t size) {
         }
         free(out);
     }
+    if ((size_t)img->width * (size_t)img->height > FUZZ_LIMIT_PIXELS)
+        evm_fuzz_image_limit(data, size, img);
     evmap_image_free(img);
 }
 

@@ -55,7 +55,8 @@ static const char evaluate_help[] =
     "  --out DIR               output folder (created if missing)\n"
     "  --seed n                random seed (noise, samplers; default 0)\n"
     "  --batch N               images per forward pass (default steps + 1, <= 256)\n"
-    "  --threads N             threads (default: all cores)\n" CLI_MAX_MEMORY_HELP
+    "  --threads N             threads (default: all cores)\n"
+    "  --max-memory SIZE       as for classify (default: this machine's memory less 1G)\n"
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
     "  --quiet                 no progress output\n"
     "method options:\n"
