@@ -117,6 +117,13 @@ static evmap_status plan_node(evm_plan *plan, int index, evmap_error *err) {
     evmap_status st = gather_tensors(plan, node, &step, err);
     if (st == EVMAP_OK)
         st = def->infer(node, step.in, step.out, err);
+    /* infer sets the outputs the operator has; a file may name more. */
+    for (int j = 0; st == EVMAP_OK && j < node->n_outputs; j++)
+        if (step.out[j]->dtype == EVM_DTYPE_UNDEFINED)
+            st = evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                               "has %d outputs, but %s has no output %d ('%s')", node->n_outputs,
+                               evm_op_name(node->kind), j + 1,
+                               plan->graph->values[node->outputs[j]].name);
     for (int j = 0; st == EVMAP_OK && j < node->n_outputs; j++) {
         const evm_tensor *t = step.out[j];
         st = evm_budget_charge(&plan->budget, t->count * evm_dtype_size(t->dtype), err);

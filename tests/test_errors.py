@@ -58,6 +58,11 @@ def main():
     # An attribute of another operator (Add-1..6 had broadcast) is refused.
     onnx.save(tiny_model(op="LeakyRelu", attrs={"alpha": 0.1, "broadcast": 1}),
               p("stray_attr.onnx"))
+    # A node naming an output its operator does not have (found by fuzzing:
+    # it was an internal error, exit 1).
+    extra = tiny_model()
+    extra.graph.node[0].output.append("extra")
+    onnx.save(extra, p("extra_output.onnx"))
     # Relu-1's in-place hint cannot change a value: accepted.
     onnx.save(tiny_model(attrs={"consumed_inputs": [0]}, opset=5), p("legacy_hint.onnx"))
     good = open(p("good.onnx"), "rb").read()
@@ -90,6 +95,8 @@ def main():
          ["first", "frobnicate", "Relu"]),
         ("attribute of another op", ["--model", p("stray_attr.onnx"), p("img8.png")],
          ["first", "broadcast", "LeakyRelu"]),
+        ("output the operator lacks", ["--model", p("extra_output.onnx"), p("img8.png")],
+         ["first", "extra", "Relu"]),
         ("legacy consumed_inputs", ["--model", p("legacy_hint.onnx"), p("img8.png")], None),
         ("wrong input rank", ["--model", p("rank3.onnx"), p("img8.png")], ["rank"]),
         ("wrong image size", ["--model", p("good.onnx"), p("img9.png")], ["9", "8"]),
