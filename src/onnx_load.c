@@ -350,6 +350,9 @@ static evmap_status build_node(builder *b, const Onnx__NodeProto *np, int index,
     for (size_t i = 0; i < np->n_input; i++) {
         const char *in = np->input[i];
         node->inputs[node->n_inputs++] = EVM_NO_VALUE;
+        if ((!in || !*in) && (int)i < def->min_inputs)
+            return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                                 "input %zu is required but has no name", i + 1);
         if (!in || !*in)
             continue; /* omitted optional input */
         int v = evm_graph_find_value(g, in);

@@ -63,6 +63,10 @@ def main():
     extra = tiny_model()
     extra.graph.node[0].output.append("extra")
     onnx.save(extra, p("extra_output.onnx"))
+    # A required input left unnamed (found by fuzzing: a null dereference).
+    unnamed = tiny_model()
+    unnamed.graph.node[1].input[0] = ""
+    onnx.save(unnamed, p("unnamed_input.onnx"))
     # Relu-1's in-place hint cannot change a value: accepted.
     onnx.save(tiny_model(attrs={"consumed_inputs": [0]}, opset=5), p("legacy_hint.onnx"))
     good = open(p("good.onnx"), "rb").read()
@@ -97,6 +101,8 @@ def main():
          ["first", "broadcast", "LeakyRelu"]),
         ("output the operator lacks", ["--model", p("extra_output.onnx"), p("img8.png")],
          ["first", "extra", "Relu"]),
+        ("required input without a name", ["--model", p("unnamed_input.onnx"), p("img8.png")],
+         ["flatten", "input 1", "required"]),
         ("legacy consumed_inputs", ["--model", p("legacy_hint.onnx"), p("img8.png")], None),
         ("wrong input rank", ["--model", p("rank3.onnx"), p("img8.png")], ["rank"]),
         ("wrong image size", ["--model", p("good.onnx"), p("img9.png")], ["9", "8"]),
