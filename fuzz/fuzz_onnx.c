@@ -2,7 +2,7 @@
  * libFuzzer harness for the ONNX loader: protobuf parsing, graph construction
  * and node validation (evm_onnx_load_memory), then shape inference and
  * constant folding by planning the raw graph at its declared input shapes,
- * then the public path: evmap_model_load_memory, runners for batch 1 and 2,
+ * then the public path: evmap_model_load_memory_limited, runners for batch 1 and 2,
  * and one forward pass when the activations are small.
  *
  * Work is capped so that the fuzzer explores parsers rather than waiting on
@@ -59,11 +59,10 @@ static void plan_declared(const evm_graph *g) {
 static void run_model(const uint8_t *data, size_t size) {
     evmap_model *model = NULL;
     evmap_error err = {0};
-    evmap_status st = evmap_model_load_memory(data, size, &model, &err);
+    evmap_status st = evmap_model_load_memory_limited(data, size, MODEL_MEMORY_LIMIT, &model, &err);
     evm_fuzz_check_error(st, &err);
     if (st != EVMAP_OK)
         return;
-    evmap_model_limit_memory(model, MODEL_MEMORY_LIMIT);
     evmap_model_info info;
     st = evmap_model_get_info(model, &info, &err);
     evm_fuzz_check_error(st, &err);

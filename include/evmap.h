@@ -62,13 +62,16 @@ void evmap_model_free(evmap_model *model);
 /* Memory limits (bytes; 0 means none). evmap checks sizes against the limit
  * before it allocates, and refuses with EVMAP_ERR_TOO_LARGE and a message
  * rather than letting the system kill the process:
- * - loading a model: the file's size twice over (mapped file and weights);
+ * - loading a model: the file's size twice over (mapped file and weights),
+ *   and the batch-1 plan loading makes to check the model's output;
  * - every plan made from the model (runners, evidence and gradient methods):
  *   the weights plus that plan's activations and scratch, gradients included;
  * - images of an image set: up to 20 bytes per pixel while decoding, and the
  *   decompressed data of an IDX file. */
 evmap_status evmap_model_load_limited(const char *path, uint64_t max_memory, evmap_model **out,
                                       evmap_error *err);
+evmap_status evmap_model_load_memory_limited(const void *data, size_t size, uint64_t max_memory,
+                                             evmap_model **out, evmap_error *err);
 void evmap_model_limit_memory(evmap_model *model, uint64_t max_memory);
 /* The default limit of the CLI's --max-memory: the machine's memory (or the
  * cgroup's limit, when lower) less 1 GiB; 0 when it cannot be read. */

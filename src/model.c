@@ -164,8 +164,8 @@ void evmap_model_limit_memory(evmap_model *model, uint64_t max_memory) {
         model->graph->max_memory = max_memory;
 }
 
-evmap_status evmap_model_load_memory(const void *data, size_t size, evmap_model **out,
-                                     evmap_error *err) {
+evmap_status evmap_model_load_memory_limited(const void *data, size_t size, uint64_t max_memory,
+                                             evmap_model **out, evmap_error *err) {
     if (!data || !out)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_model_load_memory: NULL argument");
     *out = NULL;
@@ -173,7 +173,13 @@ evmap_status evmap_model_load_memory(const void *data, size_t size, evmap_model 
     evmap_status st = evm_onnx_load_memory(data, size, &graph, err);
     if (st != EVMAP_OK)
         return st;
+    graph->max_memory = max_memory; /* loading plans batch 1 to check the output */
     return finish_load(graph, out, err);
+}
+
+evmap_status evmap_model_load_memory(const void *data, size_t size, evmap_model **out,
+                                     evmap_error *err) {
+    return evmap_model_load_memory_limited(data, size, 0, out, err);
 }
 
 evmap_status evmap_model_get_info(const evmap_model *model, evmap_model_info *out,
