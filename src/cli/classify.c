@@ -120,10 +120,6 @@ static void top_classes(const float *p, int n, int k, int *order) {
     }
 }
 
-static void print_json_string(const char *s) {
-    json_write_string(stdout, s);
-}
-
 static void print_result(const classify_options *o, const evmap_image_set *set, size_t index,
                          const float *p, int k, int *order, const cli_labels *labels,
                          bool softmax_applied) {
@@ -131,14 +127,14 @@ static void print_result(const classify_options *o, const evmap_image_set *set, 
     top_classes(p, k, shown, order);
     if (o->json) {
         printf("{\"image\": ");
-        print_json_string(evmap_image_set_name(set, index));
+        json_write_string(stdout, evmap_image_set_name(set, index));
         printf(", \"index\": %zu, \"probs\": [", index);
         for (int c = 0; c < k; c++)
             printf("%s%.9g", c ? ", " : "", (double)p[c]);
         printf("], \"top\": [");
         for (int i = 0; i < shown; i++) {
             printf("%s{\"class\": %d, \"label\": ", i ? ", " : "", order[i]);
-            print_json_string(cli_label(labels, order[i]));
+            json_write_string(stdout, cli_label(labels, order[i]));
             printf(", \"prob\": %.9g}", (double)p[order[i]]);
         }
         printf("], \"softmax_applied\": %s}\n", softmax_applied ? "true" : "false");

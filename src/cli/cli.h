@@ -77,7 +77,12 @@ evmap_status cli_load_stack(char **sources, int n_sources, size_t limit,
 void cli_preprocess_tag(const evmap_preprocess *p, const evmap_model_info *shape, char *buf,
                         size_t size);
 
+/* Creates the output folder dir unless it exists; fails if it is a file. */
+evmap_status cli_make_out_dir(const char *dir, evmap_error *err);
+
 /* Progress reporting and Ctrl-C (progress.c). */
+/* Monotonic seconds, for timings. */
+double cli_seconds(void);
 typedef struct cli_progress {
     const char *what; /* e.g. the image name */
     const char *unit; /* e.g. "windows" */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -22,6 +23,24 @@ int cli_usage_error(const char *command, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, " (see 'evmap %s --help')\n", command);
     return EXIT_USAGE;
+}
+
+evmap_status cli_make_out_dir(const char *dir, evmap_error *err) {
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode))
+            return EVMAP_OK;
+        err->status = EVMAP_ERR_INVALID_ARGUMENT;
+        snprintf(err->message, sizeof err->message, "--out '%s' exists and is not a folder", dir);
+        return err->status;
+    }
+    if (mkdir(dir, 0777) != 0) {
+        err->status = EVMAP_ERR_IO;
+        snprintf(err->message, sizeof err->message, "cannot create output folder '%s': %s", dir,
+                 strerror(errno));
+        return err->status;
+    }
+    return EVMAP_OK;
 }
 
 bool cli_parse_int(const char *s, long min, long max, long *out) {

@@ -1,11 +1,8 @@
 /* evmap evaluate: judges evidence-map methods with deletion, insertion,
  * AOPC, max-sensitivity and time over a set of images. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "evaluate.h"
 
@@ -374,30 +371,6 @@ static int parse_options(int argc, char **argv, eval_options *o) {
 
 /* --------------------------------------------------------------- run */
 
-static evmap_status make_out_dir(const char *dir, evmap_error *err) {
-    struct stat sb;
-    if (stat(dir, &sb) == 0) {
-        if (S_ISDIR(sb.st_mode))
-            return EVMAP_OK;
-        err->status = EVMAP_ERR_INVALID_ARGUMENT;
-        snprintf(err->message, sizeof err->message, "--out '%s' exists and is not a folder", dir);
-        return err->status;
-    }
-    if (mkdir(dir, 0777) != 0) {
-        err->status = EVMAP_ERR_IO;
-        snprintf(err->message, sizeof err->message, "cannot create output folder '%s': %s", dir,
-                 strerror(errno));
-        return err->status;
-    }
-    return EVMAP_OK;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Every image, with a progress line per image and Ctrl-C between batches. */
 static evmap_status run_all(eval_options *o, eval_state *s, evmap_error *err) {
     cli_progress images, inner;
@@ -405,14 +378,14 @@ static evmap_status run_all(eval_options *o, eval_state *s, evmap_error *err) {
     cli_progress_start(&inner, "", "", true); /* only polls for Ctrl-C */
     o->mo.progress = cli_progress_update;
     o->mo.progress_user = &inner;
-    double t0 = now();
+    double t0 = cli_seconds();
     evmap_status st = EVMAP_OK;
     for (size_t i = 0; st == EVMAP_OK && i < s->n_images; i++) {
         st = eval_image_run(o, s, i, err);
         if (st == EVMAP_OK && cli_progress_update(&images, i + 1, s->n_images))
             st = err->status = EVMAP_ERR_CANCELLED;
     }
-    s->seconds = now() - t0;
+    s->seconds = cli_seconds() - t0;
     if (st != EVMAP_OK)
         cli_progress_abandon(&images);
     return st;
@@ -461,7 +434,7 @@ int cmd_evaluate(int argc, char **argv) {
         cli_install_interrupt_handler();
         evmap_status st = eval_open(o, &s, &err);
         if (st == EVMAP_OK && o->out_dir)
-            st = make_out_dir(o->out_dir, &err);
+            st = cli_make_out_dir(o->out_dir, &err);
         if (st == EVMAP_OK)
             st = eval_prepare_sampler(o, &s, &err);
         if (st == EVMAP_OK)

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "evaluate.h"
 
@@ -18,12 +17,6 @@ static evmap_status fail(evmap_error *err, evmap_status st, const char *fmt, ...
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
     return st;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -384,9 +377,9 @@ static evmap_status run_method(const eval_options *o, eval_state *s, int m, size
     evmap_explain_stats stats;
     method_options mo = o->mo;
     mo.sampler = s->sampler;
-    double t0 = now();
+    double t0 = cli_seconds();
     evmap_status st = method_map(info, &mo, s->model, s->input, &cls, 1, s->map, &stats, err);
-    r->seconds[index] = now() - t0;
+    r->seconds[index] = cli_seconds() - t0;
     if (st != EVMAP_OK) {
         if (st != EVMAP_ERR_CANCELLED)
             name_method(err, info->name);

@@ -1,10 +1,8 @@
 /* evmap explain: evidence maps for images (PDA, occlusion and the gradient family). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "explain.h"
@@ -442,24 +440,6 @@ static int parse_options(int argc, char **argv, explain_options *o) {
     return finish_method(o);
 }
 
-static evmap_status make_out_dir(const char *dir, evmap_error *err) {
-    struct stat sb;
-    if (stat(dir, &sb) == 0) {
-        if (S_ISDIR(sb.st_mode))
-            return EVMAP_OK;
-        err->status = EVMAP_ERR_INVALID_ARGUMENT;
-        snprintf(err->message, sizeof err->message, "--out '%s' exists and is not a folder", dir);
-        return err->status;
-    }
-    if (mkdir(dir, 0777) != 0) {
-        err->status = EVMAP_ERR_IO;
-        snprintf(err->message, sizeof err->message, "cannot create output folder '%s': %s", dir,
-                 strerror(errno));
-        return err->status;
-    }
-    return EVMAP_OK;
-}
-
 int cmd_explain(int argc, char **argv) {
     char **images = calloc((size_t)argc, sizeof(char *));
     char **references = calloc((size_t)argc, sizeof(char *));
@@ -478,7 +458,7 @@ int cmd_explain(int argc, char **argv) {
         cli_install_interrupt_handler();
         evmap_status st = explain_open(&o, &s, &err);
         if (st == EVMAP_OK)
-            st = make_out_dir(o.out_dir, &err);
+            st = cli_make_out_dir(o.out_dir, &err);
         if (st == EVMAP_OK)
             st = explain_prepare_sampler(&o, &s, &err);
         for (size_t i = 0; st == EVMAP_OK && i < evmap_image_set_count(s.set); i++)

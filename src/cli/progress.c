@@ -32,7 +32,7 @@ bool cli_interrupted(void) {
     return interrupted != 0;
 }
 
-static double now(void) {
+double cli_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -44,7 +44,7 @@ void cli_progress_start(cli_progress *p, const char *what, const char *unit, boo
     p->unit = unit;
     p->quiet = quiet;
     p->tty = isatty(STDERR_FILENO) != 0;
-    p->start = now();
+    p->start = cli_seconds();
 }
 
 static void format_duration(double s, char *buf, size_t size) {
@@ -61,7 +61,7 @@ int cli_progress_update(void *user, size_t done, size_t total) {
         return 1;
     if (p->quiet || total == 0)
         return 0;
-    double elapsed = now() - p->start;
+    double elapsed = cli_seconds() - p->start;
     double rate = elapsed > 0 ? (double)done / elapsed : 0;
     char eta[32];
     format_duration(rate > 0 ? (double)(total - done) / rate : 0, eta, sizeof eta);
