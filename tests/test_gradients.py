@@ -5,23 +5,31 @@
    through build/tests/grad_model) against PyTorch autograd in float64 on
    both Fashion-MNIST models and random-weight resnet18, googlenet,
    mobilenet_v2 and densenet121 (BatchNorm statistics calibrated on random
-   images): max |difference| <= 1e-3 * max |gradient|, with PyTorch's relu
-   and max_pool2d taking their decisions from evmap's forward (they differ
-   only for inputs within float32 rounding of a kink; see FollowEvmapKinks).
+   images): max |difference| <= 1e-3 * max |gradient|, with every kinked
+   operator (Relu, LeakyRelu, Clip, MaxPool, GlobalMaxPool: the list comes
+   from evmap's operator table) taking its decisions from evmap's forward;
+   they differ only for inputs within float32 rounding of a kink, whose side
+   depends on the CPU's kernels (tests/kink_reference.py).
 2. `evmap explain --method ...` on Fashion-MNIST images:
    - saliency equals max over channels of |autograd gradient|;
    - gradient x input equals a numerically differentiated version:
      d/dt f(x + t x_p e_p) at t = 0, by central differences in float64;
    - Integrated Gradients is complete: the map sums to f(x) - f(baseline)
-     within 1 % at 200 steps (zero and mean baselines);
+     within 1 % at 200 steps (zero and mean baselines), and its map equals a
+     float64 PyTorch IG on numpy's Gauss-Legendre nodes;
+   - SmoothGrad equals a float64 PyTorch SmoothGrad fed the same noise (the
+     documented generator, reimplemented here);
    - Grad-CAM equals a PyTorch Grad-CAM on the same layer (the last
      convolution's ReLU), upsampled with F.interpolate;
    - guided backpropagation equals PyTorch with a guided ReLU;
-   - SmoothGrad with zero noise equals saliency;
    - options a method does not take, unknown methods and layers: exit 2
      with one line.
+   Single-pass methods on the demo image (whose black background gives
+   MaxPool windows of equal values) are compared at evmap's kink decisions;
+   IG and SmoothGrad on a textured image without such ties.
 """
 import json
+import math
 import os
 import subprocess
 import sys
@@ -36,10 +44,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
 import export_torchvision  # noqa: E402
 import fashion_models  # noqa: E402
 
+import kink_reference  # noqa: E402
+
 BUILD = os.environ.get("BUILD", "build")
 GRAD_MODEL = os.path.join(BUILD, "tests", "grad_model")
 EVMAP = os.path.join(BUILD, "evmap")
 FASHION = {"fashion_cnn": "models/fashion_cnn.onnx", "fashion_resnet": "models/fashion_resnet.onnx"}
+KINKED = kink_reference.evmap_kinked_ops(GRAD_MODEL)
 
 passed = failed = 0
 
@@ -88,68 +99,11 @@ def evmap_grad(path, x, score, cls, dump=()):
         return np.fromfile(out, dtype=np.float32).reshape(x.shape), float(r.stdout), dumped
 
 
-class RoutedMaxPool(torch.autograd.Function):
-    """Max pooling whose winners are given: forward gathers them, backward
-    sends the gradient to them."""
-
-    @staticmethod
-    def forward(ctx, x, idx):
-        ctx.save_for_backward(idx)
-        ctx.shape = x.shape
-        return x.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)
-
-    @staticmethod
-    def backward(ctx, g):
-        (idx,) = ctx.saved_tensors
-        gx = torch.zeros(ctx.shape, dtype=g.dtype).flatten(2)
-        gx.scatter_add_(2, idx.flatten(2), g.flatten(2))
-        return gx.view(ctx.shape), None
-
-
-def kink_inputs(onnx_path):
-    """ONNX names of the inputs of every Relu and MaxPool node, in graph
-    order (the order PyTorch called them in when it exported the model)."""
-    import onnx
-    nodes = onnx.load(onnx_path).graph.node
-    return ([n.input[0] for n in nodes if n.op_type == "Relu"],
-            [n.input[0] for n in nodes if n.op_type == "MaxPool"])
-
-
-class FollowEvmapKinks:
-    """While active, PyTorch's relu and max_pool2d take their decisions from
-    evmap's float32 forward: relu passes where evmap's input was > 0, each
-    MaxPool window picks the input evmap picked. Elsewhere nothing changes,
-    so a float64 model run this way is the exact gradient at evmap's
-    linearisation. It differs from unconstrained autograd only where an
-    input lies within float32 rounding of a kink (a pre-activation within
-    rounding of 0, two window inputs within rounding of each other): with
-    random weights, a 224x224 image has millions of such inputs and a few
-    always do, so every float32 implementation differs there, PyTorch's own
-    float32 autograd included."""
-
-    def __init__(self, relu_inputs, pool_inputs):
-        self.relu_inputs, self.pool_inputs = relu_inputs, pool_inputs
-
-    def __enter__(self):
-        self.saved = F.relu, F.max_pool2d
-        relus, pools = iter(self.relu_inputs), iter(self.pool_inputs)
-
-        def relu(x, inplace=False):
-            mask = torch.tensor(next(relus) > 0).view(x.shape).to(x.dtype)
-            return x * mask
-
-        def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                       return_indices=False):
-            ref = torch.tensor(next(pools), dtype=x.dtype).view(x.shape)
-            _, idx = self.saved[1](ref, kernel_size, stride, padding, dilation,
-                                   ceil_mode=ceil_mode, return_indices=True)
-            return RoutedMaxPool.apply(x, idx)
-
-        F.relu, F.max_pool2d = relu, max_pool2d
-        return self
-
-    def __exit__(self, *exc):
-        F.relu, F.max_pool2d = self.saved
+def evmap_decisions(path, x, score, cls):
+    """evmap's gradient, score and its forward decisions at every kink."""
+    nodes = kink_reference.kinked_nodes(path, KINKED)
+    got, f_got, dumps = evmap_grad(path, x, score, cls, [name for _, name in nodes])
+    return got, f_got, kink_reference.decisions_from_dumps(nodes, dumps)
 
 
 def fashion_images(n):
@@ -188,27 +142,32 @@ def export_calibrated(name, path):
 
 def check_model_gradients(name, path, model, x, classes):
     """evmap (float32) against PyTorch autograd in float64 at evmap's kink
-    decisions (FollowEvmapKinks); unconstrained float64 autograd compared
-    with PyTorch's and evmap's float32 gradients is shown for scale."""
-    relu_in, pool_in = kink_inputs(path)
+    decisions (kink_reference.FollowEvmapKinks); unconstrained float64
+    autograd compared with PyTorch's and evmap's float32 gradients is shown
+    for scale."""
     for score in ("logit", "logodds"):
         for cls in classes:
-            got, f_got, acts = evmap_grad(path, x, score, cls, relu_in + pool_in)
+            got, f_got, decisions = evmap_decisions(path, x, score, cls)
             torch32, _ = torch_grad(model, x, score, cls, torch.float32)
             free, _ = torch_grad(model, x, score, cls, torch.float64)
-            with FollowEvmapKinks(acts[:len(relu_in)], acts[len(relu_in):]):
+            with kink_reference.FollowEvmapKinks(decisions):
                 exact, f_want = torch_grad(model, x, score, cls, torch.float64)
             e = rel_err(got, exact)
             f_ok = abs(f_got - f_want) <= 1e-4 * max(1.0, abs(f_want))
+            kinks = ", ".join(f"{len(v)} {op}" for op, v in sorted(decisions.items()))
             report(e <= 1e-3 and f_ok,
                    f"{name:14s} d {score:7s}[{cls}]/dx: max|diff|/max|grad| {e:.2e} vs float64 "
-                   f"autograd at evmap's kinks (unconstrained float64: evmap "
+                   f"autograd at evmap's kinks ({kinks}; unconstrained float64: evmap "
                    f"{rel_err(got, free):.1e}, PyTorch float32 {rel_err(torch32, free):.1e}); "
                    f"f evmap {f_got:.6g} exact {f_want:.6g}")
     model.float()
 
 
 def gradient_checks():
+    missing = kink_reference.FollowEvmapKinks.missing_handlers(KINKED)
+    report(not missing, f"the reference follows every kinked operator evmap has "
+           f"({', '.join(f'{op} {rule}' for op, rule in sorted(KINKED.items()))})"
+           + (f"; no handler for {missing}" if missing else ""))
     x, labels = fashion_images(2)
     for name, path in FASHION.items():
         model = fashion_models.torch_model_from_onnx(path)
@@ -250,41 +209,97 @@ def load_demo(path):
     return np.asarray(PIL.Image.open(path), dtype=np.float32)[None] / 255.0
 
 
-class PatchedRelu:
-    """Replaces F.relu (which the Fashion CNN calls) while active: records
-    the outputs, and with guided=True passes back only positive gradients
-    through positive inputs."""
+class Xoshiro256StarStar:
+    """The generator evmap documents for --seed (src/rng.c's header):
+    xoshiro256** (Blackman & Vigna) seeded by four splitmix64 outputs,
+    uniforms from the top 53 bits, normals by Box-Muller (cos first, sin
+    kept for the next call). Written here from the published algorithms so
+    that a reference can draw the same noise."""
+    M = (1 << 64) - 1
 
-    class Guided(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x.clamp(min=0)
+    def __init__(self, seed):
+        x, self.s = seed & self.M, []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & self.M
+            z = x
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
+            self.s.append(z ^ (z >> 31))
+        self.spare = None
 
-        @staticmethod
-        def backward(ctx, g):
-            (x,) = ctx.saved_tensors
-            return g.clamp(min=0) * (x > 0).to(g.dtype)
+    @staticmethod
+    def rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & Xoshiro256StarStar.M
 
-    def __init__(self, guided=False):
-        self.guided, self.outputs, self.saved = guided, [], None
+    def next(self):
+        s, m = self.s, self.M
+        result = (self.rotl((s[1] * 5) & m, 7) * 9) & m
+        t = (s[1] << 17) & m
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self.rotl(s[3], 45)
+        return result
 
-    def __enter__(self):
-        self.saved = F.relu
+    def uniform(self):
+        return (self.next() >> 11) * 2.0 ** -53
 
-        def relu(x, inplace=False):
-            y = PatchedRelu.Guided.apply(x) if self.guided else self.saved(x)
-            if y.requires_grad:
-                y.retain_grad()
-            self.outputs.append(y)
-            return y
-        F.relu = relu
-        fashion_models.F.relu = relu
-        return self
+    def normal(self):
+        if self.spare is not None:
+            v, self.spare = self.spare, None
+            return v
+        u1 = 1.0 - self.uniform()
+        u2 = self.uniform()
+        r = math.sqrt(-2.0 * math.log(u1))
+        self.spare = r * math.sin(2 * math.pi * u2)
+        return r * math.cos(2 * math.pi * u2)
 
-    def __exit__(self, *exc):
-        F.relu = self.saved
-        fashion_models.F.relu = self.saved
+
+def textured_demo(tmp):
+    """The ankle boot over a random texture, as an 8-bit PNG: no two 3x3
+    patches are equal, so no MaxPool window of the network holds a tie and
+    no unit sits on a flat background. References that are not told evmap's
+    kink decisions (IG, SmoothGrad: many forward passes in batches) are
+    exact there on any CPU, up to kinks within rounding, which this image
+    makes improbable."""
+    import PIL.Image
+    boot = np.asarray(PIL.Image.open("data/demo/9_ankle_boot.png"), dtype=np.float64)
+    noise = np.random.default_rng(11).uniform(0, 255, boot.shape)
+    img = np.round(0.75 * boot + 0.25 * noise).astype(np.uint8)
+    path = os.path.join(tmp, "textured_boot.png")
+    PIL.Image.fromarray(img).save(path)
+    return path, img.astype(np.float32)[None] / 255.0
+
+
+def reference_ig(model, x, x0, steps, cls):
+    """Integrated Gradients in float64: (x - x0) times the Gauss-Legendre
+    quadrature (numpy's nodes, mapped to [0, 1]) of the gradient along the
+    straight path, summed over channels."""
+    t, w = np.polynomial.legendre.leggauss(steps)
+    alphas, weights = (t + 1) / 2, w / 2
+    total = np.zeros_like(x, dtype=np.float64)
+    for a, wt in zip(alphas, weights):
+        g, _ = torch_grad(model, x0 + a * (x - x0), "logodds", cls, torch.float64)
+        total += wt * g
+    return ((x - x0) * total).sum(0)
+
+
+def reference_smoothgrad(model, x, noise, samples, seed, cls):
+    """SmoothGrad in float64 with evmap's noise: sigma = noise * (max - min)
+    of the image; sample s, pixel i gets the (s*n + i)-th normal of the
+    seeded generator, added in double and rounded to float32 as evmap feeds
+    the network; the map is the mean of max_c |gradient|."""
+    rng = Xoshiro256StarStar(seed)
+    sigma = noise * (float(x.max()) - float(x.min()))
+    acc = np.zeros(x.shape[1:])
+    for _ in range(samples):
+        eps = np.array([rng.normal() for _ in range(x.size)]).reshape(x.shape)
+        xs = (x.astype(np.float64) + sigma * eps).astype(np.float32)
+        g, _ = torch_grad(model, xs, "logodds", cls, torch.float64)
+        acc += np.abs(g).max(0)
+    return acc / samples
 
 
 def method_checks():
@@ -293,11 +308,16 @@ def method_checks():
     image = "data/demo/9_ankle_boot.png"
     x = load_demo(image)
     cls = 9
+    # The demo image's black background gives MaxPool windows of equal
+    # values: the single-pass methods are compared at evmap's decisions.
+    _, _, decisions = evmap_decisions(path, x, "logodds", cls)
 
     got, meta = explain(path, image, "saliency", cls=cls)
-    g, _ = torch_grad(model, x, "logodds", cls)
+    with kink_reference.FollowEvmapKinks(decisions):
+        g, _ = torch_grad(model, x, "logodds", cls, torch.float64)
     report(rel_err(got, np.abs(g).max(0)) <= 1e-3 and meta["method"] == "saliency",
-           f"saliency = max_c |autograd grad|: {rel_err(got, np.abs(g).max(0)):.2e}")
+           f"saliency = max_c |autograd grad| at evmap's kinks: "
+           f"{rel_err(got, np.abs(g).max(0)):.2e}")
 
     got, _ = explain(path, image, "gradxinput", cls=cls)
     m64 = model.double()
@@ -332,32 +352,48 @@ def method_checks():
                f"IG completeness, {baseline} baseline, 200 steps: sum {got.sum():.5g} vs "
                f"f(x) - f(x0) {fx - f0:.5g} ({100 * gap:.3f} %)")
 
-    model = model.float()
+    with tempfile.TemporaryDirectory() as tmp:
+        textured, xt = textured_demo(tmp)
+        for baseline in ("zero", "mean"):
+            got, _ = explain(path, textured, "ig", "--steps", "24", "--baseline", baseline,
+                             cls=cls)
+            x0 = np.zeros_like(xt) if baseline == "zero" else np.full_like(xt, xt.mean())
+            want = reference_ig(model, xt.astype(np.float64), x0.astype(np.float64), 24, cls)
+            e = rel_err(got, want)
+            report(e <= 1e-3, f"IG map = float64 PyTorch IG on 24 Gauss-Legendre nodes, "
+                   f"{baseline} baseline (textured image): max|diff|/max|map| {e:.2e}")
+        got, meta = explain(path, textured, "smoothgrad", "--noise", "0.2", "--samples", "6",
+                            "--seed", "1234", cls=cls)
+        want = reference_smoothgrad(model, xt, 0.2, 6, 1234, cls)
+        e = rel_err(got, want)
+        report(e <= 1e-3 and meta["parameters"]["samples"] == 6,
+               f"SmoothGrad = float64 PyTorch SmoothGrad on evmap's documented noise "
+               f"(xoshiro256** seed 1234, sigma 0.2 x range, 6 samples): {e:.2e}")
+
+    model = model.double()
     got, meta = explain(path, image, "gradcam", cls=cls)
-    with PatchedRelu() as relu:
-        xt = torch.tensor(x[None])
+    with kink_reference.FollowEvmapKinks(decisions) as follow:
+        xt = torch.tensor(x[None], dtype=torch.float64)
         f = torch_score(model(xt)[0], "logodds", cls)
         f.backward()
-        a = relu.outputs[3]  # after conv4, before the last pooling
+        a = follow.outputs[3]  # after conv4, before the last pooling
         alpha = a.grad[0].mean((1, 2))
         cam = torch.relu((alpha[:, None, None] * a[0]).sum(0)).detach()
         want = F.interpolate(cam[None, None], size=(28, 28), mode="bilinear",
                              align_corners=False)[0, 0].numpy()
     e = rel_err(got, want)
     report(e <= 1e-3, f"Grad-CAM = PyTorch Grad-CAM on layer '{meta['parameters']['layer']}' "
-           f"(last conv's ReLU): {e:.2e}")
+           f"(last conv's ReLU) at evmap's kinks: {e:.2e}")
 
     got, _ = explain(path, image, "guided", cls=cls)
-    with PatchedRelu(guided=True):
-        xt = torch.tensor(x[None], requires_grad=True)
+    with kink_reference.FollowEvmapKinks(decisions, guided=True):
+        xt = torch.tensor(x[None], dtype=torch.float64, requires_grad=True)
         torch_score(model(xt)[0], "logodds", cls).backward()
         want = xt.grad[0].sum(0).numpy()
     e = rel_err(got, want)
-    report(e <= 1e-3, f"guided backpropagation = PyTorch with guided ReLU: {e:.2e}")
-
-    sal, _ = explain(path, image, "saliency", cls=cls)
-    got, _ = explain(path, image, "smoothgrad", "--noise", "0", "--samples", "3", cls=cls)
-    report(rel_err(got, sal) <= 1e-6, f"SmoothGrad with zero noise = saliency: {rel_err(got, sal):.2e}")
+    report(e <= 1e-3, f"guided backpropagation = PyTorch with guided ReLU at evmap's kinks: "
+           f"{e:.2e}")
+    model.float()
 
 
 def error_checks():

@@ -25,4 +25,5 @@ const evm_op_def evm_op_add = {
     .elementwise = true,
     .grad_inputs = 1u << 0 | 1u << 1,
     .backward = add_backward,
+    .kinks = EVM_KINKS_NONE,
 };

@@ -190,4 +190,5 @@ const evm_op_def evm_op_average_pool = {
     .forward_region = average_pool_region,
     .grad_inputs = 1u << 0,
     .backward = average_pool_backward,
+    .kinks = EVM_KINKS_NONE,
 };

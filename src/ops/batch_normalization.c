@@ -150,4 +150,5 @@ const evm_op_def evm_op_batch_normalization = {
     .forward_region = batch_normalization_region,
     .grad_inputs = 1u << 0,
     .backward = batch_normalization_backward,
+    .kinks = EVM_KINKS_NONE,
 };

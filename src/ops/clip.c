@@ -113,4 +113,5 @@ const evm_op_def evm_op_clip = {
     .elementwise = true,
     .grad_inputs = 1u << 0,
     .backward = clip_backward,
+    .kinks = EVM_KINKS_BOUNDS,
 };

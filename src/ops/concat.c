@@ -161,4 +161,5 @@ const evm_op_def evm_op_concat = {
     .forward_region = concat_forward_region,
     .grad_inputs = ~0u, /* every input (the mask has bits for the first 32) */
     .backward = concat_backward,
+    .kinks = EVM_KINKS_NONE,
 };

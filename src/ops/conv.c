@@ -1192,4 +1192,5 @@ const evm_op_def evm_op_conv = {
     .grad_inputs = 1u << 0,
     .backward = conv_backward,
     .backward_workspace = conv_backward_workspace,
+    .kinks = EVM_KINKS_NONE,
 };

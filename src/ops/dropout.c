@@ -55,4 +55,5 @@ const evm_op_def evm_op_dropout = {
     .elementwise = true,
     .grad_inputs = 1u << 0,
     .backward = evm_op_backward_copy,
+    .kinks = EVM_KINKS_NONE,
 };

@@ -145,4 +145,5 @@ const evm_op_def evm_op_gather = {
     .forward = gather_forward,
     .grad_inputs = 1u << 0,
     .backward = gather_backward,
+    .kinks = EVM_KINKS_NONE,
 };

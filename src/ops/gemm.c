@@ -272,4 +272,5 @@ const evm_op_def evm_op_gemm = {
     .macs = gemm_macs,
     .grad_inputs = 1u << 0 | 1u << 1 | 1u << 2,
     .backward = gemm_backward,
+    .kinks = EVM_KINKS_NONE,
 };

@@ -47,4 +47,5 @@ const evm_op_def evm_op_global_average_pool = {
     .forward = global_average_pool_forward,
     .grad_inputs = 1u << 0,
     .backward = global_average_pool_backward,
+    .kinks = EVM_KINKS_NONE,
 };

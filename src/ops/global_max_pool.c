@@ -61,4 +61,5 @@ const evm_op_def evm_op_global_max_pool = {
     .forward = global_max_pool_forward,
     .grad_inputs = 1u << 0,
     .backward = global_max_pool_backward,
+    .kinks = EVM_KINKS_ARGMAX,
 };

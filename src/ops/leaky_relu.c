@@ -50,4 +50,5 @@ const evm_op_def evm_op_leaky_relu = {
     .elementwise = true,
     .grad_inputs = 1u << 0,
     .backward = leaky_relu_backward,
+    .kinks = EVM_KINKS_SIGN,
 };

@@ -189,4 +189,5 @@ const evm_op_def evm_op_lrn = {
     .grad_inputs = 1u << 0,
     .backward = lrn_backward,
     .backward_workspace = lrn_backward_workspace,
+    .kinks = EVM_KINKS_NONE,
 };

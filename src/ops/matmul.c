@@ -257,4 +257,5 @@ const evm_op_def evm_op_matmul = {
     .macs = matmul_macs,
     .grad_inputs = 1u << 0 | 1u << 1,
     .backward = matmul_backward,
+    .kinks = EVM_KINKS_NONE,
 };

@@ -176,4 +176,5 @@ const evm_op_def evm_op_max_pool = {
     .forward_region = max_pool_region,
     .grad_inputs = 1u << 0,
     .backward = max_pool_backward,
+    .kinks = EVM_KINKS_ARGMAX,
 };

@@ -31,6 +31,17 @@ typedef struct evm_region {
     int64_t y0, y1, x0, x1; /* RECT only; non-empty and inside the map */
 } evm_region;
 
+/* Kinks of an operator's derivative (see evm_op_def.kinks). */
+typedef enum evm_kinks {
+    EVM_KINKS_UNDECLARED = 0, /* an op with a backward must say */
+    EVM_KINKS_NONE,           /* differentiable everywhere it is differentiated */
+    EVM_KINKS_SIGN,           /* slope changes at input 0; backward: slope 1 where x > 0 */
+    EVM_KINKS_BOUNDS,         /* Clip: gradient passes where lo <= x <= hi */
+    EVM_KINKS_ARGMAX,         /* max pools: to each window's first maximum (row-major) */
+} evm_kinks;
+
+const char *evm_kinks_name(evm_kinks kinks);
+
 typedef struct evm_op_def {
     const char *name; /* ONNX op_type */
     int min_inputs;
@@ -94,6 +105,11 @@ typedef struct evm_op_def {
     /* Scratch floats backward needs for these shapes; NULL means none. */
     size_t (*backward_workspace)(const evm_node *node, evm_tensor *const *in,
                                  evm_tensor *const *out);
+    /* Where the derivative jumps, and which side backward takes there. Every
+     * op with a backward declares it: gradient references in the tests must
+     * follow evmap's forward decisions at each kink to be exact on any CPU,
+     * and they take the list of kinked operators from here. */
+    evm_kinks kinks;
 } evm_op_def;
 
 /* The definition for a kind (never NULL for kinds below EVM_OP_KIND_COUNT). */

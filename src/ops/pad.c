@@ -229,4 +229,5 @@ const evm_op_def evm_op_pad = {
     .forward = pad_forward,
     .grad_inputs = 1u << 0,
     .backward = pad_backward,
+    .kinks = EVM_KINKS_NONE,
 };

@@ -59,3 +59,13 @@ const char *evm_op_supported_list(void) {
            "MaxPool, Mul, Pad, Relu, Reshape, Shape, Sigmoid, Softmax, Squeeze, Tanh, Transpose, "
            "Unsqueeze";
 }
+
+const char *evm_kinks_name(evm_kinks kinks) {
+    switch (kinks) {
+    case EVM_KINKS_NONE: return "none";
+    case EVM_KINKS_SIGN: return "sign";
+    case EVM_KINKS_BOUNDS: return "bounds";
+    case EVM_KINKS_ARGMAX: return "argmax";
+    default: return "undeclared";
+    }
+}

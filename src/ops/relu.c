@@ -34,4 +34,5 @@ const evm_op_def evm_op_relu = {
     .elementwise = true,
     .grad_inputs = 1u << 0,
     .backward = relu_backward,
+    .kinks = EVM_KINKS_SIGN,
 };

@@ -37,4 +37,5 @@ const evm_op_def evm_op_sigmoid = {
     .elementwise = true,
     .grad_inputs = 1u << 0,
     .backward = sigmoid_backward,
+    .kinks = EVM_KINKS_NONE,
 };

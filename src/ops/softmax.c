@@ -156,4 +156,5 @@ const evm_op_def evm_op_softmax = {
     .workspace = softmax_workspace,
     .grad_inputs = 1u << 0,
     .backward = softmax_backward,
+    .kinks = EVM_KINKS_NONE,
 };

@@ -115,4 +115,5 @@ const evm_op_def evm_op_squeeze = {
     .forward = evm_op_forward_copy,
     .grad_inputs = 1u << 0,
     .backward = evm_op_backward_copy,
+    .kinks = EVM_KINKS_NONE,
 };

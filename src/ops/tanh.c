@@ -35,4 +35,5 @@ const evm_op_def evm_op_tanh = {
     .elementwise = true,
     .grad_inputs = 1u << 0,
     .backward = tanh_backward,
+    .kinks = EVM_KINKS_NONE,
 };

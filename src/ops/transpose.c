@@ -144,4 +144,5 @@ const evm_op_def evm_op_transpose = {
     .forward = transpose_forward,
     .grad_inputs = 1u << 0,
     .backward = transpose_backward,
+    .kinks = EVM_KINKS_NONE,
 };

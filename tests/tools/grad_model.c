@@ -6,7 +6,10 @@
  * gradient's), so that a reference can follow evmap's MaxPool choices.
  * usage: grad_model MODEL.onnx INPUT.f32 logit|logodds CLASS OUTPUT.f32
  *                   [--dump VALUE FILE.f32]...
- * INPUT.f32 holds C × H × W floats of the model's input size.
+ *        grad_model --kinks
+ * INPUT.f32 holds C × H × W floats of the model's input size. --kinks prints
+ * "OP RULE" for every operator whose derivative has kinks (from the operator
+ * table) and fails when an operator with a backward has not declared them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 
 #include "evmap.h"
 #include "model_internal.h"
+#include "ops/op.h"
 
 static int write_floats(const char *path, const float *v, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -49,7 +53,23 @@ static int dump_values(const evmap_model *model, const float *x, size_t n, int a
     return ok;
 }
 
+static int print_kinks(void) {
+    int ok = 1;
+    for (int k = 0; k < EVM_OP_KIND_COUNT; k++) {
+        const evm_op_def *op = evm_op_get((evm_op_kind)k);
+        if (op->backward && op->kinks == EVM_KINKS_UNDECLARED) {
+            fprintf(stderr, "grad_model: %s has a backward but no kinks declared\n", op->name);
+            ok = 0;
+        } else if (op->backward && op->kinks != EVM_KINKS_NONE) {
+            printf("%s %s\n", op->name, evm_kinks_name(op->kinks));
+        }
+    }
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--kinks"))
+        return print_kinks();
     if (argc < 6 || (argc - 6) % 3 || (strcmp(argv[3], "logit") && strcmp(argv[3], "logodds"))) {
         fprintf(stderr, "usage: grad_model MODEL.onnx INPUT.f32 logit|logodds CLASS OUTPUT.f32 "
                         "[--dump VALUE FILE.f32]...\n");

@@ -1,0 +1,207 @@
+"""Float64 gradient references that take evmap's decisions at every kink.
+
+A ReLU network's gradient jumps where a Relu or Clip input crosses its bound
+or two MaxPool inputs trade places. Where the float32 forward puts such an
+input within rounding of the kink (a pre-activation within an ulp of 0, a
+MaxPool window of equal values on a flat background), which side it lands on
+depends on the order of the arithmetic: on the CPU's BLAS kernels, the batch
+size, the convolution algorithm. Both sides are correct subgradients; an
+exact reference must take the side evmap took.
+
+FollowEvmapKinks patches PyTorch's functional kinked operators so that a
+float64 PyTorch model takes its decisions from evmap's float32 forward
+activations (dumped by build/tests/grad_model): everywhere else nothing
+changes. The kinked operators and their rules come from evmap's operator
+table (`grad_model --kinks`): an operator evmap adds with a kink and no
+handler here, a kinked node in a model that no patched call consumed, or a
+patched call with no node left fail loudly instead of passing unconstrained.
+"""
+import subprocess
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def evmap_kinked_ops(grad_model):
+    """{ONNX op_type: rule} from evmap's operator table."""
+    r = subprocess.run([grad_model, "--kinks"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"grad_model --kinks: {r.stderr.strip()}")
+    return dict(line.split() for line in r.stdout.splitlines())
+
+
+def kinked_nodes(onnx_path, kinked):
+    """(op_type, input name) of every node of a kinked operator, in graph order
+    (the order PyTorch called them in when it exported the model)."""
+    import onnx
+    return [(n.op_type, n.input[0]) for n in onnx.load(onnx_path).graph.node
+            if n.op_type in kinked]
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def first_max_indices(ref, out_hw, kernel_size, stride, padding, dilation):
+    """Flat plane index of each window's first maximum in row-major window
+    order (evmap's MaxPool rule, ties included), from values ref (N,C,H,W)."""
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride if stride else kernel_size)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    n, c, h, w = ref.shape
+    oh, ow = out_hw
+    best = torch.full((n, c, oh, ow), -float("inf"), dtype=ref.dtype)
+    idx = torch.full((n, c, oh, ow), -1, dtype=torch.long)
+    oy, ox = torch.arange(oh) * sh - ph, torch.arange(ow) * sw - pw
+    for ky in range(kh):
+        y = oy + ky * dh
+        yc = y.clamp(0, h - 1)
+        for kx in range(kw):
+            x = ox + kx * dw
+            xc = x.clamp(0, w - 1)
+            valid = ((y >= 0) & (y < h))[:, None] & ((x >= 0) & (x < w))[None, :]
+            v = ref[:, :, yc][:, :, :, xc]
+            v = torch.where(valid, v, torch.tensor(-float("inf"), dtype=ref.dtype))
+            take = v > best
+            best = torch.where(take, v, best)
+            flat = (yc[:, None] * w + xc[None, :]).expand(n, c, oh, ow)
+            idx = torch.where(take, flat, idx)
+    if (idx < 0).any():
+        raise RuntimeError("a MaxPool window without a finite input")
+    return idx
+
+
+class RoutedMaxPool(torch.autograd.Function):
+    """Max pooling whose winners are given: forward gathers them, backward
+    sends the gradient to them."""
+
+    @staticmethod
+    def forward(ctx, x, idx):
+        ctx.save_for_backward(idx)
+        ctx.shape = x.shape
+        return x.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        (idx,) = ctx.saved_tensors
+        gx = torch.zeros(ctx.shape, dtype=g.dtype).flatten(2)
+        gx.scatter_add_(2, idx.flatten(2), g.flatten(2))
+        return gx.view(ctx.shape), None
+
+
+class GuidedMask(torch.autograd.Function):
+    """x * mask forward; backward passes only positive gradients where the
+    mask is set (guided backpropagation's ReLU)."""
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return g.clamp(min=0) * mask, None
+
+
+class FollowEvmapKinks:
+    """While active, PyTorch's functional kinked operators take evmap's
+    decisions. decisions: {op_type: [evmap's float32 input of each node of
+    that type, in graph order]} (from kinked_nodes + grad_model --dump).
+    guided: Relu backward passes only positive gradients (guided backprop).
+    outputs: every patched Relu's output, in call order (for Grad-CAM)."""
+
+    # op_type -> (rule evmap must declare for it, torch.nn.functional names patched)
+    HANDLED = {
+        "Relu": ("sign", ("relu",)),
+        "LeakyRelu": ("sign", ("leaky_relu",)),
+        "Clip": ("bounds", ("hardtanh", "relu6")),
+        "MaxPool": ("argmax", ("max_pool2d",)),
+        "GlobalMaxPool": ("argmax", ("adaptive_max_pool2d",)),
+    }
+
+    @classmethod
+    def missing_handlers(cls, kinked):
+        """Kinked operators of evmap that this reference cannot follow (or
+        whose rule changed): must be empty."""
+        return sorted(op for op, rule in kinked.items()
+                      if op not in cls.HANDLED or cls.HANDLED[op][0] != rule)
+
+    def __init__(self, decisions, guided=False):
+        unknown = [op for op in decisions if op not in self.HANDLED]
+        if unknown:
+            raise RuntimeError(f"no kink handler for {unknown}")
+        self.decisions = {op: list(v) for op, v in decisions.items()}
+        self.guided, self.outputs = guided, []
+
+    def _next(self, op, shape, dtype):
+        queue = self.decisions.get(op)
+        if not queue:
+            raise RuntimeError(f"PyTorch called a {op} that evmap's graph does not have")
+        return torch.tensor(queue.pop(0), dtype=dtype).view(shape)
+
+    def __enter__(self):
+        names = sorted({f for _, fs in self.HANDLED.values() for f in fs})
+        self.saved = {f: getattr(F, f) for f in names}
+        orig = self.saved
+
+        def relu(x, inplace=False):
+            mask = (self._next("Relu", x.shape, x.dtype) > 0).to(x.dtype)
+            y = GuidedMask.apply(x, mask) if self.guided else x * mask
+            if y.requires_grad:
+                y.retain_grad()
+            self.outputs.append(y)
+            return y
+
+        def leaky_relu(x, negative_slope=0.01, inplace=False):
+            ref = self._next("LeakyRelu", x.shape, x.dtype)
+            return x * torch.where(ref > 0, torch.ones_like(x), torch.full_like(x, negative_slope))
+
+        def hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
+            ref = self._next("Clip", x.shape, x.dtype)
+            inside = (ref >= min_val) & (ref <= max_val)
+            # the bound's value outside, x itself (slope 1) inside
+            bound = torch.where(ref < min_val, torch.full_like(x, min_val),
+                                torch.full_like(x, max_val))
+            return torch.where(inside, x, bound)
+
+        def relu6(x, inplace=False):
+            return hardtanh(x, 0.0, 6.0)
+
+        def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                       return_indices=False):
+            ref = self._next("MaxPool", x.shape, x.dtype)
+            out = orig["max_pool2d"](ref, kernel_size, stride, padding, dilation,
+                                     ceil_mode=ceil_mode)
+            idx = first_max_indices(ref, out.shape[2:], kernel_size, stride, padding, dilation)
+            return RoutedMaxPool.apply(x, idx)
+
+        def adaptive_max_pool2d(x, output_size, return_indices=False):
+            if _pair(output_size) != (1, 1):
+                raise RuntimeError("only global max pooling is followed")
+            ref = self._next("GlobalMaxPool", x.shape, x.dtype)
+            idx = ref.flatten(2).argmax(2)[:, :, None, None]  # first maximum
+            return RoutedMaxPool.apply(x, idx)
+
+        patched = dict(relu=relu, leaky_relu=leaky_relu, hardtanh=hardtanh, relu6=relu6,
+                       max_pool2d=max_pool2d, adaptive_max_pool2d=adaptive_max_pool2d)
+        for name, fn in patched.items():
+            setattr(F, name, fn)
+        return self
+
+    def __exit__(self, *exc):
+        for name, fn in self.saved.items():
+            setattr(F, name, fn)
+        left = {op: len(q) for op, q in self.decisions.items() if q}
+        if left and exc[0] is None:
+            raise RuntimeError(f"kinked nodes no PyTorch call followed: {left}")
+
+
+def decisions_from_dumps(nodes, dumps):
+    """{op_type: [arrays]} from kinked_nodes' list and the matching dumps."""
+    out = {}
+    for (op, _), arr in zip(nodes, dumps):
+        out.setdefault(op, []).append(np.asarray(arr, dtype=np.float64))
+    return out
