@@ -99,11 +99,17 @@ evmap_status evmap_runner_create(const evmap_model *model, int batch, int thread
                                  evmap_runner **out, evmap_error *err);
 void evmap_runner_free(evmap_runner *runner);
 
-/* input: batch × C × H × W floats (NCHW); probs: batch × num_classes floats,
- * class probabilities (softmax applied when the graph ends in logits). A batch
- * smaller than the runner's may be given in count. */
+/* input: count × C × H × W floats (NCHW); probs: count × num_classes floats,
+ * class probabilities (softmax applied when the graph ends in logits). count
+ * may be smaller than the runner's batch: such a partial batch runs a plan of
+ * its own size (made on first use, kept for the next one of that size), so it
+ * costs the work of count images, not of a full batch. */
 evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int count,
                                    float *probs, evmap_error *err);
+
+/* Images the runner has pushed through the network so far: the work done
+ * (partial batches count their own size). */
+uint64_t evmap_runner_images_run(const evmap_runner *runner);
 
 /* ------------------------------------------------------------------ images */
 

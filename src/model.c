@@ -196,6 +196,7 @@ void evmap_runner_free(evmap_runner *runner) {
     if (!runner)
         return;
     evm_plan_free(runner->plan);
+    evm_plan_free(runner->tail);
     free(runner);
 }
 
@@ -243,6 +244,26 @@ static void softmax_row(float *row, int k) {
         row[i] = (float)(exp((double)row[i] - max) / sum);
 }
 
+/* The plan for count images: the full one, or a plan of exactly count images
+ * for a partial batch (kept for the next partial batch of that size), so a
+ * last batch of 1 of 16 costs one image, not 16. */
+static evmap_status plan_for(evmap_runner *runner, int count, evm_plan **out, evmap_error *err) {
+    if (count == runner->batch) {
+        *out = runner->plan;
+        return EVMAP_OK;
+    }
+    if (!runner->tail || runner->tail_batch != count) {
+        evm_plan_free(runner->tail);
+        runner->tail = NULL;
+        evmap_status st = evm_model_plan(runner->model, count, &runner->tail, err);
+        if (st != EVMAP_OK)
+            return st;
+        runner->tail_batch = count;
+    }
+    *out = runner->tail;
+    return EVMAP_OK;
+}
+
 evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int count,
                                    float *probs, evmap_error *err) {
     if (!runner || !input || !probs)
@@ -250,20 +271,25 @@ evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int
     if (count < 1 || count > runner->batch)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                         "count %d is outside the runner's batch of %d", count, runner->batch);
+    evm_plan *plan;
+    evmap_status st = plan_for(runner, count, &plan, err);
+    if (st != EVMAP_OK)
+        return st;
     const evmap_model_info *info = &runner->model->info;
     size_t per_image = (size_t)info->channels * (size_t)info->height * (size_t)info->width;
-    evm_tensor *in = evm_plan_input(runner->plan, 0);
-    memcpy(in->data, input, per_image * (size_t)count * sizeof(float));
-    if (count < runner->batch)
-        memset(evm_f32(in) + per_image * (size_t)count, 0,
-               per_image * (size_t)(runner->batch - count) * sizeof(float));
+    memcpy(evm_plan_input(plan, 0)->data, input, per_image * (size_t)count * sizeof(float));
     evm_runner_set_threads(runner);
-    evm_plan_run(runner->plan);
-    const float *out = evm_f32(evm_plan_output(runner->plan, 0));
+    evm_plan_run(plan);
+    runner->images_run += (uint64_t)count;
+    const float *out = evm_f32(evm_plan_output(plan, 0));
     int k = info->num_classes;
     memcpy(probs, out, sizeof(float) * (size_t)k * (size_t)count);
     if (!info->ends_in_softmax)
         for (int i = 0; i < count; i++)
             softmax_row(probs + (size_t)i * (size_t)k, k);
     return EVMAP_OK;
+}
+
+uint64_t evmap_runner_images_run(const evmap_runner *runner) {
+    return runner ? runner->images_run : 0;
 }

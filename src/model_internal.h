@@ -15,8 +15,11 @@ struct evmap_model {
 struct evmap_runner {
     const evmap_model *model;
     evm_plan *plan; /* planned for batch images */
+    evm_plan *tail; /* planned for tail_batch < batch images, made when first needed */
     int batch;
-    int threads; /* 0: OpenBLAS default */
+    int tail_batch;
+    int threads;         /* 0: OpenBLAS default */
+    uint64_t images_run; /* images pushed through the network (evmap_runner_images_run) */
 };
 
 /* Plans the model for a batch of images. */

@@ -23,6 +23,7 @@ typedef struct grad_run {
     int target_channel; /* hidden unit's channel; -1 for class scores */
     int wrt_value;      /* the input, or Grad-CAM's layer */
     int batch;
+    int threads;
     int c, h, w;
     size_t image_floats; /* c · h · w */
     size_t forward_images, backward_images;
@@ -46,6 +47,10 @@ typedef struct grad_target {
 evmap_status grad_run_open(grad_run *r, const evmap_model *model, int batch, int threads,
                            const grad_target *target, const char *wrt_layer, evmap_error *err);
 void grad_run_close(grad_run *r);
+
+/* Re-plans for a smaller batch (a last, partial pass), so that the pass does
+ * the work of its own images only. */
+evmap_status grad_run_resize(grad_run *r, int batch, evmap_error *err);
 
 /* The plan's input: batch × C × H × W floats for the caller to fill. */
 float *grad_run_input(grad_run *r);

@@ -58,6 +58,19 @@ static evmap_status check_target(grad_run *r, const grad_target *t, evmap_error 
     return EVMAP_OK;
 }
 
+/* The forward plan for r->batch images and the backward pass over it; the
+ * target is checked against the plan before the backward pass is made. */
+static evmap_status plan_passes(grad_run *r, const grad_target *target, evmap_error *err) {
+    evmap_status st = evmap_runner_create(r->model, r->batch, r->threads, &r->runner, err);
+    if (st == EVMAP_OK && target)
+        st = check_target(r, target, err);
+    if (st == EVMAP_OK)
+        st = evm_backward_create(r->runner->plan, r->seed_value, r->wrt_value, &r->backward, err);
+    if (st == EVMAP_OK)
+        evm_runner_set_threads(r->runner);
+    return st;
+}
+
 evmap_status grad_run_open(grad_run *r, const evmap_model *model, int batch, int threads,
                            const grad_target *target, const char *wrt_layer, evmap_error *err) {
     memset(r, 0, sizeof *r);
@@ -78,14 +91,9 @@ evmap_status grad_run_open(grad_run *r, const evmap_model *model, int batch, int
         st = find_layer(model, target->target_layer, "--target", &r->seed_value, err);
     if (st == EVMAP_OK && wrt_layer)
         st = find_layer(model, wrt_layer, "--layer", &r->wrt_value, err);
+    r->threads = threads;
     if (st == EVMAP_OK)
-        st = evmap_runner_create(model, batch, threads, &r->runner, err);
-    if (st == EVMAP_OK)
-        st = check_target(r, target, err);
-    if (st == EVMAP_OK)
-        st = evm_backward_create(r->runner->plan, r->seed_value, r->wrt_value, &r->backward, err);
-    if (st == EVMAP_OK)
-        evm_runner_set_threads(r->runner);
+        st = plan_passes(r, target, err);
     return st;
 }
 
@@ -94,6 +102,14 @@ void grad_run_close(grad_run *r) {
     evmap_runner_free(r->runner);
     r->backward = NULL;
     r->runner = NULL;
+}
+
+evmap_status grad_run_resize(grad_run *r, int batch, evmap_error *err) {
+    if (batch == r->batch)
+        return EVMAP_OK;
+    grad_run_close(r);
+    r->batch = batch;
+    return plan_passes(r, NULL, err);
 }
 
 float *grad_run_input(grad_run *r) {

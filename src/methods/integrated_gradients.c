@@ -101,8 +101,11 @@ evmap_status grad_integrated_maps(grad_run *r, const evmap_gradient_options *o, 
     r->total = (size_t)r->n_targets * (size_t)((steps + r->batch - 1) / r->batch);
     for (int first = 0; st == EVMAP_OK && first < steps; first += r->batch) {
         int count = steps - first < r->batch ? steps - first : r->batch;
-        fill_path(r, input, x0, first, count, alphas);
-        st = grad_run_forward(r, err);
+        st = grad_run_resize(r, count, err);
+        if (st == EVMAP_OK) {
+            fill_path(r, input, x0, first, count, alphas);
+            st = grad_run_forward(r, err);
+        }
         for (int t = 0; st == EVMAP_OK && t < r->n_targets; t++) {
             st = grad_run_backward(r, t, count, NULL, err);
             if (st == EVMAP_OK)

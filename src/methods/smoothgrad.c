@@ -56,8 +56,11 @@ evmap_status grad_smooth_maps(grad_run *r, const evmap_gradient_options *o, cons
     r->total = (size_t)r->n_targets * (size_t)((o->samples + r->batch - 1) / r->batch);
     for (int first = 0; st == EVMAP_OK && first < o->samples; first += r->batch) {
         int count = o->samples - first < r->batch ? o->samples - first : r->batch;
-        fill_noisy(r, input, sigma, count, &rng);
-        st = grad_run_forward(r, err);
+        st = grad_run_resize(r, count, err);
+        if (st == EVMAP_OK) {
+            fill_noisy(r, input, sigma, count, &rng);
+            st = grad_run_forward(r, err);
+        }
         for (int t = 0; st == EVMAP_OK && t < r->n_targets; t++) {
             st = grad_run_backward(r, t, count, NULL, err);
             if (st == EVMAP_OK)
