@@ -69,8 +69,8 @@ $(BUILD)/bench/%_bench: bench/%_bench.c $(LIB_OBJ) $(BUILD)/src/cli/blas_env.o
 bench: deps all $(BUILD)/bench/forward_bench $(BUILD)/bench/gradient_bench
 
 # Everything the suite runs, and the suite itself, for the build in $(BUILD).
-programs: all $(TEST_BIN) $(BUILD)/tests/conformance $(BUILD)/tests/run_model \
-		$(BUILD)/tests/grad_model
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/tools/*.c)))
+programs: all $(TEST_BIN) $(BUILD)/tests/conformance $(TOOL_BIN)
 
 suite: programs
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run-all

@@ -6,6 +6,13 @@ these models are for. Weights come from a fixed seed, and BatchNorm running
 statistics are randomised so that evmap's BatchNorm folding is exercised.
 Each model gets a dynamic batch axis (input "input", output "logits").
 
+NAME_calibrated (for the models in CALIBRATED) is the same architecture with
+BatchNorm statistics measured on its own activations over random images:
+with the random statistics above, some models' activations are nearly
+constant (googlenet's weights are tiny), so their maps hold no evidence and
+their MaxPool windows near-ties everywhere. Tests that need real evidence or
+gradients use these (batch axis fixed at 1).
+
 usage: export_torchvision.py [--out DIR] [--opset N] [NAME...]
 """
 import argparse
@@ -45,6 +52,32 @@ def build(name, seed=0):
     return model.eval()
 
 
+CALIBRATED = ("resnet18", "googlenet", "mobilenet_v2", "densenet121")
+
+
+def build_calibrated(name):
+    """build(name) with BatchNorm statistics of its own activations on eight
+    random N(0, 1) images (seed 99)."""
+    model = build(name)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batch
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(99)))
+    return model.eval()
+
+
+def export_calibrated(name, path, opset=13):
+    warnings.filterwarnings("ignore")
+    tmp = path + ".tmp"
+    torch.onnx.export(build_calibrated(name), torch.zeros(1, 3, 224, 224), tmp,
+                      opset_version=opset, input_names=["input"], output_names=["logits"],
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=True)
+    os.replace(tmp, path)
+
+
 def export(name, path, opset=13):
     # PRESERVE keeps BatchNormalization nodes (EVAL would fuse them away);
     # torch warns about it although the model is in eval mode.
@@ -65,19 +98,23 @@ def main_export(name, path, opset=13):
     """Exports unless the file is already there (weights are deterministic)."""
     if not os.path.exists(path):
         print(f"exporting {name} -> {path}", file=sys.stderr)
-        export(name, path, opset)
+        if name.endswith("_calibrated"):
+            export_calibrated(name[:-len("_calibrated")], path, opset)
+        else:
+            export(name, path, opset)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/models")
     ap.add_argument("--opset", type=int, default=13)
-    ap.add_argument("names", nargs="*", default=list(MODELS))
+    known = list(MODELS) + [n + "_calibrated" for n in CALIBRATED]
+    ap.add_argument("names", nargs="*", default=known)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for name in args.names:
-        if name not in MODELS:
-            sys.exit(f"export_torchvision: unknown model '{name}' (known: {', '.join(MODELS)})")
+        if name not in known:
+            sys.exit(f"export_torchvision: unknown model '{name}' (known: {', '.join(known)})")
         main_export(name, os.path.join(args.out, name + ".onnx"), args.opset)
 
 

@@ -4,9 +4,12 @@
 For each shipped model, classifies all 10000 test images with `evmap
 classify --json` and with PyTorch (the model rebuilt from the ONNX file's
 initializers by scripts/fashion_models.py), and requires the same top-1 class
-on at least 9995 images and evmap's accuracy to equal the figure recorded in
-models/README.md. With EVMAP_QUICK=1 (the sanitized pass of make test) only
-the first 1000 images, at least 999 agreeing, and no accuracy figure.
+on all but at most ALLOWED = 5 images (near-ties that another CPU's OpenBLAS
+kernels may round the other way), and evmap's count of correct images within
+ALLOWED of the count models/README.md records: each near-tie that flips can
+move the count by one, so the exact figure belongs to one machine. With
+EVMAP_QUICK=1 (the sanitized pass of make test) only the first 1000 images,
+at most 1 disagreeing, and no accuracy figure.
 """
 import json
 import os
@@ -28,15 +31,17 @@ IMAGES = os.path.join(DATA, "t10k-images-idx3-ubyte.gz")
 LABELS = os.path.join(DATA, "t10k-labels-idx1-ubyte.gz")
 
 
-def readme_accuracy(name):
-    """The test accuracy (percent) that models/README.md records for a model."""
+def readme_correct(name):
+    """The correct count on the 10000 test images that models/README.md
+    records for a model ("92.72 % (9272/10000)")."""
     text = open(os.path.join(ROOT, "models", "README.md")).read()
     section = text[text.index(f"{name}.onnx"):]
-    return float(re.search(r"([0-9]+\.[0-9]+)\s*%", section).group(1))
+    return int(re.search(r"\(([0-9]+)/10000\)", section).group(1))
 
 
 QUICK = os.environ.get("EVMAP_QUICK") == "1"
 COUNT = 1000 if QUICK else 10000
+ALLOWED = COUNT - COUNT * 9995 // 10000  # disagreements with PyTorch: 5 (quick: 1)
 
 
 def first_entries(src, path, count, header, entry):
@@ -76,17 +81,22 @@ def main():
     if QUICK:
         images = first_entries(IMAGES, os.path.join(tmp, "images"), COUNT, 16, 28 * 28)
         labels = first_entries(LABELS, os.path.join(tmp, "labels"), COUNT, 8, 1)
+    truth = fashion_models.load_split("t10k")[1][:COUNT]
     for name in ("fashion_cnn", "fashion_resnet"):
         path = os.path.join(ROOT, "models", name + ".onnx")
         try:
             ours, accuracy = evmap_predictions(path, images, labels)
             theirs = torch_predictions(path)
             agree = int((ours == theirs).sum())
-            recorded = readme_accuracy(name)
-            ok = len(ours) == COUNT and agree >= COUNT * 9995 // 10000
-            ok = ok and (QUICK or abs(accuracy - recorded) < 0.005)
-            print(f"{'ok  ' if ok else 'FAIL'} {name}: top-1 agrees with PyTorch on {agree}/{COUNT};"
-                  f" accuracy {accuracy:.2f}% (models/README.md, 10000 images: {recorded:.2f}%)")
+            correct = int((ours == truth).sum()) if len(ours) == COUNT else -1
+            recorded = readme_correct(name)
+            ok = len(ours) == COUNT and COUNT - agree <= ALLOWED
+            # evmap's own summary line says the same as its per-image answers
+            ok = ok and abs(accuracy - 100.0 * correct / COUNT) < 0.005
+            ok = ok and (QUICK or abs(correct - recorded) <= ALLOWED)
+            print(f"{'ok  ' if ok else 'FAIL'} {name}: top-1 agrees with PyTorch on {agree}/{COUNT}"
+                  f" (at most {ALLOWED} may differ); {correct}/{COUNT} correct"
+                  + ("" if QUICK else f" (models/README.md: {recorded}/10000, within {ALLOWED})"))
         except Exception as e:  # report and go on
             print(f"FAIL {name}: {e}")
             ok = False

@@ -29,12 +29,10 @@
    IG and SmoothGrad on a textured image without such ties.
 """
 import json
-import math
 import os
 import subprocess
 import sys
 import tempfile
-import warnings
 
 import numpy as np
 import torch
@@ -45,6 +43,7 @@ import export_torchvision  # noqa: E402
 import fashion_models  # noqa: E402
 
 import kink_reference  # noqa: E402
+import rng_reference  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 GRAD_MODEL = os.path.join(BUILD, "tests", "grad_model")
@@ -113,33 +112,6 @@ def fashion_images(n):
 
 # ------------------------------------------------------------ 1. gradients
 
-def calibrated(name):
-    """A random-weight torchvision model whose BatchNorm statistics are those
-    of its own activations on random images. With export_torchvision's
-    random statistics, googlenet's activations are nearly constant (its
-    weights are tiny), MaxPool windows hold near-ties everywhere, and
-    PyTorch's own float32 gradient differs from its float64 one by 58 %."""
-    model = export_torchvision.build(name)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(99)))
-    return model.eval()
-
-
-def export_calibrated(name, path):
-    if os.path.exists(path):
-        return
-    warnings.filterwarnings("ignore")
-    torch.onnx.export(calibrated(name), torch.zeros(1, 3, 224, 224), path + ".tmp",
-                      opset_version=13, input_names=["input"], output_names=["logits"],
-                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=True)
-    os.replace(path + ".tmp", path)
-
-
 def check_model_gradients(name, path, model, x, classes):
     """evmap (float32) against PyTorch autograd in float64 at evmap's kink
     decisions (kink_reference.FollowEvmapKinks); unconstrained float64
@@ -181,8 +153,8 @@ def gradient_checks():
     names = ("resnet18", "googlenet", "mobilenet_v2", "densenet121")
     for name in names[:1] if os.environ.get("EVMAP_QUICK") == "1" else names:
         path = os.path.join(models_dir, name + "_calibrated.onnx")
-        export_calibrated(name, path)
-        model = calibrated(name)
+        export_torchvision.main_export(name + "_calibrated", path)
+        model = export_torchvision.build_calibrated(name)
         xi = torch.randn(3, 224, 224, generator=gen).numpy()
         with torch.no_grad():
             top = int(model(torch.tensor(xi[None]))[0].argmax())
@@ -207,54 +179,6 @@ def explain(path, image, method, *extra, cls):
 def load_demo(path):
     import PIL.Image
     return np.asarray(PIL.Image.open(path), dtype=np.float32)[None] / 255.0
-
-
-class Xoshiro256StarStar:
-    """The generator evmap documents for --seed (src/rng.c's header):
-    xoshiro256** (Blackman & Vigna) seeded by four splitmix64 outputs,
-    uniforms from the top 53 bits, normals by Box-Muller (cos first, sin
-    kept for the next call). Written here from the published algorithms so
-    that a reference can draw the same noise."""
-    M = (1 << 64) - 1
-
-    def __init__(self, seed):
-        x, self.s = seed & self.M, []
-        for _ in range(4):
-            x = (x + 0x9E3779B97F4A7C15) & self.M
-            z = x
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
-            self.s.append(z ^ (z >> 31))
-        self.spare = None
-
-    @staticmethod
-    def rotl(x, k):
-        return ((x << k) | (x >> (64 - k))) & Xoshiro256StarStar.M
-
-    def next(self):
-        s, m = self.s, self.M
-        result = (self.rotl((s[1] * 5) & m, 7) * 9) & m
-        t = (s[1] << 17) & m
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = self.rotl(s[3], 45)
-        return result
-
-    def uniform(self):
-        return (self.next() >> 11) * 2.0 ** -53
-
-    def normal(self):
-        if self.spare is not None:
-            v, self.spare = self.spare, None
-            return v
-        u1 = 1.0 - self.uniform()
-        u2 = self.uniform()
-        r = math.sqrt(-2.0 * math.log(u1))
-        self.spare = r * math.sin(2 * math.pi * u2)
-        return r * math.cos(2 * math.pi * u2)
 
 
 def textured_demo(tmp):
@@ -291,7 +215,7 @@ def reference_smoothgrad(model, x, noise, samples, seed, cls):
     of the image; sample s, pixel i gets the (s*n + i)-th normal of the
     seeded generator, added in double and rounded to float32 as evmap feeds
     the network; the map is the mean of max_c |gradient|."""
-    rng = Xoshiro256StarStar(seed)
+    rng = rng_reference.Xoshiro256ss(seed)
     sigma = noise * (float(x.max()) - float(x.min()))
     acc = np.zeros(x.shape[1:])
     for _ in range(samples):

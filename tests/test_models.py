@@ -4,7 +4,10 @@
 Exports torchvision architectures with random weights (scripts/
 export_torchvision.py) into the build folder, runs PyTorch and evmap on the
 same seeded inputs (batch 2), and requires max |difference| <= 1e-4 * max
-|logit| and the same top-5 classes for every image.
+|logit| and the same top-5 classes for every image, in the same order, where
+PyTorch's logits tell them apart by more than rounding: random weights leave
+near-ties that another CPU's kernels may order either way, so a pair counts
+only when PyTorch's logits differ by more than twice the allowed difference.
 """
 import os
 import subprocess
@@ -29,6 +32,16 @@ def evmap_logits(model_path, x):
         return np.fromfile(out, dtype=np.float32)
 
 
+def top5_agrees(want, got, tol):
+    """Every class a in want's top 5 stays above every class b that want puts
+    more than 2 tol below it (order within the top 5, and membership)."""
+    for a in np.argsort(-want)[:5]:
+        below = want[a] - want > 2 * tol
+        if not (got[a] > got[below]).all():
+            return False
+    return True
+
+
 def check(name, models_dir):
     path = os.path.join(models_dir, name + ".onnx")
     export_torchvision.main_export(name, path)
@@ -40,11 +53,14 @@ def check(name, models_dir):
     got = evmap_logits(path, x.numpy()).reshape(want.shape)
     scale = float(np.abs(want).max())
     err = float(np.abs(got - want).max())
-    top_same = all(
+    tol = 1e-4 * scale
+    top_same = all(top5_agrees(want[i], got[i], tol) for i in range(len(x)))
+    exact = all(
         list(np.argsort(-want[i])[:5]) == list(np.argsort(-got[i])[:5]) for i in range(len(x)))
-    ok = err <= 1e-4 * scale and top_same
+    ok = err <= tol and top_same
     print(f"{'ok  ' if ok else 'FAIL'} {name:14s} max|diff| {err:.3g}  max|logit| {scale:.3g}"
-          f"  ratio {err / scale:.2e}  top-5 {'same' if top_same else 'DIFFERENT'}")
+          f"  ratio {err / scale:.2e}  top-5 {'same' if top_same else 'DIFFERENT'}"
+          f"{'' if exact or not top_same else ' (near-ties ordered differently)'}")
     return ok
 
 

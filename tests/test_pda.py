@@ -10,6 +10,14 @@ Laplace-corrected, and the weight of evidence log2 odds(x) − log2 odds(x\\w) i
 spread over the window's pixels; each pixel's value is the mean of its
 windows. Hidden-unit targets use the mean activation of one channel instead.
 evmap must agree within 1e-3 (log2 odds) and leave the same pixels NaN.
+
+The default conditional sampler: tests/tools/pda_draws replays the draws
+evmap_pda made (same sampler file and seed), the reference above is fed them
+and must give evmap explain's map within 1e-3; and many draws of single
+windows must follow the conditional Gaussian computed here in numpy from the
+fitted mean and covariance, μ_w + Σ_wr Σ_rr⁻¹ (x_r − μ_r) and
+Σ_ww − Σ_wr Σ_rr⁻¹ Σ_rw, clipped to the references' range (see
+check_draw_distribution).
 """
 import os
 import subprocess
@@ -89,8 +97,9 @@ class Scorer:
         return np.log2(p) - np.log2(1 - p)
 
 
-def reference_pda(scorer, x, replacements, k, stride, targets, roi=None):
-    """x: C×H×W; replacements: S×C×H×W images whose window pixels replace x's."""
+def reference_pda(scorer, x, replacements, k, stride, targets, roi=None, draws=None):
+    """x: C×H×W; replacements: S×C×H×W images whose window pixels replace x's,
+    or draws: the S×C×k×k replacements of each window, in raster order."""
     c_, h, w = x.shape
     x0, y0, rw, rh = roi if roi else (0, 0, w, h)
     base = scorer.raw(x[None])
@@ -100,8 +109,12 @@ def reference_pda(scorer, x, replacements, k, stride, targets, roi=None):
         for j in range(0, w - k + 1, stride):
             if not (i >= y0 and j >= x0 and i + k <= y0 + rh and j + k <= x0 + rw):
                 continue
-            batch = np.repeat(x[None], len(replacements), axis=0)
-            batch[:, :, i:i + k, j:j + k] = replacements[:, :, i:i + k, j:j + k]
+            if draws is not None:
+                batch = np.repeat(x[None], len(draws[0]), axis=0)
+                batch[:, :, i:i + k, j:j + k] = draws.pop(0)
+            else:
+                batch = np.repeat(x[None], len(replacements), axis=0)
+                batch[:, :, i:i + k, j:j + k] = replacements[:, :, i:i + k, j:j + k]
             rows = scorer.raw(batch)
             for t, c in enumerate(targets):
                 sums[t, i:i + k, j:j + k] += scorer.score(base, c) - scorer.score(rows, c)
@@ -124,6 +137,171 @@ def compare(name, ours, ref):
     print(f"{'ok  ' if ok else 'FAIL'} {name}: max|diff| {diff:.2e} (max|WE| {scale:.3g})"
           f"{'' if nan_same else ', NaN pixels differ'}")
     return ok
+
+
+# ---- the conditional sampler (the default) ----
+#
+# tests/tools/pda_draws (linked against the library) loads the sampler file
+# and writes (a) its fitted Gaussian and clip range, (b) the draws evmap_pda
+# makes for a run (one generator seeded with --seed, windows in raster order,
+# S draws each) and (c) many draws for single windows. The map evmap explain
+# writes is compared with the PyTorch reference fed the replayed draws; the
+# draws are compared with the conditional Gaussian computed here in numpy
+# from the fitted mean and covariance, clipped to the references' range.
+
+def pda_draws(*args):
+    tool = os.path.join(BUILD, "tests", "pda_draws")
+    subprocess.run([tool, *[str(a) for a in args]], check=True)
+
+
+def write_idx(path, images):
+    n, h, w = images.shape
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, 8, 3]) + n.to_bytes(4, "big") + h.to_bytes(4, "big")
+                + w.to_bytes(4, "big") + images.astype(np.uint8).tobytes())
+
+
+def conditional_reference(mean, cov, x, k, pad, y, xx):
+    """DESIGN.md 1.1 / docs/pda.md: the l×l patch (l = k + 2·pad) around the
+    window, shifted to lie inside the image; the window given the ring:
+    μ_w + Σ_wr Σ_rr⁻¹ (x_r − μ_r) and Σ_ww − Σ_wr Σ_rr⁻¹ Σ_rw (one channel)."""
+    h, w = x.shape
+    l = k + 2 * pad
+    py, px = min(max(y - pad, 0), h - l), min(max(xx - pad, 0), w - l)
+    win = np.zeros((l, l), bool)
+    win[y - py:y - py + k, xx - px:xx - px + k] = True
+    wi, ri = np.flatnonzero(win), np.flatnonzero(~win)
+    v = x[py:py + l, px:px + l].astype(np.float64).ravel()
+    s_wr = cov[np.ix_(wi, ri)]
+    m = mean[wi] + s_wr @ np.linalg.solve(cov[np.ix_(ri, ri)], v[ri] - mean[ri])
+    c = cov[np.ix_(wi, wi)] - s_wr @ np.linalg.solve(cov[np.ix_(ri, ri)], s_wr.T)
+    return m, c
+
+
+def censored_moments(m, sd, lo, hi):
+    """Mean, standard deviation and P(Y = lo), P(Y = hi) of Y = clip(X, lo, hi)
+    for X ~ N(m, sd²), per element."""
+    from math import erf, exp, pi, sqrt
+    cdf = np.vectorize(lambda z: 0.5 * (1 + erf(z / sqrt(2))))
+    pdf = np.vectorize(lambda z: exp(-0.5 * z * z) / sqrt(2 * pi))
+    a, b = (lo - m) / sd, (hi - m) / sd
+    fa, fb, da, db = cdf(a), cdf(b), pdf(a), pdf(b)
+    inside = fb - fa
+    ey = lo * fa + hi * (1 - fb) + m * inside + sd * (da - db)
+    ey2 = (lo * lo * fa + hi * hi * (1 - fb) + m * m * inside + 2 * m * sd * (da - db)
+           + sd * sd * (inside + a * da - b * db))
+    return ey, np.sqrt(np.maximum(ey2 - ey * ey, 1e-300)), fa, 1 - fb
+
+
+def check_draw_distribution(tmp, evs, x, refs, k, pad):
+    """Many draws of a few windows (centre, corners, borders: shifted patches)
+    of a demo image and of a mid-grey image against the clipped conditional Gaussian: the fitted clip range is the
+    references' range; every draw lies in it; per pixel the draws' mean and
+    the share clipped at each end match the censored normal (z < 5); the
+    covariance between pixels that are (almost) never clipped matches the
+    conditional covariance (z < 6)."""
+    h, w = x.shape
+    img = os.path.join(tmp, "cond-image.f32")
+    x.astype("<f4").tofile(img)
+    params = os.path.join(tmp, "cond-params.f64")
+    pda_draws(evs, img, 1, h, w, "params", params)
+    l = k + 2 * pad
+    p = np.fromfile(params, "<f8")
+    dim = l * l
+    mean, cov = p[:dim], p[dim:dim + dim * dim].reshape(dim, dim)
+    lo, hi = p[-2], p[-1]
+    ok = lo == refs.min() and hi == refs.max()
+    print(f"{'ok  ' if ok else 'FAIL'} conditional sampler: clip range [{lo}, {hi}] = the "
+          f"references' range [{refs.min()}, {refs.max()}]")
+    results = [ok]
+    n = 4000 if os.environ.get("EVMAP_QUICK") == "1" else 20000
+    worst_mean = worst_clip = worst_cov = 0.0
+    outside = 0
+    pairs = 0
+    # a mid-grey image as well, whose windows are rarely clipped: there the
+    # covariance can be compared without the clipping's distortion
+    yy, xg = np.mgrid[0:h, 0:w]
+    grey = (0.5 + 0.03 * np.sin(yy / 3.0) * np.cos(xg / 4.0)).astype(np.float32)
+    grey_img = os.path.join(tmp, "cond-grey.f32")
+    grey.astype("<f4").tofile(grey_img)
+    for y, xx, image, path in [(12, 12, x, img), (8, 6, x, img), (0, 0, x, img),
+                               (0, 13, x, img), (24, 24, x, img), (20, 0, x, img),
+                               (12, 12, grey, grey_img), (0, 24, grey, grey_img)]:
+        out = os.path.join(tmp, f"cond-many-{y}-{xx}.f32")
+        pda_draws(evs, path, 1, h, w, "many", y, xx, n, 11, out)
+        d = np.fromfile(out, "<f4").reshape(n, k * k).astype(np.float64)
+        outside += int(((d < lo) | (d > hi)).sum())
+        m, c = conditional_reference(mean, cov, image, k, pad, y, xx)
+        sd = np.sqrt(np.diag(c))
+        ey, sy, plo, phi = censored_moments(m, sd, lo, hi)
+        worst_mean = max(worst_mean, np.max(np.abs(d.mean(axis=0) - ey) / (sy / np.sqrt(n))))
+        for frac, prob in (((d <= lo).mean(axis=0), plo), ((d >= hi).mean(axis=0), phi)):
+            se = np.sqrt(np.maximum(prob * (1 - prob), 1.0 / n) / n)
+            worst_clip = max(worst_clip, np.max(np.abs(frac - prob) / se))
+        free = np.flatnonzero((plo < 1e-3) & (phi < 1e-3))
+        if len(free) > 1:
+            sc = np.cov(d[:, free], rowvar=False)
+            cf = c[np.ix_(free, free)]
+            se = np.sqrt((np.outer(np.diag(cf), np.diag(cf)) + cf * cf) / n)
+            worst_cov = max(worst_cov, np.max(np.abs(sc - cf) / se))
+            pairs += len(free) * (len(free) + 1) // 2
+    for ok, what in [
+            (outside == 0, f"every draw lies in the clip range ({outside} outside)"),
+            (worst_mean < 5, f"per-pixel mean of {n} draws = censored conditional mean "
+                             f"(max z {worst_mean:.2f})"),
+            (worst_clip < 5, f"share of draws clipped at each end = normal tail "
+                             f"(max z {worst_clip:.2f})"),
+            (pairs >= 50 and worst_cov < 6, f"covariance of unclipped pixels = conditional "
+                                            f"covariance ({pairs} entries, max z {worst_cov:.2f})")]:
+        print(f"{'ok  ' if ok else 'FAIL'} conditional draws, 8 windows: {what}")
+        results.append(ok)
+    return results
+
+
+def check_conditional_pda(tmp, evs, model_name, stem, roi, stride, cls):
+    """evmap explain with the conditional sampler file against the PyTorch
+    reference fed the draws evmap_pda made (replayed by the tool)."""
+    model_path = os.path.join(ROOT, "models", model_name + ".onnx")
+    png = os.path.join(DEMO, stem + ".png")
+    x = load_png_gray(png).astype(np.float32)[None] / 255
+    c, h, w = x.shape
+    k, samples, seed = 4, 10, 5
+    img = os.path.join(tmp, stem + ".f32")
+    x.astype("<f4").tofile(img)
+    region = roi or (0, 0, w, h)
+    out_draws = os.path.join(tmp, stem + "-draws.f32")
+    pda_draws(evs, img, c, h, w, "replay", ",".join(map(str, region)), stride, samples, seed,
+              out_draws)
+    d = np.fromfile(out_draws, "<f4").reshape(-1, samples, c, k, k)
+    out = os.path.join(tmp, f"cond-{model_name}-{stem}")
+    args = ["--sampler-file", evs, "--samples", str(samples), "--seed", str(seed),
+            "--stride", str(stride), "--class", str(cls)]
+    if roi:
+        args += ["--roi", ",".join(map(str, roi))]
+    run_evmap(model_path, png, out, args)
+    ours = np.load(os.path.join(out, f"{stem}.pda.c{cls}.npy"))
+    scorer = Scorer(fashion_models.torch_model_from_onnx(model_path), 100000)
+    want = reference_pda(scorer, x, None, k, stride, [cls], roi, draws=list(d))
+    name = (f"{model_name} {stem} conditional sampler ({len(d)} windows, stride {stride}"
+            f"{', roi ' + ','.join(map(str, roi)) if roi else ''})")
+    return compare(name, ours, want[0])
+
+
+def conditional_cases(tmp):
+    refs_u8 = fashion_models.read_idx(TRAIN)[:300]
+    refs_idx = os.path.join(tmp, "refs.idx")
+    write_idx(refs_idx, refs_u8)
+    evs = os.path.join(tmp, "fashion-k4-p2.evs")
+    subprocess.run([os.path.join(BUILD, "evmap"), "fit-sampler", "--model",
+                    os.path.join(ROOT, "models", "fashion_cnn.onnx"), "--patches", "5000",
+                    "--quiet", "-o", evs, refs_idx], check=True)
+    x = load_png_gray(os.path.join(DEMO, "2_pullover.png")).astype(np.float32) / 255
+    results = check_draw_distribution(tmp, evs, x, refs_u8.astype(np.float32) / 255, 4, 2)
+    results.append(check_conditional_pda(tmp, evs, "fashion_resnet", "2_pullover",
+                                         (3, 5, 12, 11), 1, 2))
+    if os.environ.get("EVMAP_QUICK") != "1":
+        results.append(check_conditional_pda(tmp, evs, "fashion_cnn", "5_sandal", None, 2, 5))
+    return results
 
 
 def main():
@@ -182,6 +360,13 @@ def main():
                 ok = False
             passed += ok
             failed += not ok
+        try:
+            results = conditional_cases(tmp)
+        except Exception as e:  # a crash of evmap or the tool is a failure
+            print(f"FAIL conditional sampler: {e}")
+            results = [False]
+        passed += sum(results)
+        failed += len(results) - sum(results)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -6,11 +6,16 @@
  *    change; they must lie inside the field (its bounding box exactly when
  *    there is no dilation). forward_region on the field, over the unperturbed
  *    output, must then give the perturbed output everywhere.
- * 2. Whole models (models/fashion_cnn.onnx and the torchvision exports in
- *    build/models/ when present): for windows at corners, borders and the
+ *    Every drawn case is valid, so a rejection at init or infer fails; the
+ *    cases that reached each check are counted and must reach a minimum.
+ * 2. Whole models (models/fashion_cnn.onnx, models/fashion_resnet.onnx and
+ *    the torchvision exports in $MODELS, default build/models, where
+ *    tests/run-all writes them): for windows at corners, borders and the
  *    centre, every activation of the local run (steps before the cut in the
  *    local plan, the rest in a full plan fed by evm_local_export) against a
- *    full forward of the same images.
+ *    full forward of the same images. A missing model fails. With --quick or
+ *    EVMAP_QUICK=1 (the sanitized pass) only resnet18 and googlenet of the
+ *    torchvision models run, as in tests/test_locality.py.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +28,8 @@
 #include "plan_local.h"
 
 static int passed, failed;
+/* window cases that ran, and that reached the tightness and region checks */
+static int windows_ran, windows_tight, windows_region;
 
 static void check(int ok, const char *what) {
     if (ok) {
@@ -120,8 +127,12 @@ static void window_case(int trial) {
     char what[160];
     snprintf(what, sizeof what, "%s k%dx%d s%dx%d d%dx%d pads %d in %dx%d", def->name, kh, kw, sy,
              sx, dy, dx, pads, h, w);
+    char msg[256];
+    /* every drawn case is valid (the input covers the dilated kernel, pads
+     * are below the kernel): a rejection is a failure, not a skip */
     if (def->init(&t.node, &err) != EVMAP_OK) {
-        printf("skip %s: %s\n", what, err.message);
+        snprintf(msg, sizeof msg, "%s: init rejected a valid case: %s", what, err.message);
+        check(0, msg);
         return;
     }
     evm_tensor x, wt, b, y0, y1, x1;
@@ -134,7 +145,8 @@ static void window_case(int trial) {
     memset(&y0, 0, sizeof y0);
     evm_tensor *out[1] = {&y0};
     if (def->infer(&t.node, in, out, &err) != EVMAP_OK) {
-        printf("skip %s: %s\n", what, err.message);
+        snprintf(msg, sizeof msg, "%s: infer rejected a valid case: %s", what, err.message);
+        check(0, msg);
         free(t.node.params);
         evm_tensor_release(&x);
         evm_tensor_release(&wt);
@@ -184,7 +196,7 @@ static void window_case(int trial) {
                                                  yy < f.y1 && xx >= f.x0 && xx < f.x1);
                 outside += !in_field;
             }
-    char msg[256];
+    windows_ran++;
     snprintf(msg, sizeof msg, "%s: changed outputs outside the field", what);
     check(outside == 0, msg);
     if (dy == 1 && dx == 1 && by1 > 0) {
@@ -198,6 +210,7 @@ static void window_case(int trial) {
             what, (int)f.kind, (long long)f.y0, (long long)f.y1, (long long)f.x0, (long long)f.x1,
             (long long)by0, (long long)by1, (long long)bx0, (long long)bx1);
         check(tight, msg);
+        windows_tight++;
     }
     if (f.kind == EVM_REGION_RECT) {
         /* region forward over the unperturbed output = the perturbed output */
@@ -210,6 +223,7 @@ static void window_case(int trial) {
             diff = fmax(diff, fabs((double)evm_f32(&y0)[i] - evm_f32(&y1)[i]));
         snprintf(msg, sizeof msg, "%s: forward_region differs by %g", what, diff);
         check(diff <= 1e-5, msg);
+        windows_region++;
         free(rwork);
     }
     free(work);
@@ -236,7 +250,12 @@ static double rel_diff(const evm_tensor *a, const evm_tensor *b) {
 
 static void model_case(const char *path, int samples) {
     if (access(path, R_OK) != 0) {
-        printf("skip %s: not there\n", path);
+        char msg[600];
+        snprintf(msg, sizeof msg,
+                 "%s is missing (the torchvision models: scripts/export_torchvision.py --out "
+                 "$MODELS, as tests/run-all does)",
+                 path);
+        check(0, msg);
         return;
     }
     evmap_error err;
@@ -335,19 +354,37 @@ static void model_case(const char *path, int samples) {
 
 int main(int argc, char **argv) {
     srand(7);
-    for (int trial = 0; trial < 3000; trial++)
+    const int trials = 3000;
+    for (int trial = 0; trial < trials; trial++)
         window_case(trial);
-    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    /* the random draws must actually exercise the checks: each case runs
+     * the field check, most have no dilation (tightness), and the field of
+     * a changed rectangle is a rectangle unless it covers everything */
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "window cases: %d of %d ran, %d checked for tightness, %d through forward_region",
+             windows_ran, trials, windows_tight, windows_region);
+    check(windows_ran == trials && windows_tight >= trials / 3 && windows_region >= trials / 3,
+          msg);
+    printf("%s\n", msg);
+    /* where tests/run-all exports the torchvision models */
+    const char *models = getenv("MODELS") && *getenv("MODELS") ? getenv("MODELS") : "build/models";
     static const char *const torch_models[] = {"alexnet",   "vgg16",        "resnet18",
                                                "googlenet", "mobilenet_v2", "densenet121"};
     model_case("models/fashion_cnn.onnx", 3);
     model_case("models/fashion_resnet.onnx", 3);
-    bool quick = argc > 1 && !strcmp(argv[1], "--quick");
-    for (size_t i = 0; !quick && i < sizeof torch_models / sizeof torch_models[0]; i++) {
+    const char *quick_env = getenv("EVMAP_QUICK");
+    bool quick =
+        (argc > 1 && !strcmp(argv[1], "--quick")) || (quick_env && !strcmp(quick_env, "1"));
+    for (size_t i = 0; i < sizeof torch_models / sizeof torch_models[0]; i++) {
+        if (quick && strcmp(torch_models[i], "resnet18") && strcmp(torch_models[i], "googlenet"))
+            continue; /* the quick pass: a residual and a branching model */
         char path[512];
-        snprintf(path, sizeof path, "%s/models/%s.onnx", build, torch_models[i]);
+        snprintf(path, sizeof path, "%s/%s.onnx", models, torch_models[i]);
         model_case(path, 2);
     }
+    if (quick)
+        printf("quick pass: resnet18 and googlenet of the torchvision models\n");
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
