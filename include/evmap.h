@@ -162,8 +162,8 @@ typedef enum evmap_preprocess_preset {
 
 typedef struct evmap_preprocess {
     evmap_preprocess_preset preset;
-    float mean[3]; /* CUSTOM only; per channel, subtracted after scaling to [0,1] */
-    float std[3];  /* CUSTOM only; per channel divisor */
+    float mean[3]; /* IMAGENET, CUSTOM; per channel, subtracted after scaling to [0,1] */
+    float std[3];  /* IMAGENET, CUSTOM; per channel divisor (init: the preset's values) */
     int width;     /* CUSTOM only; 0 keeps the image's size */
     int height;
 } evmap_preprocess;

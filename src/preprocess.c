@@ -263,7 +263,7 @@ static evmap_status check_arguments(const evmap_image *image, const evmap_prepro
                         "the model expects %d channels of %d x %d; evmap feeds 1 or 3 channels "
                         "of a positive size",
                         channels, width, height);
-    if (p->preset == EVMAP_PREPROCESS_CUSTOM)
+    if (p->preset != EVMAP_PREPROCESS_NONE)
         for (int c = 0; c < 3; c++)
             if (!(p->std[c] != 0.0f) || !isfinite(p->std[c]) || !isfinite(p->mean[c]))
                 return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
@@ -305,16 +305,9 @@ evmap_status evmap_preprocess_image(const evmap_image *image, const evmap_prepro
     st = resize_image(image, &g, planes, err);
     if (st == EVMAP_OK) {
         const float zero[3] = {0, 0, 0}, one[3] = {1, 1, 1};
-        int custom = p->preset == EVMAP_PREPROCESS_CUSTOM;
-        int imagenet = p->preset == EVMAP_PREPROCESS_IMAGENET;
-        write_output(planes, image->channels, channels, n,
-                     imagenet ? imagenet_mean
-                     : custom ? p->mean
-                              : zero,
-                     imagenet ? imagenet_std
-                     : custom ? p->std
-                              : one,
-                     out);
+        int none = p->preset == EVMAP_PREPROCESS_NONE;
+        write_output(planes, image->channels, channels, n, none ? zero : p->mean,
+                     none ? one : p->std, out);
     }
     free(planes);
     return st;

@@ -253,19 +253,24 @@ int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
 void cli_input_finish(cli_input_options *opt) {
     if (!opt->have_max_memory)
         opt->max_memory = evmap_default_memory_limit();
-    if (!opt->have_mean && !opt->have_std && !opt->have_size)
-        return;
-    /* Custom values turn the preset into CUSTOM, keeping the preset's other defaults. */
-    evmap_preprocess custom = opt->preprocess;
+    /* The preset's mean and std where none were given. --size turns the
+     * preset into CUSTOM (a plain resize); without it the preset's resize and
+     * crop stay. */
+    evmap_preprocess given = opt->preprocess;
+    evmap_preprocess_preset preset = opt->have_size ? EVMAP_PREPROCESS_CUSTOM : given.preset;
+    if (preset == EVMAP_PREPROCESS_NONE && (opt->have_mean || opt->have_std))
+        preset = EVMAP_PREPROCESS_CUSTOM; /* none, normalised: size kept (0 x 0) */
     evmap_preprocess base;
-    evmap_preprocess_init(&base, opt->preprocess.preset);
-    evmap_preprocess_init(&opt->preprocess, EVMAP_PREPROCESS_CUSTOM);
+    evmap_preprocess_init(&base, given.preset);
+    evmap_preprocess_init(&opt->preprocess, preset);
     for (int c = 0; c < 3; c++) {
-        opt->preprocess.mean[c] = opt->have_mean ? custom.mean[c] : base.mean[c];
-        opt->preprocess.std[c] = opt->have_std ? custom.std[c] : base.std[c];
+        opt->preprocess.mean[c] = opt->have_mean ? given.mean[c] : base.mean[c];
+        opt->preprocess.std[c] = opt->have_std ? given.std[c] : base.std[c];
     }
-    opt->preprocess.width = opt->have_size ? custom.width : 0;
-    opt->preprocess.height = opt->have_size ? custom.height : 0;
+    if (preset == EVMAP_PREPROCESS_CUSTOM) {
+        opt->preprocess.width = opt->have_size ? given.width : 0;
+        opt->preprocess.height = opt->have_size ? given.height : 0;
+    }
 }
 
 evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evmap_preprocess *pre,

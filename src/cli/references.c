@@ -49,8 +49,16 @@ void cli_preprocess_tag(const evmap_preprocess *p, const evmap_model_info *shape
                                                                 : "custom";
     int used = snprintf(buf, size, "preprocess=%s input=%dx%dx%d", name, shape->channels,
                         shape->height, shape->width);
+    evmap_preprocess preset;
+    evmap_preprocess_init(&preset, p->preset);
+    bool other_norm = memcmp(p->mean, preset.mean, sizeof p->mean) != 0 ||
+                      memcmp(p->std, preset.std, sizeof p->std) != 0;
     if (p->preset == EVMAP_PREPROCESS_CUSTOM && used > 0 && (size_t)used < size)
         snprintf(buf + used, size - (size_t)used, " mean=%g,%g,%g std=%g,%g,%g size=%dx%d",
                  (double)p->mean[0], (double)p->mean[1], (double)p->mean[2], (double)p->std[0],
                  (double)p->std[1], (double)p->std[2], p->width, p->height);
+    else if (other_norm && used > 0 && (size_t)used < size) /* imagenet, own mean/std */
+        snprintf(buf + used, size - (size_t)used, " mean=%g,%g,%g std=%g,%g,%g", (double)p->mean[0],
+                 (double)p->mean[1], (double)p->mean[2], (double)p->std[0], (double)p->std[1],
+                 (double)p->std[2]);
 }
