@@ -152,19 +152,6 @@ static int choose_sensitivity_methods(eval_options *o) {
 
 /* ----------------------------------------------------------- options */
 
-static int parse_baseline(const char *option, const char *v, bool with_blur, evmap_baseline *out) {
-    if (!strcmp(v, "zero"))
-        *out = EVMAP_BASELINE_ZERO;
-    else if (!strcmp(v, "mean"))
-        *out = EVMAP_BASELINE_MEAN;
-    else if (with_blur && !strcmp(v, "blur"))
-        *out = EVMAP_BASELINE_BLUR;
-    else
-        return cli_usage_error("evaluate", "%s must be %s, not '%s'", option,
-                               with_blur ? "blur, mean or zero" : "zero, mean or a number", v);
-    return 0;
-}
-
 static int parse_int_option(const char *a, const char *v, eval_options *o) {
     int limit = 0;
     struct {
@@ -177,14 +164,6 @@ static int parse_int_option(const char *a, const char *v, eval_options *o) {
         {"--aopc-window", 1, 1024, &o->aopc_window},
         {"--aopc-regions", 1, 1000000, &o->aopc_regions},
         {"--sensitivity-samples", 1, 10000, &o->sensitivity_samples},
-        {"--window", 1, 1024, &o->mo.window},
-        {"--stride", 1, 1024, &o->mo.stride},
-        {"--pad", 0, 16, &o->pad},
-        {"--pda-samples", 1, 100000, &o->mo.pda_samples},
-        {"--ig-steps", 1, 10000, &o->mo.ig_steps},
-        {"--smoothgrad-samples", 1, 100000, &o->mo.smoothgrad_samples},
-        {"--batch", 1, 65536, &o->mo.batch},
-        {"--threads", 1, 1024, &o->mo.threads},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(a, ints[i].name))
@@ -197,59 +176,31 @@ static int parse_int_option(const char *a, const char *v, eval_options *o) {
         *ints[i].dest = (int)n;
         if (ints[i].dest == &limit)
             o->limit = (size_t)n;
-        o->pad_given |= ints[i].dest == &o->pad;
         return 1;
     }
     return 0;
 }
 
 static int parse_number_option(const char *a, const char *v, eval_options *o) {
-    long n;
-    float f;
-    if (!strcmp(a, "--seed") || !strcmp(a, "--patches")) {
-        bool seed = !strcmp(a, "--seed");
-        if (!cli_parse_int(v, seed ? 0 : 100, seed ? 2147483647L : 100000000L, &n))
-            return cli_usage_error("evaluate", "%s: bad value '%s'", a, v);
-        if (seed)
-            o->mo.seed = (uint64_t)n;
-        else
-            o->patches = (size_t)n;
-        return 1;
-    }
-    if (!strcmp(a, "--sensitivity-radius") || !strcmp(a, "--smoothgrad-noise")) {
+    if (!strcmp(a, "--sensitivity-radius")) {
+        float f;
         if (!cli_parse_float(v, &f) || f < 0 || f > 10)
             return cli_usage_error("evaluate", "%s must be a number from 0 to 10, not '%s'", a, v);
-        *(!strcmp(a, "--smoothgrad-noise") ? &o->mo.smoothgrad_noise : &o->sensitivity_radius) = f;
-        return 1;
-    }
-    if (!strcmp(a, "--laplace-n")) {
-        if (!cli_parse_float(v, &f) || f <= 0)
-            return cli_usage_error("evaluate", "--laplace-n must be a positive number");
-        o->mo.laplace_n = f;
+        o->sensitivity_radius = f;
         return 1;
     }
     return parse_int_option(a, v, o);
 }
 
 static int parse_choice_option(const char *a, const char *v, eval_options *o) {
-    if (!strcmp(a, "--fill"))
-        return parse_baseline(a, v, true, &o->fill) ? EXIT_USAGE : 1;
-    if (!strcmp(a, "--ig-baseline"))
-        return parse_baseline(a, v, true, &o->mo.ig_baseline) ? EXIT_USAGE : 1;
-    if (!strcmp(a, "--occlusion-fill")) {
-        float f;
-        if (cli_parse_float(v, &f)) {
-            o->mo.occlusion_value = f;
-            o->mo.occlusion_value_given = true;
+    if (!strcmp(a, "--fill")) {
+        if (!strcmp(v, "zero") || !strcmp(v, "mean") || !strcmp(v, "blur")) {
+            o->fill = !strcmp(v, "zero")   ? EVMAP_BASELINE_ZERO
+                      : !strcmp(v, "mean") ? EVMAP_BASELINE_MEAN
+                                           : EVMAP_BASELINE_BLUR;
             return 1;
         }
-        return parse_baseline(a, v, false, &o->mo.occlusion) ? EXIT_USAGE : 1;
-    }
-    if (!strcmp(a, "--score")) {
-        if (strcmp(v, "logodds") && strcmp(v, "logit"))
-            return cli_usage_error("evaluate", "--score must be logodds or logit, not '%s'", v);
-        o->mo.score = strcmp(v, "logit") ? EVMAP_SCORE_LOGODDS : EVMAP_SCORE_LOGIT;
-        return 1;
+        return cli_usage_error("evaluate", "%s must be blur, mean or zero, not '%s'", a, v);
     }
     if (!strcmp(a, "--explain-class")) {
         if (strcmp(v, "predicted") && strcmp(v, "label"))
@@ -272,12 +223,6 @@ static int parse_text_option(const char *a, const char *v, eval_options *o) {
         o->labels_path = v;
     else if (!strcmp(a, "--out"))
         o->out_dir = v;
-    else if (!strcmp(a, "--sampler-file"))
-        o->sampler_file = v;
-    else if (!strcmp(a, "--reference"))
-        o->references[o->n_references++] = (char *)v;
-    else if (!strcmp(a, "--gradcam-layer"))
-        o->mo.gradcam_layer = v[0] ? v : NULL;
     else if (!strcmp(a, "--methods"))
         return each_item(v, add_method, o) ? EXIT_USAGE : 1;
     else if (!strcmp(a, "--metrics")) {
@@ -298,27 +243,21 @@ static void set_defaults(eval_options *o, int argc, char **argv, char **data, ch
     o->argc = argc;
     o->argv = argv;
     o->data = data;
-    o->references = references;
     o->metrics = METRIC_ALL;
     o->steps = 50;
     o->fill = EVMAP_BASELINE_BLUR;
     o->sensitivity_radius = 0.02f;
     o->sensitivity_samples = 10;
-    o->pad = 2;
-    o->patches = 20000;
-    method_options_init(&o->mo);
+    method_options_init(&o->mo, references);
     evmap_preprocess_init(&o->input.preprocess, EVMAP_PREPROCESS_NONE);
 }
 
 static int parse_flag(const char *a, eval_options *o) {
+    unsigned given = 0; /* evaluate takes every method option for every method */
     if (!strcmp(a, "--quiet"))
         o->quiet = true;
-    else if (!strcmp(a, "--no-laplace"))
-        o->mo.laplace_n = 0;
-    else if (!strcmp(a, "--no-locality"))
-        o->mo.no_locality = true;
     else
-        return 0;
+        return method_flag_parse(METHOD_CMD_EVALUATE, a, &o->mo, &given);
     return 1;
 }
 
@@ -329,7 +268,7 @@ static int finish_options(eval_options *o) {
         return cli_usage_error("evaluate", "--methods is required (methods: %s)", method_names());
     if (o->n_data == 0)
         return cli_usage_error("evaluate", "no images given (--data SRC)");
-    if (o->sampler_file && o->n_references)
+    if (o->mo.sampler_file && o->mo.n_references)
         return cli_usage_error("evaluate", "give --sampler-file or --reference, not both");
     cli_input_finish(&o->input);
     return choose_sensitivity_methods(o) ? EXIT_USAGE : EXIT_OK;
@@ -357,7 +296,10 @@ static int parse_options(int argc, char **argv, eval_options *o) {
         }
         if (i + 1 >= argc)
             return cli_usage_error("evaluate", "%s needs a value or is unknown", a);
-        int r = parse_number_option(a, argv[i + 1], o);
+        unsigned given = 0;
+        int r = method_option_parse(METHOD_CMD_EVALUATE, a, argv[i + 1], &o->mo, &given);
+        if (r == 0)
+            r = parse_number_option(a, argv[i + 1], o);
         if (r == 0)
             r = parse_text_option(a, argv[i + 1], o);
         if (r == EXIT_USAGE)

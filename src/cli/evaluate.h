@@ -40,14 +40,7 @@ typedef struct eval_options {
     int sensitivity_samples;
     bool explain_label; /* explain the true label instead of the top-1 class */
     const char *out_dir;
-    /* PDA's sampler */
-    const char *sampler_file;
-    char **references;
-    int n_references;
-    int pad;
-    bool pad_given;
-    size_t patches;
-    method_options mo;
+    method_options mo; /* the methods' options, PDA's sampler among them */
     cli_input_options input;
     bool quiet;
     char **argv; /* the command line, for the JSON */

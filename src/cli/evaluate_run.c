@@ -48,21 +48,21 @@ static evmap_status open_labels(const eval_options *o, eval_state *s, evmap_erro
 
 static evmap_status load_sampler_file(const eval_options *o, eval_state *s, evmap_error *err) {
     char tag[256], want[256];
-    evmap_status st = evmap_sampler_load(o->sampler_file, &s->sampler, tag, sizeof tag, err);
+    evmap_status st = evmap_sampler_load(o->mo.sampler_file, &s->sampler, tag, sizeof tag, err);
     if (st != EVMAP_OK)
         return st;
     cli_preprocess_tag(&o->input.preprocess, &s->info, want, sizeof want);
     if (strcmp(tag, want))
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                     "sampler file '%s' was fitted for '%s', but this run uses '%s'",
-                    o->sampler_file, tag, want);
+                    o->mo.sampler_file, tag, want);
     int k = evmap_sampler_window(s->sampler), p = evmap_sampler_pad(s->sampler);
-    if ((o->mo.window && o->mo.window != k) || (o->pad_given && o->pad != p))
+    if ((o->mo.window && o->mo.window != k) || (o->mo.pad_given && o->mo.pad != p))
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                     "sampler file '%s' was fitted for window %d and pad %d, not window %d and "
                     "pad %d",
-                    o->sampler_file, k, p, o->mo.window ? o->mo.window : k, o->pad);
-    snprintf(s->sampler_source, sizeof s->sampler_source, "%s", o->sampler_file);
+                    o->mo.sampler_file, k, p, o->mo.window ? o->mo.window : k, o->mo.pad);
+    snprintf(s->sampler_source, sizeof s->sampler_source, "%s", o->mo.sampler_file);
     return EVMAP_OK;
 }
 
@@ -70,16 +70,17 @@ static evmap_status load_sampler_file(const eval_options *o, eval_state *s, evma
 static evmap_status fit_sampler(const eval_options *o, eval_state *s, evmap_error *err) {
     float *stack;
     size_t n;
-    evmap_status st = cli_load_stack(o->references, o->n_references, EVAL_MAX_REFERENCE_IMAGES,
-                                     &o->input, &s->info, &stack, &n, err);
+    evmap_status st =
+        cli_load_stack(o->mo.references, o->mo.n_references, EVAL_MAX_REFERENCE_IMAGES, &o->input,
+                       &s->info, &stack, &n, err);
     if (st != EVMAP_OK)
         return st;
     evmap_sampler_fit_options fit;
     evmap_sampler_fit_options_init(&fit);
     fit.window =
         o->mo.window ? o->mo.window : evmap_pda_default_window(s->info.height, s->info.width);
-    fit.pad = o->pad;
-    fit.patches = o->patches;
+    fit.pad = o->mo.pad;
+    fit.patches = o->mo.patches;
     fit.seed = o->mo.seed;
     st = evmap_sampler_fit(stack, n, s->info.channels, s->info.height, s->info.width, &fit,
                            &s->sampler, err);
@@ -104,9 +105,9 @@ static bool needs_sampler(const eval_options *o) {
 evmap_status eval_prepare_sampler(const eval_options *o, eval_state *s, evmap_error *err) {
     if (!needs_sampler(o))
         return EVMAP_OK;
-    if (o->sampler_file)
+    if (o->mo.sampler_file)
         return load_sampler_file(o, s, err);
-    if (o->n_references)
+    if (o->mo.n_references)
         return fit_sampler(o, s, err);
     return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                 "pda needs the conditional sampler: give --sampler-file F (from 'evmap "

@@ -118,163 +118,33 @@ static int parse_target(const char *s, explain_options *o) {
     return 0;
 }
 
-static int parse_roi(const char *s, explain_options *o) {
-    int v[4];
-    if (!cli_parse_int_list(s, ',', 0, 65535, v, 4) || v[2] < 1 || v[3] < 1)
-        return -1;
-    memcpy(o->roi, v, sizeof v);
-    return 0;
-}
-
-static int parse_fill(const char *s, explain_options *o) {
-    if (!strcmp(s, "zero") || !strcmp(s, "mean")) {
-        snprintf(o->fill, sizeof o->fill, "%s", s);
-        return 0;
-    }
-    float v;
-    if (!cli_parse_float(s, &v))
-        return -1;
-    snprintf(o->fill, sizeof o->fill, "%s", s);
-    o->fill_value = v;
-    return 0;
-}
-
-static bool is_flag(const char *a) {
-    return !strcmp(a, "--quiet") || !strcmp(a, "--side-by-side") || !strcmp(a, "--no-laplace") ||
-           !strcmp(a, "--no-locality") || !strcmp(a, "--joint-channels");
-}
-
-/* Which GIVEN_* group an option belongs to (0: every method takes it). */
-static unsigned option_group(const char *a) {
-    static const struct {
-        const char *name;
-        unsigned group;
-    } groups[] = {
-        {"--sampler", GIVEN_PDA_SAMPLING},
-        {"--sampler-file", GIVEN_PDA_SAMPLING},
-        {"--reference", GIVEN_PDA_SAMPLING},
-        {"--pad", GIVEN_PDA_SAMPLING},
-        {"--patches", GIVEN_PDA_SAMPLING},
-        {"--joint-channels", GIVEN_PDA_SAMPLING},
-        {"--window", GIVEN_WINDOWS},
-        {"--stride", GIVEN_WINDOWS},
-        {"--roi", GIVEN_WINDOWS},
-        {"--laplace-n", GIVEN_WINDOWS},
-        {"--no-laplace", GIVEN_WINDOWS},
-        {"--no-locality", GIVEN_WINDOWS},
-        {"--fill", GIVEN_WINDOWS},
-        {"--samples", GIVEN_SAMPLES},
-        {"--score", GIVEN_GRADIENT},
-        {"--steps", GIVEN_STEPS},
-        {"--baseline", GIVEN_STEPS},
-        {"--noise", GIVEN_NOISE},
-        {"--layer", GIVEN_LAYER},
-        {"--split", GIVEN_EFFICIENT},
-        {"--refine", GIVEN_EFFICIENT},
-        {"--coarse-window", GIVEN_EFFICIENT},
-        {"--coarse-sampler-file", GIVEN_EFFICIENT},
-        {"--expand", GIVEN_EFFICIENT},
-    };
-    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
-        if (!strcmp(a, groups[i].name))
-            return groups[i].group;
-    return 0;
-}
-
-/* The option groups each method accepts. */
-static unsigned method_groups(const explain_options *o) {
-    if (!strcmp(o->method, "pda"))
-        return GIVEN_PDA_SAMPLING | GIVEN_WINDOWS | GIVEN_SAMPLES;
-    if (!strcmp(o->method, "efficient"))
-        return GIVEN_PDA_SAMPLING | GIVEN_WINDOWS | GIVEN_SAMPLES | GIVEN_EFFICIENT;
-    if (!strcmp(o->method, "occlusion"))
-        return GIVEN_WINDOWS;
-    unsigned g = GIVEN_GRADIENT;
-    if (o->gradient_method == EVMAP_GRADIENT_IG)
-        g |= GIVEN_STEPS;
-    if (o->gradient_method == EVMAP_GRADIENT_SMOOTHGRAD)
-        g |= GIVEN_NOISE | GIVEN_SAMPLES;
-    if (o->gradient_method == EVMAP_GRADIENT_GRADCAM)
-        g |= GIVEN_LAYER;
-    return g;
-}
-
+/* The method's entry in the table; evaluate's baselines are no explanation. */
 static int parse_method(const char *v, explain_options *o) {
     snprintf(o->method, sizeof o->method, "%s", v);
-    if (!strcmp(v, "pda") || !strcmp(v, "occlusion") || !strcmp(v, "efficient")) {
-        o->gradient = false;
-        return 0;
-    }
-    for (int m = EVMAP_GRADIENT_SALIENCY; m <= EVMAP_GRADIENT_GUIDED; m++)
-        if (!strcmp(v, evmap_gradient_method_name((evmap_gradient_method)m))) {
-            o->gradient = true;
-            o->gradient_method = (evmap_gradient_method)m;
-            return 0;
-        }
-    return -1;
+    const method_info *m = method_find(v);
+    if (!m || (m->flags & METHOD_EVALUATE_ONLY))
+        return -1;
+    o->info = m;
+    o->gradient = (m->flags & METHOD_GRADIENT) != 0;
+    o->gradient_method = (evmap_gradient_method)m->gradient;
+    return 0;
 }
 
-/* Options with a numeric value: name, bounds, destination. */
+/* Options with a numeric value that only explain has. */
 static int parse_number_option(const char *a, const char *v, explain_options *o) {
-    struct {
-        const char *name;
-        long min, max;
-        int *dest;
-    } ints[] = {
-        {"--window", 1, 1024, &o->window},
-        {"--pad", 0, 16, &o->pad},
-        {"--samples", 1, 100000, &o->samples},
-        {"--stride", 1, 1024, &o->stride},
-        {"--top", 1, 1000000, &o->top},
-        {"--batch", 1, 65536, &o->batch},
-        {"--threads", 1, 1024, &o->threads},
-        {"--steps", 1, 10000, &o->steps},
-        {"--coarse-window", 2, 1024, &o->coarse_window},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        if (strcmp(a, ints[i].name))
-            continue;
-        long n;
-        if (!cli_parse_int(v, ints[i].min, ints[i].max, &n))
-            return cli_usage_error("explain", "%s must be a whole number from %ld to %ld, not '%s'",
-                                   a, ints[i].min, ints[i].max, v);
-        *ints[i].dest = (int)n;
-        if (ints[i].dest == &o->pad)
-            o->pad_given = true;
-        return 1;
-    }
     long n;
-    if (!strcmp(a, "--seed")) {
-        if (!cli_parse_int(v, 0, 2147483647L, &n))
-            return cli_usage_error("explain", "--seed must be a non-negative whole number");
-        o->seed = (uint64_t)n;
+    if (!strcmp(a, "--top")) {
+        if (!cli_parse_int(v, 1, 1000000, &n))
+            return cli_usage_error("explain", "%s must be a whole number from %ld to %ld, not '%s'",
+                                   a, 1L, 1000000L, v);
+        o->top = (int)n;
         return 1;
     }
-    if (!strcmp(a, "--patches")) {
-        if (!cli_parse_int(v, 100, 100000000L, &n))
-            return cli_usage_error("explain", "--patches must be from 100 to 100000000");
-        o->patches = (size_t)n;
-        return 1;
-    }
-    if (!strcmp(a, "--refine")) {
-        float f;
-        if (!cli_parse_float(v, &f) || !(f > 0 && f <= 1))
-            return cli_usage_error("explain", "--refine must be a fraction in (0, 1], not '%s'", v);
-        o->refine = f;
-        return 1;
-    }
-    if (!strcmp(a, "--noise")) {
-        float f;
-        if (!cli_parse_float(v, &f) || f < 0 || f > 10)
-            return cli_usage_error("explain", "--noise must be a number from 0 to 10, not '%s'", v);
-        o->noise = f;
-        return 1;
-    }
-    if (!strcmp(a, "--laplace-n") || !strcmp(a, "--vmax")) {
+    if (!strcmp(a, "--vmax")) {
         float f;
         if (!cli_parse_float(v, &f) || f <= 0)
             return cli_usage_error("explain", "%s must be a positive number", a);
-        *(!strcmp(a, "--vmax") ? &o->vmax : &o->laplace_n) = f;
+        o->vmax = f;
         return 1;
     }
     return 0;
@@ -287,105 +157,51 @@ static int parse_text_option(const char *a, const char *v, explain_options *o) {
         o->out_dir = v;
     else if (!strcmp(a, "--labels"))
         o->labels_path = v;
-    else if (!strcmp(a, "--sampler-file"))
-        o->sampler_file = v;
-    else if (!strcmp(a, "--reference"))
-        o->references[o->n_references++] = (char *)v;
     else if (!strcmp(a, "--method")) {
         if (parse_method(v, o))
             return cli_usage_error("explain",
                                    "--method must be pda, occlusion, saliency, gradxinput, ig, "
                                    "smoothgrad, gradcam or guided, not '%s'",
                                    v);
-    } else if (!strcmp(a, "--score")) {
-        if (strcmp(v, "logodds") && strcmp(v, "logit"))
-            return cli_usage_error("explain", "--score must be logodds or logit, not '%s'", v);
-        o->score = strcmp(v, "logit") ? EVMAP_SCORE_LOGODDS : EVMAP_SCORE_LOGIT;
-    } else if (!strcmp(a, "--baseline")) {
-        if (strcmp(v, "zero") && strcmp(v, "mean") && strcmp(v, "blur"))
-            return cli_usage_error("explain", "--baseline must be zero, mean or blur, not '%s'", v);
-        o->baseline = !strcmp(v, "zero")   ? EVMAP_BASELINE_ZERO
-                      : !strcmp(v, "mean") ? EVMAP_BASELINE_MEAN
-                                           : EVMAP_BASELINE_BLUR;
-    } else if (!strcmp(a, "--split")) {
-        if (strlen(v) >= sizeof o->split || !v[0])
-            return cli_usage_error("explain", "--split must name a layer, input, output or auto");
-        snprintf(o->split, sizeof o->split, "%s", v);
-    } else if (!strcmp(a, "--expand")) {
-        if (strcmp(v, "window") && strcmp(v, "image"))
-            return cli_usage_error("explain", "--expand must be window or image, not '%s'", v);
-        o->around_image = !strcmp(v, "image");
-    } else if (!strcmp(a, "--coarse-sampler-file")) {
-        o->coarse_sampler_file = v;
-    } else if (!strcmp(a, "--layer")) {
-        if (strlen(v) >= sizeof o->layer || !v[0])
-            return cli_usage_error("explain", "--layer must name a layer output");
-        snprintf(o->layer, sizeof o->layer, "%s", v);
-    } else if (!strcmp(a, "--sampler")) {
-        if (strcmp(v, "conditional") && strcmp(v, "marginal") && strcmp(v, "constant"))
-            return cli_usage_error(
-                "explain", "--sampler must be conditional, marginal or constant, not '%s'", v);
-        snprintf(o->sampler, sizeof o->sampler, "%s", v);
     } else if (!strcmp(a, "--class")) {
         if (parse_class_list(v, o))
             return cli_usage_error("explain", "--class must be class indices like 3 or 0,4,9");
     } else if (!strcmp(a, "--target")) {
         if (parse_target(v, o))
             return cli_usage_error("explain", "--target must be LAYER:CHANNEL, e.g. relu_3:12");
-    } else if (!strcmp(a, "--roi")) {
-        if (parse_roi(v, o))
-            return cli_usage_error("explain",
-                                   "--roi must be x,y,width,height with width, height > 0");
-    } else if (!strcmp(a, "--fill")) {
-        if (parse_fill(v, o))
-            return cli_usage_error("explain", "--fill must be zero, mean or a number");
     } else
         return 0;
     return 1;
 }
 
-static void set_defaults(explain_options *o, char **images) {
+static void set_defaults(explain_options *o, char **images, char **references) {
     memset(o, 0, sizeof *o);
     o->images = images;
-    o->samples = 10;
-    o->stride = 1;
-    o->pad = 2;
-    o->laplace_n = 100000;
-    o->patches = 20000;
+    method_options_init(&o->mo, references);
     o->target_channel = -1;
-    o->steps = 50;
-    o->refine = 1.0;
-    o->noise = 0.15f;
-    snprintf(o->method, sizeof o->method, "pda");
-    snprintf(o->sampler, sizeof o->sampler, "conditional");
-    snprintf(o->fill, sizeof o->fill, "zero");
+    parse_method("pda", o);
     evmap_preprocess_init(&o->input.preprocess, EVMAP_PREPROCESS_NONE);
 }
 
-/* Refuses options the method does not take; sets the method's defaults. */
+/* Refuses options the method does not take; settles what explain reads
+ * differently from evaluate. */
 static int finish_method(explain_options *o) {
-    static const char *const group_names[] = {
-        "--sampler, --sampler-file, --reference, --pad, --patches and --joint-channels",
-        "--window, --stride, --roi, --fill, --laplace-n, --no-laplace and --no-locality",
-        "--samples",
-        "--score",
-        "--steps and --baseline",
-        "--noise",
-        "--layer",
-        "--split, --expand, --refine, --coarse-window and --coarse-sampler-file",
-    };
-    unsigned extra = o->given & ~method_groups(o);
-    for (unsigned g = 0; g < sizeof group_names / sizeof group_names[0]; g++)
-        if (extra & (1u << g))
-            return cli_usage_error("explain", "--method %s does not take %s", o->method,
-                                   group_names[g]);
+    if (method_option_groups_check("explain", o->info, o->given))
+        return EXIT_USAGE;
+    method_options *mo = &o->mo;
+    if (mo->no_laplace) /* explain: --no-laplace wins over any --laplace-n */
+        mo->laplace_n = 0;
+    /* the last --fill counts, a number or not */
+    mo->occlusion = strcmp(mo->fill, "mean") ? EVMAP_BASELINE_ZERO : EVMAP_BASELINE_MEAN;
+    mo->occlusion_value_given = strcmp(mo->fill, "zero") && strcmp(mo->fill, "mean");
     if (!strcmp(o->method, "occlusion")) {
-        snprintf(o->sampler, sizeof o->sampler, "constant");
-        o->samples = 1;
+        snprintf(mo->sampler_kind, sizeof mo->sampler_kind, "constant");
+        mo->pda_samples = 1;
     }
-    if (o->gradient && o->gradient_method == EVMAP_GRADIENT_SMOOTHGRAD &&
-        !(o->given & GIVEN_SAMPLES))
-        o->samples = 50;
+    if (o->target_layer[0]) {
+        mo->target_layer = o->target_layer;
+        mo->target_channel = o->target_channel;
+    }
     return EXIT_OK;
 }
 
@@ -402,13 +218,11 @@ static int parse_options(int argc, char **argv, explain_options *o) {
             fputs(explain_help, stdout);
             return -1;
         }
-        o->given |= option_group(a);
-        if (is_flag(a)) {
+        if (method_flag_parse(METHOD_CMD_EXPLAIN, a, &o->mo, &o->given))
+            continue;
+        if (!strcmp(a, "--quiet") || !strcmp(a, "--side-by-side")) {
             o->quiet |= !strcmp(a, "--quiet");
             o->side_by_side |= !strcmp(a, "--side-by-side");
-            o->no_laplace |= !strcmp(a, "--no-laplace");
-            o->no_locality |= !strcmp(a, "--no-locality");
-            o->joint_channels |= !strcmp(a, "--joint-channels");
             continue;
         }
         if (a[0] != '-' || a[1] == '\0') {
@@ -417,7 +231,9 @@ static int parse_options(int argc, char **argv, explain_options *o) {
         }
         if (i + 1 >= argc)
             return cli_usage_error("explain", "%s needs a value or is unknown", a);
-        int r = parse_number_option(a, argv[i + 1], o);
+        int r = method_option_parse(METHOD_CMD_EXPLAIN, a, argv[i + 1], &o->mo, &o->given);
+        if (r == 0)
+            r = parse_number_option(a, argv[i + 1], o);
         if (r == 0)
             r = parse_text_option(a, argv[i + 1], o);
         if (r == EXIT_USAGE)
@@ -449,8 +265,7 @@ int cmd_explain(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     explain_options o;
-    set_defaults(&o, images);
-    o.references = references;
+    set_defaults(&o, images, references);
     int rc = parse_options(argc, argv, &o);
     if (rc == EXIT_OK) {
         explain_state s = {0};

@@ -74,15 +74,15 @@ static const char *const baseline_names[] = {"zero", "mean", "blur"};
 
 static void write_gradient_parameters(json_writer *j, const explain_options *o,
                                       const explain_result *r) {
-    json_key_string(j, "score", o->score == EVMAP_SCORE_LOGIT ? "logit" : "logodds");
+    json_key_string(j, "score", o->mo.score == EVMAP_SCORE_LOGIT ? "logit" : "logodds");
     if (o->gradient_method == EVMAP_GRADIENT_IG) {
-        json_key_int(j, "steps", o->steps);
-        json_key_string(j, "baseline", baseline_names[o->baseline]);
+        json_key_int(j, "steps", o->mo.ig_steps);
+        json_key_string(j, "baseline", baseline_names[o->mo.ig_baseline]);
     }
     if (o->gradient_method == EVMAP_GRADIENT_SMOOTHGRAD) {
-        json_key_number(j, "noise", o->noise);
-        json_key_int(j, "samples", o->samples);
-        json_key_int(j, "seed", (long long)o->seed);
+        json_key_number(j, "noise", o->mo.smoothgrad_noise);
+        json_key_int(j, "samples", o->mo.smoothgrad_samples);
+        json_key_int(j, "seed", (long long)o->mo.seed);
     }
     if (o->gradient_method == EVMAP_GRADIENT_GRADCAM)
         json_key_string(j, "layer", r->stats->layer);
@@ -94,36 +94,37 @@ static void write_pda_parameters(json_writer *j, const explain_options *o, const
     if (!strcmp(r->sampler_kind, "conditional"))
         json_key_int(j, "pad", evmap_sampler_pad(s->sampler));
     json_key_int(j, "samples", r->samples_used);
-    json_key_int(j, "stride", o->stride);
+    json_key_int(j, "stride", o->mo.stride);
     json_key_string(j, "sampler", r->sampler_kind);
     json_key_string(j, "sampler_source", s->sampler_source[0] ? s->sampler_source : "fill mean");
-    if (!strcmp(r->sampler_kind, "conditional") && !o->sampler_file) {
-        json_key_int(j, "patches", (long long)o->patches);
-        json_key_bool(j, "joint_channels", o->joint_channels);
+    if (!strcmp(r->sampler_kind, "conditional") && !o->mo.sampler_file) {
+        json_key_int(j, "patches", (long long)o->mo.patches);
+        json_key_bool(j, "joint_channels", o->mo.joint_channels);
     }
     if (!strcmp(r->sampler_kind, "constant"))
-        json_key_string(j, "fill", o->fill);
+        json_key_string(j, "fill", o->mo.fill);
     json_key(j, "laplace_n");
-    if (o->no_laplace)
+    if (o->mo.no_laplace)
         json_null(j);
     else
-        json_number(j, o->laplace_n);
+        json_number(j, o->mo.laplace_n);
     json_key(j, "roi");
-    if (o->roi[2] > 0) {
+    if (o->mo.roi[2] > 0) {
         json_begin_array(j);
         for (int i = 0; i < 4; i++)
-            json_int(j, o->roi[i]);
+            json_int(j, o->mo.roi[i]);
         json_end_array(j);
     } else {
         json_null(j);
     }
-    json_key_int(j, "seed", (long long)o->seed);
+    json_key_int(j, "seed", (long long)o->mo.seed);
     if (!strcmp(o->method, "efficient")) {
         json_key_string(j, "split", r->stats->layer);
-        json_key_string(j, "expand", o->around_image ? "image" : "window");
-        json_key_number(j, "refine", o->refine);
-        if (o->refine < 1) {
-            json_key_int(j, "coarse_window", o->coarse_window ? o->coarse_window : 2 * s->window);
+        json_key_string(j, "expand", o->mo.around_image ? "image" : "window");
+        json_key_number(j, "refine", o->mo.refine);
+        if (o->mo.refine < 1) {
+            json_key_int(j, "coarse_window",
+                         o->mo.coarse_window ? o->mo.coarse_window : 2 * s->window);
             json_key_int(j, "coarse_windows", (long long)r->stats->coarse_windows);
         }
     }
@@ -144,9 +145,9 @@ static void write_parameters(json_writer *j, const explain_options *o, const exp
 static const char *map_units(const explain_options *o) {
     if (!o->gradient)
         return o->target_layer[0] ? "activation difference" : "log2 odds";
-    const char *f = o->target_layer[0]              ? "mean activation"
-                    : o->score == EVMAP_SCORE_LOGIT ? "logit"
-                                                    : "natural log-odds";
+    const char *f = o->target_layer[0]                 ? "mean activation"
+                    : o->mo.score == EVMAP_SCORE_LOGIT ? "logit"
+                                                       : "natural log-odds";
     static char units[96];
     switch (o->gradient_method) {
     case EVMAP_GRADIENT_SALIENCY:

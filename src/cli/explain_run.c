@@ -31,7 +31,7 @@ evmap_status explain_open(const explain_options *o, explain_state *s, evmap_erro
     for (int i = 0; st == EVMAP_OK && i < o->n_images; i++)
         st = evmap_image_set_add(s->set, o->images[i], err);
     if (st == EVMAP_OK)
-        st = evmap_runner_create(s->model, 1, o->threads, &s->classifier, err);
+        st = evmap_runner_create(s->model, 1, o->mo.threads, &s->classifier, err);
     if (st != EVMAP_OK)
         return st;
     size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
@@ -63,24 +63,24 @@ void explain_state_free(explain_state *s) {
 static evmap_status load_sampler_file(const explain_options *o, explain_state *s,
                                       evmap_error *err) {
     char tag[256], want[256], msg[512];
-    evmap_status st = evmap_sampler_load(o->sampler_file, &s->sampler, tag, sizeof tag, err);
+    evmap_status st = evmap_sampler_load(o->mo.sampler_file, &s->sampler, tag, sizeof tag, err);
     if (st != EVMAP_OK)
         return st;
     cli_preprocess_tag(&o->input.preprocess, &s->info, want, sizeof want);
     if (strcmp(tag, want)) {
         snprintf(msg, sizeof msg, "sampler file '%s' was fitted for '%s', but this run uses '%s'",
-                 o->sampler_file, tag, want);
+                 o->mo.sampler_file, tag, want);
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
     }
     int k = evmap_sampler_window(s->sampler), p = evmap_sampler_pad(s->sampler);
-    if ((o->window && o->window != k) || (o->pad_given && o->pad != p)) {
+    if ((o->mo.window && o->mo.window != k) || (o->mo.pad_given && o->mo.pad != p)) {
         snprintf(msg, sizeof msg,
                  "sampler file '%s' was fitted for window %d and pad %d, not window %d and pad %d",
-                 o->sampler_file, k, p, o->window ? o->window : k, o->pad);
+                 o->mo.sampler_file, k, p, o->mo.window ? o->mo.window : k, o->mo.pad);
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
     }
     s->window = k;
-    snprintf(s->sampler_source, sizeof s->sampler_source, "%s", o->sampler_file);
+    snprintf(s->sampler_source, sizeof s->sampler_source, "%s", o->mo.sampler_file);
     return EVMAP_OK;
 }
 
@@ -88,24 +88,25 @@ static evmap_status load_sampler_file(const explain_options *o, explain_state *s
 static evmap_status fit_conditional(const explain_options *o, explain_state *s, int k,
                                     evmap_sampler **out, char *source, size_t source_size,
                                     evmap_error *err) {
-    if (o->n_references == 0)
+    if (o->mo.n_references == 0)
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                     "the conditional sampler must be fitted on reference images: give "
                     "--reference SRC (e.g. training images), or --sampler-file F from 'evmap "
                     "fit-sampler', or choose --sampler marginal|constant");
     float *stack;
     size_t n;
-    evmap_status st = cli_load_stack(o->references, o->n_references, EXPLAIN_MAX_REFERENCE_IMAGES,
-                                     &o->input, &s->info, &stack, &n, err);
+    evmap_status st =
+        cli_load_stack(o->mo.references, o->mo.n_references, EXPLAIN_MAX_REFERENCE_IMAGES,
+                       &o->input, &s->info, &stack, &n, err);
     if (st != EVMAP_OK)
         return st;
     evmap_sampler_fit_options fit;
     evmap_sampler_fit_options_init(&fit);
     fit.window = k;
-    fit.pad = o->pad;
-    fit.joint_channels = o->joint_channels;
-    fit.patches = o->patches;
-    fit.seed = o->seed;
+    fit.pad = o->mo.pad;
+    fit.joint_channels = o->mo.joint_channels;
+    fit.patches = o->mo.patches;
+    fit.seed = o->mo.seed;
     st = evmap_sampler_fit(stack, n, s->info.channels, s->info.height, s->info.width, &fit, out,
                            err);
     free(stack);
@@ -113,35 +114,36 @@ static evmap_status fit_conditional(const explain_options *o, explain_state *s, 
         return st;
     char tag[256];
     cli_preprocess_tag(&o->input.preprocess, &s->info, tag, sizeof tag);
-    snprintf(source, source_size, "%s/sampler-k%d-p%d%s.evs", o->out_dir, k, o->pad,
-             o->joint_channels ? "-joint" : "");
+    snprintf(source, source_size, "%s/sampler-k%d-p%d%s.evs", o->out_dir, k, o->mo.pad,
+             o->mo.joint_channels ? "-joint" : "");
     st = evmap_sampler_save(*out, tag, source, err);
     if (st == EVMAP_OK && !o->quiet)
         fprintf(stderr,
                 "evmap: fitted the conditional sampler (window %d) on %zu patches of %zu images; "
                 "saved to %s (reuse it with --sampler-file)\n",
-                k, o->patches, n, source);
+                k, o->mo.patches, n, source);
     return st;
 }
 
 static evmap_status make_marginal(const explain_options *o, explain_state *s, int k,
                                   evmap_sampler **out, evmap_error *err) {
-    if (o->n_references == 0)
+    if (o->mo.n_references == 0)
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                     "the marginal sampler takes its samples from reference images: give "
                     "--reference SRC");
     float *stack;
     size_t n;
-    evmap_status st = cli_load_stack(o->references, o->n_references, (size_t)o->samples, &o->input,
-                                     &s->info, &stack, &n, err);
+    evmap_status st =
+        cli_load_stack(o->mo.references, o->mo.n_references, (size_t)o->mo.pda_samples, &o->input,
+                       &s->info, &stack, &n, err);
     if (st != EVMAP_OK)
         return st;
-    if (n < (size_t)o->samples) {
+    if (n < (size_t)o->mo.pda_samples) {
         char msg[512];
         snprintf(msg, sizeof msg,
                  "the marginal sampler needs %d reference images (--samples) but the references "
                  "hold only %zu",
-                 o->samples, n);
+                 o->mo.pda_samples, n);
         free(stack);
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
     }
@@ -161,7 +163,7 @@ static evmap_status validate(const explain_options *o, const explain_state *s, e
                      o->classes[i], s->info.num_classes - 1);
             return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
         }
-    const int *roi = o->roi;
+    const int *roi = o->mo.roi;
     if (roi[2] > 0 && (roi[0] + roi[2] > s->info.width || roi[1] + roi[3] > s->info.height)) {
         snprintf(msg, sizeof msg, "--roi %d,%d,%d,%d is not inside the %dx%d model input", roi[0],
                  roi[1], roi[2], roi[3], s->info.width, s->info.height);
@@ -184,15 +186,15 @@ static evmap_status validate(const explain_options *o, const explain_state *s, e
 static evmap_status make_sampler(const explain_options *o, explain_state *s, int k,
                                  evmap_sampler **out, char *source, size_t source_size,
                                  evmap_error *err) {
-    if (!strcmp(o->sampler, "marginal"))
+    if (!strcmp(o->mo.sampler_kind, "marginal"))
         return make_marginal(o, s, k, out, err);
-    if (!strcmp(o->sampler, "constant")) {
-        if (!strcmp(o->fill, "mean"))
+    if (!strcmp(o->mo.sampler_kind, "constant")) {
+        if (!strcmp(o->mo.fill, "mean"))
             return EVMAP_OK; /* per image */
         float fill[3];
         for (int c = 0; c < 3; c++)
-            fill[c] = strcmp(o->fill, "zero") ? o->fill_value : 0.0f;
-        snprintf(source, source_size, "fill %s", o->fill);
+            fill[c] = strcmp(o->mo.fill, "zero") ? o->mo.occlusion_value : 0.0f;
+        snprintf(source, source_size, "fill %s", o->mo.fill);
         return evmap_sampler_constant(fill, s->info.channels, k, out, err);
     }
     return fit_conditional(o, s, k, out, source, source_size, err);
@@ -202,26 +204,26 @@ static evmap_status make_sampler(const explain_options *o, explain_state *s, int
 static evmap_status prepare_coarse_sampler(const explain_options *o, explain_state *s,
                                            evmap_error *err) {
     char source[1024], msg[512];
-    int k2 = o->coarse_window ? o->coarse_window : 2 * s->window;
+    int k2 = o->mo.coarse_window ? o->mo.coarse_window : 2 * s->window;
     if (k2 <= s->window || k2 > s->info.height || k2 > s->info.width) {
         snprintf(msg, sizeof msg,
                  "--coarse-window %d must be larger than the window (%d) and fit the %dx%d input",
                  k2, s->window, s->info.width, s->info.height);
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
     }
-    if (o->coarse_sampler_file) {
+    if (o->mo.coarse_sampler_file) {
         char tag[256];
         evmap_status st =
-            evmap_sampler_load(o->coarse_sampler_file, &s->coarse_sampler, tag, sizeof tag, err);
+            evmap_sampler_load(o->mo.coarse_sampler_file, &s->coarse_sampler, tag, sizeof tag, err);
         if (st == EVMAP_OK && evmap_sampler_window(s->coarse_sampler) != k2) {
             snprintf(msg, sizeof msg, "--coarse-sampler-file '%s' has window %d, not %d",
-                     o->coarse_sampler_file, evmap_sampler_window(s->coarse_sampler), k2);
+                     o->mo.coarse_sampler_file, evmap_sampler_window(s->coarse_sampler), k2);
             return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
         }
         return st;
     }
-    if (o->sampler_file && !strcmp(evmap_sampler_kind_name(s->sampler), "conditional") &&
-        o->n_references == 0)
+    if (o->mo.sampler_file && !strcmp(evmap_sampler_kind_name(s->sampler), "conditional") &&
+        o->mo.n_references == 0)
         return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                     "--refine below 1 needs a sampler for the coarse window too: give "
                     "--coarse-sampler-file F (evmap fit-sampler --window K2) or --reference SRC");
@@ -229,18 +231,19 @@ static evmap_status prepare_coarse_sampler(const explain_options *o, explain_sta
 }
 
 evmap_status explain_prepare_sampler(const explain_options *o, explain_state *s, evmap_error *err) {
-    s->window = o->window ? o->window : evmap_pda_default_window(s->info.height, s->info.width);
+    s->window =
+        o->mo.window ? o->mo.window : evmap_pda_default_window(s->info.height, s->info.width);
     if (o->gradient)
         s->window = 1; /* no windows or sampler; only the classes are checked */
     evmap_status st = validate(o, s, err);
     if (st != EVMAP_OK || o->gradient)
         return st;
-    if (o->sampler_file)
+    if (o->mo.sampler_file)
         st = load_sampler_file(o, s, err);
     else
         st = make_sampler(o, s, s->window, &s->sampler, s->sampler_source, sizeof s->sampler_source,
                           err);
-    if (st == EVMAP_OK && !strcmp(o->method, "efficient") && o->refine < 1)
+    if (st == EVMAP_OK && !strcmp(o->method, "efficient") && o->mo.refine < 1)
         st = prepare_coarse_sampler(o, s, err);
     return st;
 }
@@ -288,48 +291,18 @@ static evmap_status mean_fill_sampler(explain_state *s, int k, evmap_sampler **o
     return evmap_sampler_constant(fill, s->info.channels, k, out, err);
 }
 
-static void pda_options(const explain_options *o, const explain_state *s,
-                        const evmap_sampler *per_image, const int *targets, int n_targets,
-                        cli_progress *progress, evmap_pda_options *pda) {
-    evmap_pda_options_init(pda);
-    pda->stride = o->stride;
-    pda->samples = o->samples;
-    pda->sampler = s->sampler ? s->sampler : per_image;
-    pda->laplace_n = o->no_laplace ? 0 : o->laplace_n;
-    pda->classes = targets;
-    pda->n_classes = n_targets;
-    pda->target_layer = o->target_layer[0] ? o->target_layer : NULL;
-    pda->target_channel = o->target_channel;
-    memcpy(pda->roi, o->roi, sizeof pda->roi);
-    pda->seed = o->seed;
-    pda->batch = o->batch;
-    pda->threads = o->threads;
-    pda->no_locality = o->no_locality;
-    pda->progress = cli_progress_update;
-    pda->progress_user = progress;
-}
-
-static evmap_status explain_pda_maps(const explain_options *o, explain_state *s,
-                                     const evmap_sampler *per_image, const int *targets,
-                                     int n_targets, cli_progress *progress,
-                                     evmap_explain_stats *stats, evmap_error *err) {
-    evmap_pda_options pda;
-    pda_options(o, s, per_image, targets, n_targets, progress, &pda);
-    return evmap_pda(s->model, s->input, &pda, s->maps, stats, err);
-}
-
-static evmap_status
-explain_efficient_maps(const explain_options *o, explain_state *s, const evmap_sampler *per_image,
-                       const evmap_sampler *coarse_per_image, const int *targets, int n_targets,
-                       cli_progress *progress, evmap_explain_stats *stats, evmap_error *err) {
-    evmap_efficient_options e;
-    evmap_efficient_options_init(&e);
-    pda_options(o, s, per_image, targets, n_targets, progress, &e.pda);
-    e.split = o->split[0] ? o->split : NULL;
-    e.refine = o->refine;
-    e.coarse_sampler = s->coarse_sampler ? s->coarse_sampler : coarse_per_image;
-    e.around_image = o->around_image;
-    return evmap_efficient(s->model, s->input, &e, s->maps, stats, err);
+/* The maps of o's method for s->input through the method table. */
+static evmap_status explain_maps(const explain_options *o, explain_state *s,
+                                 const evmap_sampler *per_image,
+                                 const evmap_sampler *coarse_per_image, const int *targets,
+                                 int n_targets, cli_progress *progress, evmap_explain_stats *stats,
+                                 evmap_error *err) {
+    method_options mo = o->mo;
+    mo.sampler = s->sampler ? s->sampler : per_image;
+    mo.coarse_sampler = s->coarse_sampler ? s->coarse_sampler : coarse_per_image;
+    mo.progress = cli_progress_update;
+    mo.progress_user = progress;
+    return method_map(o->info, &mo, s->model, s->input, targets, n_targets, s->maps, stats, err);
 }
 
 evmap_status explain_image(const explain_options *o, explain_state *s, size_t index,
@@ -339,8 +312,8 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
     evmap_status st = cli_load_input(s->set, index, &o->input.preprocess, &s->info, s->input, err);
     if (st == EVMAP_OK)
         st = evmap_runner_classify(s->classifier, s->input, 1, s->probs, err);
-    bool coarse = !strcmp(o->method, "efficient") && o->refine < 1;
-    int k2 = o->coarse_window ? o->coarse_window : 2 * s->window;
+    bool coarse = !strcmp(o->method, "efficient") && o->mo.refine < 1;
+    int k2 = o->mo.coarse_window ? o->mo.coarse_window : 2 * s->window;
     if (st == EVMAP_OK && !s->sampler && !o->gradient)
         st = mean_fill_sampler(s, s->window, &per_image, err);
     if (st == EVMAP_OK && coarse && !s->coarse_sampler)
@@ -353,20 +326,12 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
     cli_progress progress;
     const char *stem = evmap_image_set_name(s->set, index);
     evmap_explain_stats stats = {0};
-    const char *sampler_kind = NULL;
-    if (o->gradient) {
-        cli_progress_start(&progress, stem, "passes", o->quiet);
-        st = explain_gradient_maps(o, s, targets, n_targets, &progress, &stats, err);
-    } else if (!strcmp(o->method, "efficient")) {
-        cli_progress_start(&progress, stem, "windows", o->quiet);
-        st = explain_efficient_maps(o, s, per_image, coarse_per_image, targets, n_targets,
-                                    &progress, &stats, err);
-        sampler_kind = evmap_sampler_kind_name(s->sampler ? s->sampler : per_image);
-    } else {
-        cli_progress_start(&progress, stem, "windows", o->quiet);
-        st = explain_pda_maps(o, s, per_image, targets, n_targets, &progress, &stats, err);
-        sampler_kind = evmap_sampler_kind_name(s->sampler ? s->sampler : per_image);
-    }
+    cli_progress_start(&progress, stem, o->info->unit, o->quiet);
+    st =
+        explain_maps(o, s, per_image, coarse_per_image, targets, n_targets, &progress, &stats, err);
+    /* PDA, efficient and occlusion: the sampler the JSON describes */
+    const char *sampler_kind =
+        o->gradient ? NULL : evmap_sampler_kind_name(s->sampler ? s->sampler : per_image);
     if (st != EVMAP_OK)
         cli_progress_abandon(&progress);
     float vmax_used[EXPLAIN_MAX_CLASSES];
@@ -378,7 +343,7 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
         .vmax_used = vmax_used,
         .stats = &stats,
         .sampler_kind = sampler_kind,
-        .samples_used = sampler_kind && !strcmp(sampler_kind, "constant") ? 1 : o->samples,
+        .samples_used = sampler_kind && !strcmp(sampler_kind, "constant") ? 1 : o->mo.pda_samples,
     };
     if (st == EVMAP_OK)
         st = explain_write_maps(o, s, &result, vmax_used, err);

@@ -5,19 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void method_options_init(method_options *o) {
-    memset(o, 0, sizeof *o);
-    o->pda_samples = 10;
-    o->stride = 1;
-    o->laplace_n = 100000;
-    o->occlusion = EVMAP_BASELINE_ZERO;
-    o->score = EVMAP_SCORE_LOGODDS;
-    o->ig_steps = 50;
-    o->ig_baseline = EVMAP_BASELINE_ZERO;
-    o->smoothgrad_noise = 0.15f;
-    o->smoothgrad_samples = 50;
-}
-
 static evmap_status fail(evmap_error *err, evmap_status st, const char *msg) {
     err->status = st;
     snprintf(err->message, sizeof err->message, "%s", msg);
@@ -33,6 +20,9 @@ static void pda_options(const method_options *o, const evmap_sampler *sampler, i
     p->laplace_n = o->laplace_n;
     p->classes = classes;
     p->n_classes = n_classes;
+    p->target_layer = o->target_layer;
+    p->target_channel = o->target_channel;
+    memcpy(p->roi, o->roi, sizeof p->roi);
     p->seed = o->seed;
     if (o->batch)
         p->batch = o->batch;
@@ -64,6 +54,10 @@ static evmap_status run_efficient(const method_info *m, const method_options *o,
     evmap_efficient_options e;
     evmap_efficient_options_init(&e);
     pda_options(o, o->sampler, o->pda_samples, classes, n_classes, &e.pda);
+    e.split = o->split;
+    e.refine = o->refine;
+    e.coarse_sampler = o->coarse_sampler;
+    e.around_image = o->around_image;
     return evmap_efficient(model, input, &e, maps, stats, err);
 }
 
@@ -117,6 +111,8 @@ static evmap_status run_gradient(const method_info *m, const method_options *o,
     g.score = o->score;
     g.classes = classes;
     g.n_classes = n_classes;
+    g.target_layer = o->target_layer;
+    g.target_channel = o->target_channel;
     g.steps = o->ig_steps;
     g.baseline = o->ig_baseline;
     g.noise = o->smoothgrad_noise;
@@ -164,21 +160,31 @@ static evmap_status run_random(const method_info *m, const method_options *o,
     return EVMAP_OK;
 }
 
+/* What each family takes; PDA's sampler options, windows and samples. */
+#define PDA_OPTIONS (MOPT_SAMPLING | MOPT_WINDOWS | MOPT_SAMPLES)
+
 static const method_info methods[] = {
     {"pda", "Prediction Difference Analysis, conditional sampler (log2 odds)",
-     METHOD_NEEDS_SAMPLER | METHOD_EXPENSIVE | METHOD_WINDOWS, 0, run_pda},
+     METHOD_NEEDS_SAMPLER | METHOD_EXPENSIVE | METHOD_WINDOWS, PDA_OPTIONS, "windows", 0, run_pda},
     {"efficient", "the efficient method: PDA's maps about S times faster (log2 odds)",
-     METHOD_NEEDS_SAMPLER | METHOD_WINDOWS, 0, run_efficient},
-    {"occlusion", "PDA with a constant fill and one draw (log2 odds)", METHOD_WINDOWS, 0,
-     run_occlusion},
-    {"saliency", "max over channels of |gradient|", 0, EVMAP_GRADIENT_SALIENCY, run_gradient},
-    {"gradxinput", "gradient x input", 0, EVMAP_GRADIENT_GRADXINPUT, run_gradient},
-    {"ig", "Integrated Gradients", 0, EVMAP_GRADIENT_IG, run_gradient},
-    {"smoothgrad", "saliency averaged over noisy copies", 0, EVMAP_GRADIENT_SMOOTHGRAD,
-     run_gradient},
-    {"gradcam", "Grad-CAM, upsampled", 0, EVMAP_GRADIENT_GRADCAM, run_gradient},
-    {"guided", "guided backpropagation", 0, EVMAP_GRADIENT_GUIDED, run_gradient},
-    {"random", "uniform noise in [0,1): the baseline any method should beat", 0, 0, run_random},
+     METHOD_NEEDS_SAMPLER | METHOD_WINDOWS, PDA_OPTIONS | MOPT_EFFICIENT, "windows", 0,
+     run_efficient},
+    {"occlusion", "PDA with a constant fill and one draw (log2 odds)", METHOD_WINDOWS, MOPT_WINDOWS,
+     "windows", 0, run_occlusion},
+    {"saliency", "max over channels of |gradient|", METHOD_GRADIENT, MOPT_SCORE, "passes",
+     EVMAP_GRADIENT_SALIENCY, run_gradient},
+    {"gradxinput", "gradient x input", METHOD_GRADIENT, MOPT_SCORE, "passes",
+     EVMAP_GRADIENT_GRADXINPUT, run_gradient},
+    {"ig", "Integrated Gradients", METHOD_GRADIENT, MOPT_SCORE | MOPT_STEPS, "passes",
+     EVMAP_GRADIENT_IG, run_gradient},
+    {"smoothgrad", "saliency averaged over noisy copies", METHOD_GRADIENT,
+     MOPT_SCORE | MOPT_NOISE | MOPT_SAMPLES, "passes", EVMAP_GRADIENT_SMOOTHGRAD, run_gradient},
+    {"gradcam", "Grad-CAM, upsampled", METHOD_GRADIENT, MOPT_SCORE | MOPT_LAYER, "passes",
+     EVMAP_GRADIENT_GRADCAM, run_gradient},
+    {"guided", "guided backpropagation", METHOD_GRADIENT, MOPT_SCORE, "passes",
+     EVMAP_GRADIENT_GUIDED, run_gradient},
+    {"random", "uniform noise in [0,1): the baseline any method should beat", METHOD_EVALUATE_ONLY,
+     0, "maps", 0, run_random},
 };
 
 #define N_METHODS ((int)(sizeof methods / sizeof methods[0]))
