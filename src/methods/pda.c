@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../error.h"
-#include "../model_internal.h"
-#include "../sampler_api.h"
+#include "base/error.h"
+#include "engine/model_internal.h"
+#include "samplers/sampler_api.h"
 #include "pda_internal.h"
 
 /* Images of activations we allow a PDA batch to occupy. */

@@ -17,9 +17,9 @@
 
 #include <stddef.h>
 
-#include "../error.h"
-#include "../graph.h"
-#include "../tensor.h"
+#include "base/error.h"
+#include "engine/graph.h"
+#include "base/tensor.h"
 
 /* A changed part of a 4-D N x C x H x W activation (DESIGN.md 1.2): the same
  * rectangle, rows [y0, y1) x columns [x0, x1), of every image and channel;

@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "onnx/onnx.pb-c.h"
-#include "onnx_load.h"
+#include "engine/onnx_load.h"
 #include "ops/op.h"
-#include "plan.h"
+#include "engine/plan.h"
 
 #define MAX_CASES 4096
 #define MAX_IO 16

@@ -27,8 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backward.h"
-#include "onnx_load.h"
+#include "engine/backward.h"
+#include "engine/onnx_load.h"
 #include "ops/op.h"
 
 #define MAX_IO 16

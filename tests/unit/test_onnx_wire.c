@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "onnx/onnx.pb-c.h"
-#include "onnx_load.h"
-#include "onnx_wire.h"
+#include "engine/onnx_load.h"
+#include "engine/onnx_wire.h"
 
 static int passed, failed;
 

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "evmap.h"
-#include "rng.h"
+#include "base/rng.h"
 
 /* Images in model-input space: n × channels × height × width floats. */
 typedef struct evm_image_stack {

@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "budget.h"
-#include "error.h"
+#include "base/budget.h"
+#include "base/error.h"
 #include "image_internal.h"
-#include "tensor.h"
+#include "base/tensor.h"
 
 #define IDX_TYPE_UBYTE 0x08
 

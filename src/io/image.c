@@ -9,10 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "budget.h"
-#include "error.h"
+#include "base/budget.h"
+#include "base/error.h"
 #include "image_internal.h"
-#include "tensor.h"
+#include "base/tensor.h"
 
 evmap_status evm_image_check_size(uint64_t width, uint64_t height, uint64_t max_memory,
                                   const char *what, evmap_error *err) {

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "base/error.h"
 
 /* errno may be 0 when stdio only remembers that an earlier write failed. */
 static const char *errno_text(int e) {

@@ -18,7 +18,7 @@
 #include <jerror.h>
 #include <jpeglib.h>
 
-#include "error.h"
+#include "base/error.h"
 #include "image_internal.h"
 
 /* Bounds the work a hostile progressive JPEG can cause (libjpeg-turbo's

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "base/error.h"
+#include "base/tensor.h"
 
 evmap_status evm_sampler_alloc(evm_sampler_kind kind, int channels, int window, evm_sampler **out,
                                evmap_error *err) {

@@ -1,7 +1,7 @@
 /* Public sampler handles over the internal samplers (src/sampler.h). */
 #include <stdlib.h>
 
-#include "error.h"
+#include "base/error.h"
 #include "sampler.h"
 #include "sampler_api.h"
 

@@ -10,7 +10,7 @@
 #ifndef EVM_PLAN_H
 #define EVM_PLAN_H
 
-#include "budget.h"
+#include "base/budget.h"
 #include "graph.h"
 
 typedef struct evm_plan_step {

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "linalg.h"
+#include "base/error.h"
+#include "base/linalg.h"
 #include "sampler_internal.h"
-#include "tensor.h"
+#include "base/tensor.h"
 
 /* Rows of centred patches handed to dsyrk at once. */
 #define GRAM_CHUNK 256

@@ -18,9 +18,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "error.h"
+#include "base/error.h"
 #include "image_internal.h"
-#include "tensor.h"
+#include "base/tensor.h"
 
 typedef struct source {
     char *path;

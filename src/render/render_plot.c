@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
-#include "error.h"
+#include "io/atomic_file.h"
+#include "base/error.h"
 #include "render_plot.h"
 
 #define DEFAULT_W 760

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "atomic_file.h"
-#include "error.h"
-#include "tensor.h"
+#include "base/error.h"
+#include "base/tensor.h"
 
 #define NPY_PREAMBLE 10 /* magic (6) + version (2) + header length (2) */
 #define NPY_ALIGN 64

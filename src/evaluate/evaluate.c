@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blur.h"
-#include "error.h"
-#include "rng.h"
+#include "base/blur.h"
+#include "base/error.h"
+#include "base/rng.h"
 
 /* One entry to sort: a key (NaN-free rank) and a tie-breaking index. */
 typedef struct ranked {

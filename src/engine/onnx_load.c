@@ -5,7 +5,7 @@
  * value or tensor; sizes are checked before allocation.
  */
 #include "onnx_load.h"
-#include "budget.h"
+#include "base/budget.h"
 
 #include <errno.h>
 #include <fcntl.h>

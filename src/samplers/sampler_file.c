@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "base/error.h"
 #include "sampler_internal.h"
 
 #define FILE_MAGIC "EVMSAMPL"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "base/error.h"
 #include "model_internal.h"
 #include "onnx_load.h"
 #include "ops/op.h"

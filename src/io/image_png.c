@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "base/error.h"
 #include "image_internal.h"
-#include "tensor.h"
+#include "base/tensor.h"
 
 typedef struct png_ctx {
     const uint8_t *data; /* the whole file */

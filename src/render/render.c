@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
-#include "error.h"
+#include "io/atomic_file.h"
+#include "base/error.h"
 #include "render_internal.h"
-#include "tensor.h"
+#include "base/tensor.h"
 
 #define MAX_SCALE 16                        /* explicit or automatic upscaling factor */
 #define AUTO_MIN_SIDE 256                   /* automatic scale: the shorter side reaches this */
