@@ -80,6 +80,10 @@ evmap_status evm_sampler_alloc(evm_sampler_kind kind, int channels, int window, 
 
 /* Checks a reference stack (fields, size, finite values) and gives its float
  * count; what names the sampler kind in messages. */
+/* 1 or 3 channels and a window in 1..EVM_SAMPLER_MAX_WINDOW; what names the
+ * sampler kind in the message. */
+evmap_status evm_sampler_check_channels_window(const char *what, int channels, int window,
+                                               evmap_error *err);
 evmap_status evm_sampler_check_stack(const char *what, const evm_image_stack *refs, size_t *floats,
                                      evmap_error *err);
 
