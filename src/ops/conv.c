@@ -26,7 +26,6 @@
  */
 #include <cblas.h>
 #include <limits.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "conv_internal.h"
@@ -189,48 +188,6 @@ static evmap_status conv_infer(const evm_node *node, evm_tensor *const *in, evm_
                              "the im2col matrix (%lld x %lld) is too large", (long long)kdim,
                              (long long)s.oh * s.ow);
     return st;
-}
-
-/* ------------------------------------------------------------ threading */
-
-typedef struct conv_part {
-    conv_part_fn fn;
-    void *ctx;
-    int part, parts;
-} conv_part;
-
-static void *conv_part_main(void *arg) {
-    conv_part *p = arg;
-    p->fn(p->ctx, p->part, p->parts);
-    return NULL;
-}
-
-static int conv_threads(void) {
-    int t = openblas_get_num_threads();
-    return t < 1 ? 1 : t > CONV_MAX_THREADS ? CONV_MAX_THREADS : t;
-}
-
-void evm_conv_parallel(conv_part_fn fn, void *ctx, size_t floats) {
-    int parts = floats >= CONV_PARALLEL_MIN ? conv_threads() : 1;
-    conv_part part[CONV_MAX_THREADS];
-    pthread_t thread[CONV_MAX_THREADS];
-    bool started[CONV_MAX_THREADS] = {false};
-    for (int i = 1; i < parts; i++) {
-        part[i] = (conv_part){fn, ctx, i, parts};
-        started[i] = pthread_create(&thread[i], NULL, conv_part_main, &part[i]) == 0;
-    }
-    fn(ctx, 0, parts);
-    for (int i = 1; i < parts; i++) {
-        if (started[i])
-            pthread_join(thread[i], NULL);
-        else
-            fn(ctx, i, parts);
-    }
-}
-
-void evm_conv_items_range(size_t n, int part, int parts, size_t *lo, size_t *hi) {
-    *lo = n * (size_t)part / (size_t)parts;
-    *hi = n * (size_t)(part + 1) / (size_t)parts;
 }
 
 /* -------------------------------------------------------------- forward */
