@@ -46,6 +46,7 @@ size_t evm_dtype_size(evm_dtype dtype) {
     switch (dtype) {
     case EVM_DTYPE_FLOAT: return 4;
     case EVM_DTYPE_INT64: return 8;
+    case EVM_DTYPE_BOOL: return 1;
     default: return 0;
     }
 }
@@ -54,6 +55,7 @@ const char *evm_dtype_name(evm_dtype dtype) {
     switch (dtype) {
     case EVM_DTYPE_FLOAT: return "float32";
     case EVM_DTYPE_INT64: return "int64";
+    case EVM_DTYPE_BOOL: return "bool";
     default: return "undefined";
     }
 }

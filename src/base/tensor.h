@@ -1,7 +1,8 @@
 /*
  * Tensors: a dtype, a shape and a pointer to contiguous row-major data.
- * Activations are float32 NCHW; int64 tensors exist only for the shape
- * arithmetic that exporters emit, and are evaluated when a plan is made.
+ * Activations are float32 NCHW; int64 and bool tensors exist only for the
+ * shape arithmetic and masks that exporters emit (usually evaluated when a
+ * plan is made).
  * Invariant: count == product of dims (1 for rank 0), checked for overflow.
  */
 #ifndef EVM_TENSOR_H
@@ -19,6 +20,7 @@ typedef enum evm_dtype {
     EVM_DTYPE_UNDEFINED = 0,
     EVM_DTYPE_FLOAT, /* float32 */
     EVM_DTYPE_INT64,
+    EVM_DTYPE_BOOL, /* one byte per element, 0 or 1: comparison results and masks */
 } evm_dtype;
 
 typedef struct evm_tensor {
@@ -56,6 +58,9 @@ static inline float *evm_f32(const evm_tensor *t) {
 }
 static inline int64_t *evm_i64(const evm_tensor *t) {
     return (int64_t *)t->data;
+}
+static inline uint8_t *evm_bool(const evm_tensor *t) {
+    return (uint8_t *)t->data;
 }
 
 /* Writes "[1,3,224,224]" into buf. */

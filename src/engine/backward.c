@@ -14,8 +14,9 @@
 
 typedef struct backward_step {
     const evm_plan_step *step;
-    evm_tensor **grad_in; /* per input: gradient to write, or NULL */
-    int *add_to;          /* per input: value whose gradient grad_in[j] adds to, or -1 */
+    evm_tensor **grad_in;         /* per input: gradient to write, or NULL */
+    int *add_to;                  /* per input: value whose gradient grad_in[j] adds to, or -1 */
+    const evm_tensor **grad_outs; /* per output: its gradient, or NULL (backward_outputs ops) */
 } backward_step;
 
 struct evm_backward {
@@ -88,8 +89,23 @@ static evmap_status plan_step(evm_backward *b, const evm_plan_step *ps, const bo
     s->step = ps;
     s->grad_in = calloc((size_t)node->n_inputs + 1, sizeof *s->grad_in);
     s->add_to = malloc(((size_t)node->n_inputs + 1) * sizeof *s->add_to);
-    if (!s->grad_in || !s->add_to)
+    s->grad_outs = calloc((size_t)node->n_outputs + 1, sizeof *s->grad_outs);
+    if (!s->grad_in || !s->add_to || !s->grad_outs)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning the backward pass");
+    /* Consumers come later in plan order, so every gradient that flows into
+     * this node's outputs is allocated by now. An op with a plain backward
+     * takes output 0's only: one flowing into another output is refused
+     * rather than dropped. */
+    for (int j = 0; j < node->n_outputs; j++) {
+        int v = node->outputs[j];
+        if (v == EVM_NO_VALUE || !b->grads[v].data)
+            continue;
+        if (j > 0 && !def->backward_outputs)
+            return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
+                                 "evmap has no gradient through output %d ('%s')", j,
+                                 value_name(b->plan, v));
+        s->grad_outs[j] = &b->grads[v];
+    }
     for (int j = 0; j < node->n_inputs; j++) {
         int v = node->inputs[j];
         s->add_to[j] = -1;
@@ -140,10 +156,15 @@ static evmap_status plan_steps(evm_backward *b, const bool *depends, evmap_error
     evmap_status st = EVMAP_OK;
     for (int i = plan->n_steps - 1; i >= 0 && st == EVMAP_OK; i--) {
         const evm_node *node = &plan->graph->nodes[plan->steps[i].node];
-        int out0 = node->outputs[0];
-        if (out0 != b->seed && !b->grads[out0].data)
+        bool flows = false, at_wrt = false;
+        for (int j = 0; j < node->n_outputs; j++) {
+            int v = node->outputs[j];
+            flows |= v != EVM_NO_VALUE && b->grads[v].data;
+            at_wrt |= v == b->wrt;
+        }
+        if (!flows)
             continue; /* nothing flows back into this step */
-        if (out0 == b->wrt)
+        if (at_wrt)
             continue; /* the pass stops at wrt */
         st = plan_step(b, &plan->steps[i], depends, written, err);
     }
@@ -208,6 +229,7 @@ void evm_backward_free(evm_backward *b) {
     for (int i = 0; i < b->n_steps; i++) {
         free(b->steps[i].grad_in);
         free(b->steps[i].add_to);
+        free(b->steps[i].grad_outs);
     }
     free(b->steps);
     if (b->grads)
@@ -263,8 +285,12 @@ bool evm_backward_run(evm_backward *b, evm_backward_mode mode, int (*stop)(void 
         evm_tensor *grad_out = &b->grads[node->outputs[0]];
         if (mode == EVM_BACKWARD_GUIDED && node->kind == EVM_OP_RELU)
             keep_positive(grad_out);
-        evm_op_get(node->kind)
-            ->backward(node, s->step->in, s->step->out, grad_out, s->grad_in, b->workspace);
+        const evm_op_def *def = evm_op_get(node->kind);
+        if (def->backward_outputs)
+            def->backward_outputs(node, s->step->in, s->step->out, s->grad_outs, s->grad_in,
+                                  b->workspace);
+        else
+            def->backward(node, s->step->in, s->step->out, grad_out, s->grad_in, b->workspace);
         for (int j = 0; j < node->n_inputs; j++)
             if (s->add_to[j] >= 0)
                 add_into(&b->grads[s->add_to[j]], s->grad_in[j]);

@@ -64,9 +64,11 @@ static evmap_status read_value_info(const Onnx__ValueInfoProto *vi, evm_value *v
         v->tensor.dtype = EVM_DTYPE_FLOAT;
     else if (tt->elem_type == ONNX_INT64)
         v->tensor.dtype = EVM_DTYPE_INT64;
+    else if (tt->elem_type == ONNX_BOOL)
+        v->tensor.dtype = EVM_DTYPE_BOOL;
     else
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                        "graph input '%s' has data type %s; evmap supports float32 and int64",
+                        "graph input '%s' has data type %s; evmap supports float32, int64 and bool",
                         v->name, evm_onnx_type_name(tt->elem_type));
     if (!tt->shape)
         return EVMAP_OK;

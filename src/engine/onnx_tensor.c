@@ -84,10 +84,12 @@ evmap_status evm_onnx_tensor_from_proto(Onnx__TensorProto *p, evm_tensor *t, evm
         t->dtype = EVM_DTYPE_FLOAT;
     else if (p->data_type == ONNX_INT64)
         t->dtype = EVM_DTYPE_INT64;
+    else if (p->data_type == ONNX_BOOL)
+        t->dtype = EVM_DTYPE_BOOL;
     else
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                        "tensor '%s' has data type %s; evmap supports float32 and int64", name,
-                        evm_onnx_type_name(p->data_type));
+                        "tensor '%s' has data type %s; evmap supports float32, int64 and bool",
+                        name, evm_onnx_type_name(p->data_type));
     evmap_status st = evm_tensor_set_shape(t, (int)p->n_dims, p->dims, err);
     if (st != EVMAP_OK) {
         evm_error_prefix(err, "tensor '%s'", name);
@@ -104,9 +106,12 @@ evmap_status evm_onnx_tensor_from_proto(Onnx__TensorProto *p, evm_tensor *t, evm
     } else if (t->dtype == EVM_DTYPE_FLOAT) {
         src = p->float_data;
         have = p->n_float_data;
-    } else {
+    } else if (t->dtype == EVM_DTYPE_INT64) {
         src = p->int64_data;
         have = p->n_int64_data;
+    } else {
+        src = NULL; /* bools outside raw_data are int32_data, one per value */
+        have = p->n_int32_data;
     }
     if (have != t->count)
         return evm_fail(err, EVMAP_ERR_BAD_FILE,
@@ -120,13 +125,19 @@ evmap_status evm_onnx_tensor_from_proto(Onnx__TensorProto *p, evm_tensor *t, evm
         p->raw_data.data = NULL; /* protobuf-c frees only non-NULL data */
         p->raw_data.len = 0;
         p->has_raw_data = 0;
-        return EVMAP_OK;
+    } else {
+        st = evm_tensor_alloc(t, err);
+        if (st != EVMAP_OK)
+            return st;
+        if (t->count && src)
+            memcpy(t->data, src, t->count * elem);
+        else if (t->count)
+            for (size_t i = 0; i < t->count; i++)
+                evm_bool(t)[i] = p->int32_data[i] != 0;
     }
-    st = evm_tensor_alloc(t, err);
-    if (st != EVMAP_OK)
-        return st;
-    if (t->count)
-        memcpy(t->data, src, t->count * elem);
+    if (t->dtype == EVM_DTYPE_BOOL) /* any non-zero byte is true; ops rely on 0/1 */
+        for (size_t i = 0; i < t->count; i++)
+            evm_bool(t)[i] = evm_bool(t)[i] != 0;
     return EVMAP_OK;
 }
 

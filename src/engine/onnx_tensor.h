@@ -8,7 +8,7 @@
 #include "onnx_load.h"
 
 /* ONNX TensorProto.DataType values evmap reads. */
-enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };
+enum { ONNX_FLOAT = 1, ONNX_INT64 = 7, ONNX_BOOL = 9 };
 
 /* Converts p into t, taking over p's raw data (see onnx_tensor.c). */
 evmap_status evm_onnx_tensor_from_proto(Onnx__TensorProto *p, evm_tensor *t, evmap_error *err);

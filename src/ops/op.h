@@ -102,6 +102,14 @@ typedef struct evm_op_def {
      * forward run being differentiated. Must not allocate or fail. */
     void (*backward)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                      const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace);
+    /* Ops with several differentiable outputs (Split) set this as well as
+     * backward: the same, but grad_outs[j] is output j's gradient, NULL for
+     * outputs no gradient flows into (all of whose grad_in must still be
+     * written in full). Without it, a gradient flowing into any output but
+     * output 0 is refused when the backward pass is made. */
+    void (*backward_outputs)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                             const evm_tensor *const *grad_outs, evm_tensor *const *grad_in,
+                             float *workspace);
     /* Scratch floats backward needs for these shapes; NULL means none. */
     size_t (*backward_workspace)(const evm_node *node, evm_tensor *const *in,
                                  evm_tensor *const *out);
@@ -151,6 +159,20 @@ extern const evm_op_def evm_op_shape;
 extern const evm_op_def evm_op_gather;
 extern const evm_op_def evm_op_unsqueeze;
 extern const evm_op_def evm_op_squeeze;
+extern const evm_op_def evm_op_layer_normalization;
+extern const evm_op_def evm_op_instance_normalization;
+extern const evm_op_def evm_op_cast;
+extern const evm_op_def evm_op_slice;
+extern const evm_op_def evm_op_split;
+extern const evm_op_def evm_op_expand;
+extern const evm_op_def evm_op_tile;
+extern const evm_op_def evm_op_constant_of_shape;
+extern const evm_op_def evm_op_range;
+extern const evm_op_def evm_op_where;
+extern const evm_op_def evm_op_equal;
+extern const evm_op_def evm_op_less;
+extern const evm_op_def evm_op_greater;
+extern const evm_op_def evm_op_not;
 
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 

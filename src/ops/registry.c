@@ -33,6 +33,20 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_GATHER] = &evm_op_gather,
     [EVM_OP_UNSQUEEZE] = &evm_op_unsqueeze,
     [EVM_OP_SQUEEZE] = &evm_op_squeeze,
+    [EVM_OP_LAYER_NORMALIZATION] = &evm_op_layer_normalization,
+    [EVM_OP_INSTANCE_NORMALIZATION] = &evm_op_instance_normalization,
+    [EVM_OP_CAST] = &evm_op_cast,
+    [EVM_OP_SLICE] = &evm_op_slice,
+    [EVM_OP_SPLIT] = &evm_op_split,
+    [EVM_OP_EXPAND] = &evm_op_expand,
+    [EVM_OP_TILE] = &evm_op_tile,
+    [EVM_OP_CONSTANT_OF_SHAPE] = &evm_op_constant_of_shape,
+    [EVM_OP_RANGE] = &evm_op_range,
+    [EVM_OP_WHERE] = &evm_op_where,
+    [EVM_OP_EQUAL] = &evm_op_equal,
+    [EVM_OP_LESS] = &evm_op_less,
+    [EVM_OP_GREATER] = &evm_op_greater,
+    [EVM_OP_NOT] = &evm_op_not,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -54,10 +68,11 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 }
 
 const char *evm_op_supported_list(void) {
-    return "Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, Flatten, "
-           "Gather, Gemm, GlobalAveragePool, GlobalMaxPool, Identity, LRN, LeakyRelu, MatMul, "
-           "MaxPool, Mul, Pad, Relu, Reshape, Shape, Sigmoid, Softmax, Squeeze, Tanh, Transpose, "
-           "Unsqueeze";
+    return "Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, ConstantOfShape, "
+           "Conv, Dropout, Equal, Expand, Flatten, Gather, Gemm, GlobalAveragePool, "
+           "GlobalMaxPool, Greater, Identity, InstanceNormalization, LRN, LayerNormalization, "
+           "LeakyRelu, Less, MatMul, MaxPool, Mul, Not, Pad, Range, Relu, Reshape, Shape, "
+           "Sigmoid, Slice, Softmax, Split, Squeeze, Tanh, Tile, Transpose, Unsqueeze, Where";
 }
 
 const char *evm_kinks_name(evm_kinks kinks) {

@@ -70,8 +70,18 @@ static double gaussian(void) {
 static void check_table(void) {
     for (int k = 0; k < EVM_OP_KIND_COUNT; k++) {
         const evm_op_def *def = evm_op_get((evm_op_kind)k);
-        if (k == EVM_OP_CONSTANT || k == EVM_OP_SHAPE)
+        /* no float input 0: constants, shapes, masks and comparisons (bool
+         * outputs); Where's input 0 is its bool condition, its data inputs
+         * 1 and 2 have a backward */
+        if (k == EVM_OP_CONSTANT || k == EVM_OP_SHAPE || k == EVM_OP_CONSTANT_OF_SHAPE ||
+            k == EVM_OP_RANGE || k == EVM_OP_EQUAL || k == EVM_OP_LESS || k == EVM_OP_GREATER ||
+            k == EVM_OP_NOT)
             continue;
+        if (k == EVM_OP_WHERE) {
+            check(def->backward != NULL && def->grad_inputs == (1u << 1 | 1u << 2),
+                  "Where has a backward for inputs 1 and 2");
+            continue;
+        }
         char what[128];
         snprintf(what, sizeof what, "%s has a backward for input 0", def->name);
         check(def->backward != NULL && (def->grad_inputs & 1u), what);
