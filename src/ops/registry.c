@@ -33,6 +33,19 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_GATHER] = &evm_op_gather,
     [EVM_OP_UNSQUEEZE] = &evm_op_unsqueeze,
     [EVM_OP_SQUEEZE] = &evm_op_squeeze,
+    [EVM_OP_HARD_SIGMOID] = &evm_op_hard_sigmoid,
+    [EVM_OP_HARD_SWISH] = &evm_op_hard_swish,
+    [EVM_OP_PRELU] = &evm_op_prelu,
+    [EVM_OP_ELU] = &evm_op_elu,
+    [EVM_OP_SELU] = &evm_op_selu,
+    [EVM_OP_SOFTPLUS] = &evm_op_softplus,
+    [EVM_OP_SOFTSIGN] = &evm_op_softsign,
+    [EVM_OP_MISH] = &evm_op_mish,
+    [EVM_OP_GELU] = &evm_op_gelu,
+    [EVM_OP_REDUCE_MEAN] = &evm_op_reduce_mean,
+    [EVM_OP_REDUCE_SUM] = &evm_op_reduce_sum,
+    [EVM_OP_REDUCE_MAX] = &evm_op_reduce_max,
+    [EVM_OP_REDUCE_L2] = &evm_op_reduce_l2,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -54,10 +67,11 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 }
 
 const char *evm_op_supported_list(void) {
-    return "Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, Flatten, "
-           "Gather, Gemm, GlobalAveragePool, GlobalMaxPool, Identity, LRN, LeakyRelu, MatMul, "
-           "MaxPool, Mul, Pad, Relu, Reshape, Shape, Sigmoid, Softmax, Squeeze, Tanh, Transpose, "
-           "Unsqueeze";
+    return "Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, Elu, "
+           "Flatten, Gather, Gelu, Gemm, GlobalAveragePool, GlobalMaxPool, HardSigmoid, HardSwish, "
+           "Identity, LRN, LeakyRelu, MatMul, MaxPool, Mish, Mul, PRelu, Pad, ReduceL2, ReduceMax, "
+           "ReduceMean, ReduceSum, Relu, Reshape, Selu, Shape, Sigmoid, Softmax, Softplus, "
+           "Softsign, Squeeze, Tanh, Transpose, Unsqueeze";
 }
 
 const char *evm_kinks_name(evm_kinks kinks) {
@@ -66,6 +80,7 @@ const char *evm_kinks_name(evm_kinks kinks) {
     case EVM_KINKS_SIGN: return "sign";
     case EVM_KINKS_BOUNDS: return "bounds";
     case EVM_KINKS_ARGMAX: return "argmax";
+    case EVM_KINKS_HARD: return "hard";
     default: return "undeclared";
     }
 }
