@@ -84,6 +84,19 @@ typedef enum evm_op_kind {
     EVM_OP_LESS,
     EVM_OP_GREATER,
     EVM_OP_NOT,
+    EVM_OP_HARD_SIGMOID,
+    EVM_OP_HARD_SWISH,
+    EVM_OP_PRELU,
+    EVM_OP_ELU,
+    EVM_OP_SELU,
+    EVM_OP_SOFTPLUS,
+    EVM_OP_SOFTSIGN,
+    EVM_OP_MISH,
+    EVM_OP_GELU,
+    EVM_OP_REDUCE_MEAN,
+    EVM_OP_REDUCE_SUM,
+    EVM_OP_REDUCE_MAX,
+    EVM_OP_REDUCE_L2,
     EVM_OP_KIND_COUNT
 } evm_op_kind;
 

@@ -37,7 +37,13 @@ typedef enum evm_kinks {
     EVM_KINKS_NONE,           /* differentiable everywhere it is differentiated */
     EVM_KINKS_SIGN,           /* slope changes at input 0; backward: slope 1 where x > 0 */
     EVM_KINKS_BOUNDS,         /* Clip: gradient passes where lo <= x <= hi */
-    EVM_KINKS_ARGMAX,         /* max pools: to each window's first maximum (row-major) */
+    EVM_KINKS_ARGMAX,         /* max pools, ReduceMax: to each window's (each reduced
+                                 group's) first maximum, in row-major order */
+    /* HardSigmoid, HardSwish: pieces of v = alpha * x + beta, computed in
+     * float32 with alpha * x rounded before beta is added (no fused
+     * multiply-add): v < 0, 0 <= v <= 1, v > 1. Backward takes the middle
+     * piece at both bounds (as Clip). */
+    EVM_KINKS_HARD,
 } evm_kinks;
 
 const char *evm_kinks_name(evm_kinks kinks);
@@ -173,6 +179,19 @@ extern const evm_op_def evm_op_equal;
 extern const evm_op_def evm_op_less;
 extern const evm_op_def evm_op_greater;
 extern const evm_op_def evm_op_not;
+extern const evm_op_def evm_op_hard_sigmoid;
+extern const evm_op_def evm_op_hard_swish;
+extern const evm_op_def evm_op_prelu;
+extern const evm_op_def evm_op_elu;
+extern const evm_op_def evm_op_selu;
+extern const evm_op_def evm_op_softplus;
+extern const evm_op_def evm_op_softsign;
+extern const evm_op_def evm_op_mish;
+extern const evm_op_def evm_op_gelu;
+extern const evm_op_def evm_op_reduce_mean;
+extern const evm_op_def evm_op_reduce_sum;
+extern const evm_op_def evm_op_reduce_max;
+extern const evm_op_def evm_op_reduce_l2;
 
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 

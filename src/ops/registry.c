@@ -47,6 +47,19 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_LESS] = &evm_op_less,
     [EVM_OP_GREATER] = &evm_op_greater,
     [EVM_OP_NOT] = &evm_op_not,
+    [EVM_OP_HARD_SIGMOID] = &evm_op_hard_sigmoid,
+    [EVM_OP_HARD_SWISH] = &evm_op_hard_swish,
+    [EVM_OP_PRELU] = &evm_op_prelu,
+    [EVM_OP_ELU] = &evm_op_elu,
+    [EVM_OP_SELU] = &evm_op_selu,
+    [EVM_OP_SOFTPLUS] = &evm_op_softplus,
+    [EVM_OP_SOFTSIGN] = &evm_op_softsign,
+    [EVM_OP_MISH] = &evm_op_mish,
+    [EVM_OP_GELU] = &evm_op_gelu,
+    [EVM_OP_REDUCE_MEAN] = &evm_op_reduce_mean,
+    [EVM_OP_REDUCE_SUM] = &evm_op_reduce_sum,
+    [EVM_OP_REDUCE_MAX] = &evm_op_reduce_max,
+    [EVM_OP_REDUCE_L2] = &evm_op_reduce_l2,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -69,10 +82,13 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 
 const char *evm_op_supported_list(void) {
     return "Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, ConstantOfShape, "
-           "Conv, Dropout, Equal, Expand, Flatten, Gather, Gemm, GlobalAveragePool, "
-           "GlobalMaxPool, Greater, Identity, InstanceNormalization, LRN, LayerNormalization, "
-           "LeakyRelu, Less, MatMul, MaxPool, Mul, Not, Pad, Range, Relu, Reshape, Shape, "
-           "Sigmoid, Slice, Softmax, Split, Squeeze, Tanh, Tile, Transpose, Unsqueeze, Where";
+           "Conv, Dropout, Elu, Equal, Expand, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, "
+           "GlobalMaxPool, Greater, HardSigmoid, HardSwish, Identity, InstanceNormalization, LRN, "
+           "LayerNormalization, LeakyRelu, Less, MatMul, MaxPool, Mish, Mul, Not, PRelu, Pad, "
+           "Range, ReduceL2, ReduceMax, ReduceMean, ReduceSum, Relu, Reshape, Selu, Shape, "
+           "Sigmoid, "
+           "Slice, Softmax, Softplus, Softsign, Split, Squeeze, Tanh, Tile, Transpose, Unsqueeze, "
+           "Where";
 }
 
 const char *evm_kinks_name(evm_kinks kinks) {
@@ -81,6 +97,7 @@ const char *evm_kinks_name(evm_kinks kinks) {
     case EVM_KINKS_SIGN: return "sign";
     case EVM_KINKS_BOUNDS: return "bounds";
     case EVM_KINKS_ARGMAX: return "argmax";
+    case EVM_KINKS_HARD: return "hard";
     default: return "undeclared";
     }
 }

@@ -53,7 +53,8 @@ static void check(int ok, const char *what) {
     }
 }
 
-static unsigned long long rng_state = 0x9e3779b97f4a7c15ull;
+#define RNG_SEED 0x9e3779b97f4a7c15ull
+static unsigned long long rng_state = RNG_SEED;
 static double uniform(void) {
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
@@ -391,6 +392,10 @@ int main(int argc, char **argv) {
         check(inputs_checked >= MIN_CHECKED, what);
         printf("%s\n", what);
     }
+    /* The models draw from a fresh stream: their images and coordinates do
+     * not shift when conformance cases (or operators) are added, and are
+     * the ones --filter fashion checks. */
+    rng_state = RNG_SEED;
     run_model("models/fashion_cnn.onnx", 2);
     run_model("models/fashion_resnet.onnx", 2);
     printf("gradients: %d coordinates checked, %d skipped at kinks\n", checked_coords,
