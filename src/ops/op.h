@@ -38,6 +38,8 @@ typedef enum evm_kinks {
     EVM_KINKS_SIGN,           /* slope changes at input 0; backward: slope 1 where x > 0 */
     EVM_KINKS_BOUNDS,         /* Clip: gradient passes where lo <= x <= hi */
     EVM_KINKS_ARGMAX,         /* max pools: to each window's first maximum (row-major) */
+    EVM_KINKS_SIGNUM,         /* Abs: slope sign(x): 1 where x > 0, -1 where x < 0, 0 at 0 */
+    EVM_KINKS_SELECT,         /* Max/Min: to the first input (input order) equal to the output */
 } evm_kinks;
 
 const char *evm_kinks_name(evm_kinks kinks);
@@ -151,6 +153,20 @@ extern const evm_op_def evm_op_shape;
 extern const evm_op_def evm_op_gather;
 extern const evm_op_def evm_op_unsqueeze;
 extern const evm_op_def evm_op_squeeze;
+extern const evm_op_def evm_op_sub;
+extern const evm_op_def evm_op_div;
+extern const evm_op_def evm_op_pow;
+extern const evm_op_def evm_op_sqrt;
+extern const evm_op_def evm_op_exp;
+extern const evm_op_def evm_op_log;
+extern const evm_op_def evm_op_neg;
+extern const evm_op_def evm_op_abs;
+extern const evm_op_def evm_op_reciprocal;
+extern const evm_op_def evm_op_erf;
+extern const evm_op_def evm_op_min;
+extern const evm_op_def evm_op_max;
+extern const evm_op_def evm_op_sum;
+extern const evm_op_def evm_op_mean;
 
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 

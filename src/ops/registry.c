@@ -33,6 +33,20 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_GATHER] = &evm_op_gather,
     [EVM_OP_UNSQUEEZE] = &evm_op_unsqueeze,
     [EVM_OP_SQUEEZE] = &evm_op_squeeze,
+    [EVM_OP_SUB] = &evm_op_sub,
+    [EVM_OP_DIV] = &evm_op_div,
+    [EVM_OP_POW] = &evm_op_pow,
+    [EVM_OP_SQRT] = &evm_op_sqrt,
+    [EVM_OP_EXP] = &evm_op_exp,
+    [EVM_OP_LOG] = &evm_op_log,
+    [EVM_OP_NEG] = &evm_op_neg,
+    [EVM_OP_ABS] = &evm_op_abs,
+    [EVM_OP_RECIPROCAL] = &evm_op_reciprocal,
+    [EVM_OP_ERF] = &evm_op_erf,
+    [EVM_OP_MIN] = &evm_op_min,
+    [EVM_OP_MAX] = &evm_op_max,
+    [EVM_OP_SUM] = &evm_op_sum,
+    [EVM_OP_MEAN] = &evm_op_mean,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -54,10 +68,10 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 }
 
 const char *evm_op_supported_list(void) {
-    return "Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, Flatten, "
-           "Gather, Gemm, GlobalAveragePool, GlobalMaxPool, Identity, LRN, LeakyRelu, MatMul, "
-           "MaxPool, Mul, Pad, Relu, Reshape, Shape, Sigmoid, Softmax, Squeeze, Tanh, Transpose, "
-           "Unsqueeze";
+    return "Abs, Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Div, Dropout, "
+           "Erf, Exp, Flatten, Gather, Gemm, GlobalAveragePool, GlobalMaxPool, Identity, LRN, "
+           "LeakyRelu, Log, MatMul, Max, MaxPool, Mean, Min, Mul, Neg, Pad, Pow, Reciprocal, Relu, "
+           "Reshape, Shape, Sigmoid, Softmax, Sqrt, Squeeze, Sub, Sum, Tanh, Transpose, Unsqueeze";
 }
 
 const char *evm_kinks_name(evm_kinks kinks) {
@@ -66,6 +80,8 @@ const char *evm_kinks_name(evm_kinks kinks) {
     case EVM_KINKS_SIGN: return "sign";
     case EVM_KINKS_BOUNDS: return "bounds";
     case EVM_KINKS_ARGMAX: return "argmax";
+    case EVM_KINKS_SIGNUM: return "signum";
+    case EVM_KINKS_SELECT: return "select";
     default: return "undeclared";
     }
 }
