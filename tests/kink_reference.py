@@ -31,12 +31,18 @@ def evmap_kinked_ops(grad_model):
     return dict(line.split() for line in r.stdout.splitlines())
 
 
+# Operators whose decision needs every input (which one is the max), not
+# only the first: their nodes give one (op_type, input) entry per input.
+ALL_INPUTS = ("Max", "Min")
+
+
 def kinked_nodes(onnx_path, kinked):
     """(op_type, input name) of every node of a kinked operator, in graph order
-    (the order PyTorch called them in when it exported the model)."""
+    (the order PyTorch called them in when it exported the model); for
+    ALL_INPUTS operators one entry per input, in input order."""
     import onnx
-    return [(n.op_type, n.input[0]) for n in onnx.load(onnx_path).graph.node
-            if n.op_type in kinked]
+    return [(n.op_type, name) for n in onnx.load(onnx_path).graph.node if n.op_type in kinked
+            for name in (n.input if n.op_type in ALL_INPUTS else n.input[:1])]
 
 
 def _pair(v):
@@ -113,14 +119,23 @@ class FollowEvmapKinks:
     guided: Relu backward passes only positive gradients (guided backprop).
     outputs: every patched Relu's output, in call order (for Grad-CAM)."""
 
-    # op_type -> (rule evmap must declare for it, torch.nn.functional names patched)
+    # op_type -> (rule evmap must declare for it, functions patched: names in
+    # torch.nn.functional, or "torch.<name>" for those PyTorch calls from torch)
     HANDLED = {
         "Relu": ("sign", ("relu",)),
         "LeakyRelu": ("sign", ("leaky_relu",)),
         "Clip": ("bounds", ("hardtanh", "relu6")),
         "MaxPool": ("argmax", ("max_pool2d",)),
         "GlobalMaxPool": ("argmax", ("adaptive_max_pool2d",)),
+        "Abs": ("signum", ("torch.abs",)),
+        "Max": ("select", ("torch.maximum", "torch.max")),
+        "Min": ("select", ("torch.minimum", "torch.min")),
     }
+
+    @staticmethod
+    def _home(name):
+        """(module, attribute) of a patched function's name."""
+        return (torch, name[6:]) if name.startswith("torch.") else (F, name)
 
     @classmethod
     def missing_handlers(cls, kinked):
@@ -144,7 +159,7 @@ class FollowEvmapKinks:
 
     def __enter__(self):
         names = sorted({f for _, fs in self.HANDLED.values() for f in fs})
-        self.saved = {f: getattr(F, f) for f in names}
+        self.saved = {f: getattr(*self._home(f)) for f in names}
         orig = self.saved
 
         def relu(x, inplace=False):
@@ -185,15 +200,40 @@ class FollowEvmapKinks:
             idx = ref.flatten(2).argmax(2)[:, :, None, None]  # first maximum
             return RoutedMaxPool.apply(x, idx)
 
-        patched = dict(relu=relu, leaky_relu=leaky_relu, hardtanh=hardtanh, relu6=relu6,
-                       max_pool2d=max_pool2d, adaptive_max_pool2d=adaptive_max_pool2d)
+        def abs_(x, *args, **kwargs):
+            if args or kwargs:
+                return orig["torch.abs"](x, *args, **kwargs)
+            # evmap's slope: sign(x), 0 at 0
+            return x * torch.sign(self._next("Abs", x.shape, x.dtype))
+
+        def select(op, a, b):
+            # the gradient goes to the first input equal to the output: a on ties
+            ra = self._next(op, a.shape, a.dtype)
+            rb = self._next(op, b.shape, b.dtype)
+            return torch.where(ra >= rb if op == "Max" else ra <= rb, a, b)
+
+        def binary(op, name):
+            def fn(a, *args, **kwargs):
+                other = args[0] if len(args) == 1 and not kwargs else kwargs.get("other")
+                if isinstance(other, torch.Tensor) and len(args) + len(kwargs) == 1:
+                    return select(op, a, other)
+                return orig[name](a, *args, **kwargs)  # torch.max(x), torch.max(x, dim), ...
+            return fn
+
+        patched = {"relu": relu, "leaky_relu": leaky_relu, "hardtanh": hardtanh, "relu6": relu6,
+                   "max_pool2d": max_pool2d, "adaptive_max_pool2d": adaptive_max_pool2d,
+                   "torch.abs": abs_,
+                   "torch.maximum": binary("Max", "torch.maximum"),
+                   "torch.max": binary("Max", "torch.max"),
+                   "torch.minimum": binary("Min", "torch.minimum"),
+                   "torch.min": binary("Min", "torch.min")}
         for name, fn in patched.items():
-            setattr(F, name, fn)
+            setattr(*self._home(name), fn)
         return self
 
     def __exit__(self, *exc):
         for name, fn in self.saved.items():
-            setattr(F, name, fn)
+            setattr(*self._home(name), fn)
         left = {op: len(q) for op, q in self.decisions.items() if q}
         if left and exc[0] is None:
             raise RuntimeError(f"kinked nodes no PyTorch call followed: {left}")
