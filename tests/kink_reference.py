@@ -32,12 +32,18 @@ def evmap_kinked_ops(grad_model):
     return dict(line.split() for line in r.stdout.splitlines())
 
 
+# Operators whose decision needs every input (which one is the max), not
+# only the first: their nodes give one (op_type, input) entry per input.
+ALL_INPUTS = ("Max", "Min")
+
+
 def kinked_nodes(onnx_path, kinked):
     """(op_type, input name) of every node of a kinked operator, in graph order
-    (the order PyTorch called them in when it exported the model)."""
+    (the order PyTorch called them in when it exported the model); for
+    ALL_INPUTS operators one entry per input, in input order."""
     import onnx
-    return [(n.op_type, n.input[0]) for n in onnx.load(onnx_path).graph.node
-            if n.op_type in kinked]
+    return [(n.op_type, name) for n in onnx.load(onnx_path).graph.node if n.op_type in kinked
+            for name in (n.input if n.op_type in ALL_INPUTS else n.input[:1])]
 
 
 def _pair(v):
@@ -163,6 +169,9 @@ class FollowEvmapKinks:
         # torch.max(x, dim) (ReduceMax and ArgMax) is not followed: its
         # ReduceMax node is left over and fails loudly
         "ReduceMax": ("argmax", ("torch.amax", "Tensor.amax")),
+        "Abs": ("signum", ("torch.abs",)),
+        "Max": ("select", ("torch.maximum", "torch.max")),
+        "Min": ("select", ("torch.minimum", "torch.min")),
     }
 
     @classmethod
@@ -272,10 +281,35 @@ class FollowEvmapKinks:
             ref = self._next("ReduceMax", x.shape, x.dtype)
             return first_max_along(x, ref, dim, keepdim)
 
+        def abs_(x, *args, **kwargs):
+            if args or kwargs:
+                return orig["torch.abs"](x, *args, **kwargs)
+            # evmap's slope: sign(x), 0 at 0
+            return x * torch.sign(self._next("Abs", x.shape, x.dtype))
+
+        def select(op, a, b):
+            # the gradient goes to the first input equal to the output: a on ties
+            ra = self._next(op, a.shape, a.dtype)
+            rb = self._next(op, b.shape, b.dtype)
+            return torch.where(ra >= rb if op == "Max" else ra <= rb, a, b)
+
+        def binary(op, name):
+            def fn(a, *args, **kwargs):
+                other = args[0] if len(args) == 1 and not kwargs else kwargs.get("other")
+                if isinstance(other, torch.Tensor) and len(args) + len(kwargs) == 1:
+                    return select(op, a, other)
+                return orig[name](a, *args, **kwargs)  # torch.max(x), torch.max(x, dim), ...
+            return fn
+
         patched = {"relu": relu, "leaky_relu": leaky_relu, "hardtanh": hardtanh, "relu6": relu6,
                    "max_pool2d": max_pool2d, "adaptive_max_pool2d": adaptive_max_pool2d,
                    "prelu": prelu, "elu": elu, "selu": selu, "hardsigmoid": hardsigmoid,
-                   "hardswish": hardswish, "torch.amax": amax, "Tensor.amax": amax}
+                   "hardswish": hardswish, "torch.amax": amax, "Tensor.amax": amax,
+                   "torch.abs": abs_,
+                   "torch.maximum": binary("Max", "torch.maximum"),
+                   "torch.max": binary("Max", "torch.max"),
+                   "torch.minimum": binary("Min", "torch.minimum"),
+                   "torch.min": binary("Min", "torch.min")}
         for name, fn in patched.items():
             setattr(*self._owner(name), fn)
         return self

@@ -97,6 +97,20 @@ typedef enum evm_op_kind {
     EVM_OP_REDUCE_SUM,
     EVM_OP_REDUCE_MAX,
     EVM_OP_REDUCE_L2,
+    EVM_OP_SUB,
+    EVM_OP_DIV,
+    EVM_OP_POW,
+    EVM_OP_SQRT,
+    EVM_OP_EXP,
+    EVM_OP_LOG,
+    EVM_OP_NEG,
+    EVM_OP_ABS,
+    EVM_OP_RECIPROCAL,
+    EVM_OP_ERF,
+    EVM_OP_MIN,
+    EVM_OP_MAX,
+    EVM_OP_SUM,
+    EVM_OP_MEAN,
     EVM_OP_KIND_COUNT
 } evm_op_kind;
 

@@ -105,7 +105,9 @@ static operand_kind operand_of(const evm_node *node, const evm_tensor *t, const 
         return OPERAND_OTHER;
     if (evm_same_shape(t, y))
         return OPERAND_SAME;
-    bool legacy = node->opset < 7 && (node->kind == EVM_OP_ADD || node->kind == EVM_OP_MUL);
+    bool legacy = node->opset < 7 && (node->kind == EVM_OP_ADD || node->kind == EVM_OP_MUL ||
+                                      node->kind == EVM_OP_SUB || node->kind == EVM_OP_DIV ||
+                                      node->kind == EVM_OP_POW);
     if (legacy)
         return OPERAND_OTHER; /* old broadcasting rules: same shapes only */
     if (t->count == 1)

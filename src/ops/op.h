@@ -44,6 +44,8 @@ typedef enum evm_kinks {
      * multiply-add): v < 0, 0 <= v <= 1, v > 1. Backward takes the middle
      * piece at both bounds (as Clip). */
     EVM_KINKS_HARD,
+    EVM_KINKS_SIGNUM, /* Abs: slope sign(x): 1 where x > 0, -1 where x < 0, 0 at 0 */
+    EVM_KINKS_SELECT, /* Max/Min: to the first input (input order) equal to the output */
 } evm_kinks;
 
 const char *evm_kinks_name(evm_kinks kinks);
@@ -192,6 +194,20 @@ extern const evm_op_def evm_op_reduce_mean;
 extern const evm_op_def evm_op_reduce_sum;
 extern const evm_op_def evm_op_reduce_max;
 extern const evm_op_def evm_op_reduce_l2;
+extern const evm_op_def evm_op_sub;
+extern const evm_op_def evm_op_div;
+extern const evm_op_def evm_op_pow;
+extern const evm_op_def evm_op_sqrt;
+extern const evm_op_def evm_op_exp;
+extern const evm_op_def evm_op_log;
+extern const evm_op_def evm_op_neg;
+extern const evm_op_def evm_op_abs;
+extern const evm_op_def evm_op_reciprocal;
+extern const evm_op_def evm_op_erf;
+extern const evm_op_def evm_op_min;
+extern const evm_op_def evm_op_max;
+extern const evm_op_def evm_op_sum;
+extern const evm_op_def evm_op_mean;
 
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 

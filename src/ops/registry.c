@@ -60,6 +60,20 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_REDUCE_SUM] = &evm_op_reduce_sum,
     [EVM_OP_REDUCE_MAX] = &evm_op_reduce_max,
     [EVM_OP_REDUCE_L2] = &evm_op_reduce_l2,
+    [EVM_OP_SUB] = &evm_op_sub,
+    [EVM_OP_DIV] = &evm_op_div,
+    [EVM_OP_POW] = &evm_op_pow,
+    [EVM_OP_SQRT] = &evm_op_sqrt,
+    [EVM_OP_EXP] = &evm_op_exp,
+    [EVM_OP_LOG] = &evm_op_log,
+    [EVM_OP_NEG] = &evm_op_neg,
+    [EVM_OP_ABS] = &evm_op_abs,
+    [EVM_OP_RECIPROCAL] = &evm_op_reciprocal,
+    [EVM_OP_ERF] = &evm_op_erf,
+    [EVM_OP_MIN] = &evm_op_min,
+    [EVM_OP_MAX] = &evm_op_max,
+    [EVM_OP_SUM] = &evm_op_sum,
+    [EVM_OP_MEAN] = &evm_op_mean,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -81,14 +95,14 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 }
 
 const char *evm_op_supported_list(void) {
-    return "Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, ConstantOfShape, "
-           "Conv, Dropout, Elu, Equal, Expand, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, "
-           "GlobalMaxPool, Greater, HardSigmoid, HardSwish, Identity, InstanceNormalization, LRN, "
-           "LayerNormalization, LeakyRelu, Less, MatMul, MaxPool, Mish, Mul, Not, PRelu, Pad, "
-           "Range, ReduceL2, ReduceMax, ReduceMean, ReduceSum, Relu, Reshape, Selu, Shape, "
-           "Sigmoid, "
-           "Slice, Softmax, Softplus, Softsign, Split, Squeeze, Tanh, Tile, Transpose, Unsqueeze, "
-           "Where";
+    return "Abs, Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, "
+           "ConstantOfShape, Conv, Div, Dropout, Elu, Equal, Erf, Exp, Expand, Flatten, Gather, "
+           "Gelu, Gemm, GlobalAveragePool, GlobalMaxPool, Greater, HardSigmoid, HardSwish, "
+           "Identity, InstanceNormalization, LRN, LayerNormalization, LeakyRelu, Less, Log, "
+           "MatMul, Max, MaxPool, Mean, Min, Mish, Mul, Neg, Not, PRelu, Pad, Pow, Range, "
+           "Reciprocal, ReduceL2, ReduceMax, ReduceMean, ReduceSum, Relu, Reshape, Selu, Shape, "
+           "Sigmoid, Slice, Softmax, Softplus, Softsign, Split, Sqrt, Squeeze, Sub, Sum, Tanh, "
+           "Tile, Transpose, Unsqueeze, Where";
 }
 
 const char *evm_kinks_name(evm_kinks kinks) {
@@ -98,6 +112,8 @@ const char *evm_kinks_name(evm_kinks kinks) {
     case EVM_KINKS_BOUNDS: return "bounds";
     case EVM_KINKS_ARGMAX: return "argmax";
     case EVM_KINKS_HARD: return "hard";
+    case EVM_KINKS_SIGNUM: return "signum";
+    case EVM_KINKS_SELECT: return "select";
     default: return "undeclared";
     }
 }
