@@ -17,7 +17,10 @@ PYTHON := /usr/bin/python3
 
 GEN_C := $(BUILD)/gen/onnx/onnx.pb-c.c
 GEN_H := $(BUILD)/gen/onnx/onnx.pb-c.h
-LIB_SRC := $(sort $(wildcard src/*.c src/ops/*.c src/methods/*.c))
+# The library's layers, one folder each (README's layout table); src/cli is
+# the command, built on the library.
+LIB_LAYERS := base engine ops io samplers render methods evaluate
+LIB_SRC := $(sort $(foreach d,$(LIB_LAYERS),$(wildcard src/$(d)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx/onnx.pb-c.o
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)

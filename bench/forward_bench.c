@@ -9,7 +9,7 @@
 
 #include "cli/cli.h"
 #include "evmap.h"
-#include "model_internal.h"
+#include "engine/model_internal.h"
 
 static double now(void) {
     struct timespec ts;

@@ -11,9 +11,9 @@
  */
 #include "fuzz_common.h"
 
-#include "model_internal.h"
-#include "onnx_load.h"
-#include "plan.h"
+#include "engine/model_internal.h"
+#include "engine/onnx_load.h"
+#include "engine/plan.h"
 
 #define MAX_INPUT_ELEMENTS ((size_t)1 << 20)    /* declared-shape planning */
 #define MAX_ACTIVATION_BYTES ((size_t)64 << 20) /* runners for batch 1 and 2 */

@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for sampler files (src/sampler_file.c): header and size
+ * libFuzzer harness for sampler files (src/samplers/sampler_file.c): header and size
  * checks, checksum, Gaussian validation and the factorizations done on load
  * (evm_sampler_load through the public evmap_sampler_load). A sampler that
  * loads then draws and computes conditional means over a small image, so the
@@ -12,8 +12,8 @@
  */
 #include "fuzz_common.h"
 
-#include "rng.h"
-#include "sampler_api.h"
+#include "base/rng.h"
+#include "samplers/sampler_api.h"
 
 #define MAX_DRAW_FLOATS ((size_t)1 << 22)
 

@@ -8,10 +8,11 @@ depends on the order of the arithmetic: on the CPU's BLAS kernels, the batch
 size, the convolution algorithm. Both sides are correct subgradients; an
 exact reference must take the side evmap took.
 
-FollowEvmapKinks patches PyTorch's functional kinked operators so that a
-float64 PyTorch model takes its decisions from evmap's float32 forward
-activations (dumped by build/tests/grad_model): everywhere else nothing
-changes. The kinked operators and their rules come from evmap's operator
+FollowEvmapKinks patches PyTorch's functional kinked operators (and the few
+kinked ones PyTorch calls outside torch.nn.functional: torch.amax and
+Tensor.amax) so that a float64 PyTorch model takes its decisions from evmap's
+float32 forward activations (dumped by build/tests/grad_model): everywhere
+else nothing changes. The kinked operators and their rules come from evmap's operator
 table (`grad_model --kinks`): an operator evmap adds with a kink and no
 handler here, a kinked node in a model that no patched call consumed, or a
 patched call with no node left fail loudly instead of passing unconstrained.
@@ -31,12 +32,18 @@ def evmap_kinked_ops(grad_model):
     return dict(line.split() for line in r.stdout.splitlines())
 
 
+# Operators whose decision needs every input (which one is the max), not
+# only the first: their nodes give one (op_type, input) entry per input.
+ALL_INPUTS = ("Max", "Min")
+
+
 def kinked_nodes(onnx_path, kinked):
     """(op_type, input name) of every node of a kinked operator, in graph order
-    (the order PyTorch called them in when it exported the model)."""
+    (the order PyTorch called them in when it exported the model); for
+    ALL_INPUTS operators one entry per input, in input order."""
     import onnx
-    return [(n.op_type, n.input[0]) for n in onnx.load(onnx_path).graph.node
-            if n.op_type in kinked]
+    return [(n.op_type, name) for n in onnx.load(onnx_path).graph.node if n.op_type in kinked
+            for name in (n.input if n.op_type in ALL_INPUTS else n.input[:1])]
 
 
 def _pair(v):
@@ -106,6 +113,38 @@ class GuidedMask(torch.autograd.Function):
         return g.clamp(min=0) * mask, None
 
 
+HARD_ALPHA, HARD_BETA = np.float32(1 / 6), np.float32(0.5)  # PyTorch's, as exported
+
+
+def hard_pieces(ref):
+    """evmap's v = alpha * x + beta of HardSigmoid/HardSwish (rule "hard"),
+    rounded as evmap rounds it: in float32, the product first."""
+    r = np.asarray(ref.detach().numpy(), dtype=np.float32)
+    v = (HARD_ALPHA * r) + HARD_BETA
+    v = torch.from_numpy(v.astype(np.float64))
+    return v < 0, v > 1  # below, above; the middle piece holds both bounds
+
+
+def first_max_along(x, ref, dim, keepdim):
+    """x reduced by its maximum over dim (None or () for all), the winner of
+    each group being its first maximum of ref in row-major order (evmap's
+    ReduceMax rule): forward takes x there, backward sends the gradient
+    there."""
+    n = x.dim()
+    dims = range(n) if dim is None or dim == () or dim == [] else \
+        ([dim] if isinstance(dim, int) else list(dim))
+    dims = sorted(d % n for d in dims)
+    kept = [d for d in range(n) if d not in dims]
+    perm = kept + dims
+    kept_shape = [x.shape[d] for d in kept]
+    xr = x.permute(perm).reshape(*kept_shape, -1)
+    idx = ref.permute(perm).reshape(*kept_shape, -1).argmax(-1, keepdim=True)  # first maximum
+    out = xr.gather(-1, idx).squeeze(-1)
+    if keepdim:
+        out = out.reshape([1 if d in dims else x.shape[d] for d in range(n)])
+    return out
+
+
 class FollowEvmapKinks:
     """While active, PyTorch's functional kinked operators take evmap's
     decisions. decisions: {op_type: [evmap's float32 input of each node of
@@ -113,13 +152,26 @@ class FollowEvmapKinks:
     guided: Relu backward passes only positive gradients (guided backprop).
     outputs: every patched Relu's output, in call order (for Grad-CAM)."""
 
-    # op_type -> (rule evmap must declare for it, torch.nn.functional names patched)
+    # op_type -> (rule evmap must declare for it, functions patched: names in
+    # torch.nn.functional, or "torch.NAME" / "Tensor.NAME")
     HANDLED = {
         "Relu": ("sign", ("relu",)),
         "LeakyRelu": ("sign", ("leaky_relu",)),
         "Clip": ("bounds", ("hardtanh", "relu6")),
         "MaxPool": ("argmax", ("max_pool2d",)),
         "GlobalMaxPool": ("argmax", ("adaptive_max_pool2d",)),
+        "PRelu": ("sign", ("prelu",)),
+        "Elu": ("sign", ("elu",)),
+        "Selu": ("sign", ("selu",)),
+        # hardswish before opset 14 exports as HardSigmoid and Mul
+        "HardSigmoid": ("hard", ("hardsigmoid", "hardswish")),
+        "HardSwish": ("hard", ("hardswish",)),
+        # torch.max(x, dim) (ReduceMax and ArgMax) is not followed: its
+        # ReduceMax node is left over and fails loudly
+        "ReduceMax": ("argmax", ("torch.amax", "Tensor.amax")),
+        "Abs": ("signum", ("torch.abs",)),
+        "Max": ("select", ("torch.maximum", "torch.max")),
+        "Min": ("select", ("torch.minimum", "torch.min")),
     }
 
     @classmethod
@@ -142,10 +194,22 @@ class FollowEvmapKinks:
             raise RuntimeError(f"PyTorch called a {op} that evmap's graph does not have")
         return torch.tensor(queue.pop(0), dtype=dtype).view(shape)
 
+    @staticmethod
+    def _owner(name):
+        """(object holding a patched function, attribute name)."""
+        if name.startswith("torch."):
+            return torch, name[6:]
+        if name.startswith("Tensor."):
+            return torch.Tensor, name[7:]
+        return F, name
+
     def __enter__(self):
         names = sorted({f for _, fs in self.HANDLED.values() for f in fs})
-        self.saved = {f: getattr(F, f) for f in names}
-        orig = self.saved
+        # Tensor methods live on its C base class: absent from its own
+        # __dict__, and deleted again on exit rather than copied in
+        self.saved = {f: vars(o).get(a) if o is torch.Tensor else getattr(o, a)
+                      for f in names for o, a in [self._owner(f)]}
+        orig = {f: getattr(*self._owner(f)) for f in names}
 
         def relu(x, inplace=False):
             mask = (self._next("Relu", x.shape, x.dtype) > 0).to(x.dtype)
@@ -185,15 +249,78 @@ class FollowEvmapKinks:
             idx = ref.flatten(2).argmax(2)[:, :, None, None]  # first maximum
             return RoutedMaxPool.apply(x, idx)
 
-        patched = dict(relu=relu, leaky_relu=leaky_relu, hardtanh=hardtanh, relu6=relu6,
-                       max_pool2d=max_pool2d, adaptive_max_pool2d=adaptive_max_pool2d)
+        def prelu(x, weight):
+            ref = self._next("PRelu", x.shape, x.dtype)
+            if weight.numel() > 1 and x.dim() >= 2:  # one slope per channel
+                weight = weight.view(1, -1, *([1] * (x.dim() - 2)))
+            return x * torch.where(ref > 0, torch.ones_like(x), weight.expand_as(x))
+
+        def elu(x, alpha=1.0, inplace=False):
+            ref = self._next("Elu", x.shape, x.dtype)
+            return torch.where(ref > 0, x, alpha * torch.expm1(x))
+
+        def selu(x, inplace=False):
+            ref = self._next("Selu", x.shape, x.dtype)
+            alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+            return scale * torch.where(ref > 0, x, alpha * torch.expm1(x))
+
+        def hard(op, x):
+            below, above = hard_pieces(self._next(op, x.shape, x.dtype))
+            return torch.where(below, torch.zeros_like(x),
+                               torch.where(above, torch.ones_like(x), x / 6 + 0.5))
+
+        def hardsigmoid(x, inplace=False):
+            return hard("HardSigmoid", x)
+
+        def hardswish(x, inplace=False):
+            if self.decisions.get("HardSwish"):
+                return x * hard("HardSwish", x)
+            return x * hard("HardSigmoid", x)  # exported as HardSigmoid and Mul
+
+        def amax(x, dim=(), keepdim=False):
+            ref = self._next("ReduceMax", x.shape, x.dtype)
+            return first_max_along(x, ref, dim, keepdim)
+
+        def abs_(x, *args, **kwargs):
+            if args or kwargs:
+                return orig["torch.abs"](x, *args, **kwargs)
+            # evmap's slope: sign(x), 0 at 0
+            return x * torch.sign(self._next("Abs", x.shape, x.dtype))
+
+        def select(op, a, b):
+            # the gradient goes to the first input equal to the output: a on ties
+            ra = self._next(op, a.shape, a.dtype)
+            rb = self._next(op, b.shape, b.dtype)
+            return torch.where(ra >= rb if op == "Max" else ra <= rb, a, b)
+
+        def binary(op, name):
+            def fn(a, *args, **kwargs):
+                other = args[0] if len(args) == 1 and not kwargs else kwargs.get("other")
+                if isinstance(other, torch.Tensor) and len(args) + len(kwargs) == 1:
+                    return select(op, a, other)
+                return orig[name](a, *args, **kwargs)  # torch.max(x), torch.max(x, dim), ...
+            return fn
+
+        patched = {"relu": relu, "leaky_relu": leaky_relu, "hardtanh": hardtanh, "relu6": relu6,
+                   "max_pool2d": max_pool2d, "adaptive_max_pool2d": adaptive_max_pool2d,
+                   "prelu": prelu, "elu": elu, "selu": selu, "hardsigmoid": hardsigmoid,
+                   "hardswish": hardswish, "torch.amax": amax, "Tensor.amax": amax,
+                   "torch.abs": abs_,
+                   "torch.maximum": binary("Max", "torch.maximum"),
+                   "torch.max": binary("Max", "torch.max"),
+                   "torch.minimum": binary("Min", "torch.minimum"),
+                   "torch.min": binary("Min", "torch.min")}
         for name, fn in patched.items():
-            setattr(F, name, fn)
+            setattr(*self._owner(name), fn)
         return self
 
     def __exit__(self, *exc):
         for name, fn in self.saved.items():
-            setattr(F, name, fn)
+            owner, attr = self._owner(name)
+            if fn is None:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, fn)
         left = {op: len(q) for op, q in self.decisions.items() if q}
         if left and exc[0] is None:
             raise RuntimeError(f"kinked nodes no PyTorch call followed: {left}")

@@ -2,7 +2,7 @@
 """evmap's random number generator written again from its published
 definition, for tests that must reproduce evmap's noise independently.
 
-src/rng.c documents it as xoshiro256** (Blackman & Vigna) seeded through
+src/base/rng.c documents it as xoshiro256** (Blackman & Vigna) seeded through
 splitmix64, with uniform draws (next >> 11) * 2^-53 in [0, 1). This module
 follows the reference C code of both generators (prng.di.unimi.it), in
 Python integers masked to 64 bits; it shares no code with evmap.
@@ -46,7 +46,7 @@ class Xoshiro256ss:
         return np.array([(self.next() >> 11) * 2.0 ** -53 for _ in range(n)])
 
     def normal(self):
-        """One standard normal by Box-Muller, as src/rng.c documents: a pair
+        """One standard normal by Box-Muller, as src/base/rng.c documents: a pair
         of uniforms u1, u2 gives r cos(2 pi u2) now and r sin(2 pi u2) on the
         next call, r = sqrt(-2 ln(1 - u1))."""
         if self.spare is not None:

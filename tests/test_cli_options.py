@@ -3,7 +3,7 @@
 
 Every expected value below is computed from the documented definition in
 numpy / PyTorch / PIL (README.md, docs/*.md, `evmap COMMAND --help`, the
-colour-map definition in src/colormap.c), never by evmap, except where the
+colour-map definition in src/render/colormap.c), never by evmap, except where the
 documented behaviour is itself a comparison of two evmap runs (a saved
 sampler, reused, gives the same map). Tolerances are chosen so that float
 rounding on another CPU passes and a wrong definition fails; each check
@@ -365,7 +365,7 @@ def consistent_ranking(order, p, tol=1e-6):
     return all(p[c] <= p[order[-1]] + tol for c in rest)
 
 
-# Colour map (src/colormap.c): the picture at value v and scale vmax shows
+# Colour map (src/render/colormap.c): the picture at value v and scale vmax shows
 # t = v / vmax; alpha = 0.9 |t| (|t| capped at 1) blends a ramp colour into
 # the gray background 0.25 + 0.55 * luminance; the ramp runs linearly
 # through four ColorBrewer RdBu colours (red half); t < 0 swaps red and blue.
@@ -543,7 +543,7 @@ def pil_resize(img, w, h, method=Image.BILINEAR):
 
 
 def resize_tolerance(in_shape, min_std):
-    """The resize (as documented in src/preprocess.c, PyTorch's antialiased
+    """The resize (as documented in src/io/preprocess.c, PyTorch's antialiased
     kernel) places its taps with float32 coordinates: a source position
     scale * (i + 0.5) is off by up to about 2 float32 roundings of the largest
     coordinate, 2 * 2**-24 * side; a tap weight (slope <= 1 per pixel, or less

@@ -3,11 +3,15 @@
 
 1. Input gradients of a class's logit and log-odds (evmap_input_gradient,
    through build/tests/grad_model) against PyTorch autograd in float64 on
-   both Fashion-MNIST models and random-weight resnet18, googlenet,
+   both Fashion-MNIST models, random-weight resnet18, googlenet,
    mobilenet_v2 and densenet121 (BatchNorm statistics calibrated on random
-   images): max |difference| <= 1e-3 * max |gradient|, with every kinked
-   operator (Relu, LeakyRelu, Clip, MaxPool, GlobalMaxPool: the list comes
-   from evmap's operator table) taking its decisions from evmap's forward;
+   images) and a small random-weight CNN of the other activations and
+   reductions (PRelu, Elu, Selu, HardSigmoid, HardSwish, Mish, Softplus,
+   ReduceMax, ReduceMean; exported at opsets 13 and 14):
+   max |difference| <= 1e-3 * max |gradient|, with every kinked
+   operator (Relu, LeakyRelu, Clip, MaxPool, GlobalMaxPool, PRelu, ...: the
+   list comes from evmap's operator table) taking its decisions from
+   evmap's forward;
    they differ only for inputs within float32 rounding of a kink, whose side
    depends on the CPU's kernels (tests/kink_reference.py).
 2. `evmap explain --method ...` on Fashion-MNIST images:
@@ -135,6 +139,41 @@ def check_model_gradients(name, path, model, x, classes):
     model.float()
 
 
+class ActivationsNet(torch.nn.Module):
+    """Every kinked activation and reduction PyTorch models call, in one
+    small random-weight CNN (1 x 8 x 8 in, 5 classes)."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        with torch.random.fork_rng():  # the same weights every run, others' draws untouched
+            torch.manual_seed(0)
+            self.c1, self.prelu = nn.Conv2d(1, 4, 3, padding=1), nn.PReLU(4)
+            self.c2, self.c3 = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+            self.fc = nn.Linear(8, 5)
+        with torch.no_grad():
+            self.prelu.weight.copy_(torch.tensor([0.1, -0.3, 0.5, 2.0]))
+
+    def forward(self, x):
+        x = self.prelu(self.c1(x))
+        x = F.elu(self.c2(x), alpha=0.5)
+        x = F.selu(x) + 2 * F.hardsigmoid(x)
+        x = F.hardswish(4 * self.c3(x))
+        x = F.mish(x) + F.softplus(x)
+        return self.fc(torch.cat([torch.amax(x, dim=(2, 3)), x.mean(dim=(2, 3))], 1))
+
+
+def activation_checks():
+    """ActivationsNet at opset 14 (HardSwish) and 13 (HardSigmoid and Mul)."""
+    model = ActivationsNet().eval()
+    x = np.random.default_rng(1).standard_normal((1, 8, 8)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        for opset in (13, 14):
+            path = os.path.join(tmp, f"activations{opset}.onnx")
+            torch.onnx.export(model, torch.zeros(1, 1, 8, 8), path, opset_version=opset)
+            check_model_gradients(f"activations{opset}", path, model, x, [0, 3])
+
+
 def gradient_checks():
     missing = kink_reference.FollowEvmapKinks.missing_handlers(KINKED)
     report(not missing, f"the reference follows every kinked operator evmap has "
@@ -146,6 +185,7 @@ def gradient_checks():
         for i in range(2):
             check_model_gradients(name, path, model, x[i],
                                   [int(labels[i]), (int(labels[i]) + 3) % 10])
+    activation_checks()
     models_dir = os.environ.get("MODELS", os.path.join(BUILD, "models"))
     os.makedirs(models_dir, exist_ok=True)
     gen = torch.Generator().manual_seed(4321)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
+#include "io/atomic_file.h"
 #include "evaluate.h"
 #include "json.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
+#include "io/atomic_file.h"
 
 void json_start(json_writer *j) {
     memset(j, 0, sizeof *j);

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
-#include "../model_internal.h"
-#include "../sampler_api.h"
+#include "base/error.h"
+#include "engine/model_internal.h"
+#include "samplers/sampler_api.h"
 #include "pda_internal.h"
 
 /* The default refinement, chosen from bench/efficient (docs/efficient.md). */

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
+#include "base/error.h"
 #include "gradient_internal.h"
 
 /* Source index and weight of the next cell along one axis. */

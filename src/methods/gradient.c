@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../error.h"
+#include "base/error.h"
 #include "gradient_internal.h"
 
 static const char *const method_names[] = {

@@ -8,8 +8,8 @@
 #ifndef EVM_GRADIENT_INTERNAL_H
 #define EVM_GRADIENT_INTERNAL_H
 
-#include "../backward.h"
-#include "../model_internal.h"
+#include "engine/backward.h"
+#include "engine/model_internal.h"
 
 typedef struct grad_run {
     const evmap_model *model;

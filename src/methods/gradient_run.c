@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
+#include "base/error.h"
 #include "gradient_internal.h"
 
 static int poll_cancel(void *user) {

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../blur.h"
-#include "../error.h"
+#include "base/blur.h"
+#include "base/error.h"
 #include "gradient_internal.h"
 
 static evmap_status make_baseline(const grad_run *r, evmap_baseline kind, const float *x, float *x0,

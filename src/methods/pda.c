@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../error.h"
-#include "../model_internal.h"
-#include "../sampler_api.h"
+#include "base/error.h"
+#include "engine/model_internal.h"
+#include "samplers/sampler_api.h"
 #include "pda_internal.h"
 
 /* Images of activations we allow a PDA batch to occupy. */
@@ -67,14 +67,6 @@ static void class_p_q(const float *row, int k, int c, bool softmaxed, double *p,
     double log_odds = (double)row[c] - (m + log(sum));
     *p = 1.0 / (1.0 + exp(-log_odds));
     *q = 1.0 / (1.0 + exp(log_odds));
-}
-
-double pda_log2_odds(double p, double q, double laplace_n, int k) {
-    if (laplace_n > 0) {
-        p = (p * laplace_n + 1.0) / (laplace_n + k);
-        q = (q * laplace_n + (k - 1)) / (laplace_n + k);
-    }
-    return log2(p) - log2(q);
 }
 
 /* Mean activation of the hidden target's channel in batch row b. */
@@ -191,24 +183,6 @@ static evmap_status check_options(pda_run *r, evmap_error *err) {
 }
 
 /* ------------------------------------------------------------- windows */
-
-size_t pda_window_grid(int h, int w, int k, int stride, const int roi[4], pda_window *out) {
-    if (stride < 1)
-        return 0;
-    /* int64: y + stride and the roi's ends may exceed an int */
-    bool whole = roi[2] <= 0;
-    int64_t x0 = whole ? 0 : roi[0], y0 = whole ? 0 : roi[1];
-    int64_t x1 = whole ? w : (int64_t)roi[0] + roi[2], y1 = whole ? h : (int64_t)roi[1] + roi[3];
-    size_t n = 0;
-    for (int64_t y = 0; y + k <= h; y += stride)
-        for (int64_t x = 0; x + k <= w; x += stride)
-            if (y >= y0 && x >= x0 && y + k <= y1 && x + k <= x1) {
-                if (out)
-                    out[n] = (pda_window){(int)y, (int)x}; /* < h, w */
-                n++;
-            }
-    return n;
-}
 
 static evmap_status list_windows(pda_run *r, evmap_error *err) {
     int s = r->opt->stride;
@@ -379,23 +353,6 @@ static void fill_window(pda_run *r, evm_plan *plan, pda_window w, int row) {
                 memcpy(img + ((size_t)c * r->h + (size_t)(w.y + dy)) * (size_t)r->w + (size_t)w.x,
                        draw + ((size_t)c * k + (size_t)dy) * (size_t)k, sizeof(float) * (size_t)k);
     }
-}
-
-void pda_add_evidence(pda_run *r, pda_window w, const double *we) {
-    size_t pixels = (size_t)r->h * (size_t)r->w;
-    if (r->ext && r->ext->window_we)
-        memcpy(r->ext->window_we + r->evaluated * (size_t)r->n_targets, we,
-               sizeof(double) * (size_t)r->n_targets);
-    r->evaluated++;
-    for (int t = 0; t < r->n_targets; t++) {
-        double *sum = r->sum + (size_t)t * pixels;
-        for (int dy = 0; dy < r->k; dy++)
-            for (int dx = 0; dx < r->k; dx++)
-                sum[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)] += we[t];
-    }
-    for (int dy = 0; dy < r->k; dy++)
-        for (int dx = 0; dx < r->k; dx++)
-            r->count[(size_t)(w.y + dy) * (size_t)r->w + (size_t)(w.x + dx)]++;
 }
 
 static void accumulate(pda_run *r, evm_plan *plan, pda_window w, int row) {

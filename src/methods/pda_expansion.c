@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../backward.h"
-#include "../error.h"
+#include "engine/backward.h"
+#include "base/error.h"
 #include "gradient_internal.h"
 #include "pda_internal.h"
 

@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../model_internal.h"
-#include "../plan_local.h"
-#include "../rng.h"
+#include "engine/model_internal.h"
+#include "engine/plan_local.h"
+#include "base/rng.h"
 #include "evmap.h"
 
 #define PDA_MAX_TARGETS 1024

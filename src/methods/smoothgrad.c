@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../error.h"
-#include "../rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "gradient_internal.h"
 
 static double image_range(const float *x, size_t n) {

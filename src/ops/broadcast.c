@@ -101,8 +101,6 @@ static void make_plan(const evm_tensor *a, const evm_tensor *b, const evm_tensor
 #define ADD_I(x, y) ((int64_t)((uint64_t)(x) + (uint64_t)(y)))
 #define MUL_I(x, y) ((int64_t)((uint64_t)(x) * (uint64_t)(y)))
 
-typedef void (*row_fn)(void *y, const void *a, const void *b, size_t n);
-
 #define DEFINE_ROWS(name, T, OP)                                                                   \
     static void name##_vv(void *yv, const void *av, const void *bv, size_t n) {                    \
         T *restrict y = yv;                                                                        \
@@ -130,37 +128,41 @@ DEFINE_ROWS(mul_f32, float, MUL_F)
 DEFINE_ROWS(add_i64, int64_t, ADD_I)
 DEFINE_ROWS(mul_i64, int64_t, MUL_I)
 
-enum { ROW_VV, ROW_VS, ROW_SV, ROW_KINDS };
-
-/* [op][is_int64][row kind] */
-static const row_fn row_table[EVM_BINARY_OP_COUNT][2][ROW_KINDS] = {
+/* [op][is_int64] */
+static const evm_row_kernels row_table[EVM_BINARY_OP_COUNT][2] = {
     [EVM_BINARY_ADD] = {{add_f32_vv, add_f32_vs, add_f32_sv}, {add_i64_vv, add_i64_vs, add_i64_sv}},
     [EVM_BINARY_MUL] = {{mul_f32_vv, mul_f32_vs, mul_f32_sv}, {mul_i64_vv, mul_i64_vs, mul_i64_sv}},
 };
 
-void evm_broadcast_apply(evm_binary_op op, const evm_tensor *a, const evm_tensor *b,
-                         evm_tensor *y) {
+void evm_broadcast_rows(const evm_row_kernels *k, const evm_tensor *a, const evm_tensor *b,
+                        evm_tensor *y) {
     if (y->count == 0)
         return;
     bcast_plan p;
     make_plan(a, b, y, &p);
     int last = p.rank - 1;
     size_t n = (size_t)p.dims[last];
-    /* Innermost strides are 1 or 0; both 0 only for a single element, where
-     * the vector-vector kernel reads a[0] and b[0] as wanted. */
-    int kind = p.sa[last] == 0 && p.sb[last] != 0   ? ROW_SV
-               : p.sb[last] == 0 && p.sa[last] != 0 ? ROW_VS
-                                                    : ROW_VV;
-    row_fn row = row_table[op][y->dtype == EVM_DTYPE_INT64][kind];
+    /* Innermost strides are 1 or 0. Both are 0 for a single element, where
+     * the vector-vector kernel reads a[0] and b[0] as wanted, or when y is
+     * larger than both operands (variadic ops): then one value fills the row. */
+    bool fill = p.sa[last] == 0 && p.sb[last] == 0 && n > 1;
+    evm_row_fn row = p.sa[last] == 0 && p.sb[last] != 0   ? k->sv
+                     : p.sb[last] == 0 && p.sa[last] != 0 ? k->vs
+                                                          : k->vv;
 
-    size_t elem = evm_dtype_size(y->dtype);
+    size_t ea = evm_dtype_size(a->dtype), eb = evm_dtype_size(b->dtype);
+    size_t ey = evm_dtype_size(y->dtype);
     const char *pa = a->data, *pb = b->data;
     char *py = y->data;
     size_t rows = y->count / n;
     int64_t idx[EVM_MAX_RANK] = {0};
     int64_t oa = 0, ob = 0; /* element offsets of the current row */
     for (size_t r = 0; r < rows; r++) {
-        row(py + r * n * elem, pa + (size_t)oa * elem, pb + (size_t)ob * elem, n);
+        char *yr = py + r * n * ey;
+        row(yr, pa + (size_t)oa * ea, pb + (size_t)ob * eb, fill ? 1 : n);
+        if (fill)
+            for (size_t i = 1; i < n; i++)
+                memcpy(yr + i * ey, yr, ey);
         /* Odometer over the outer axes, innermost first. */
         for (int d = last - 1; d >= 0; d--) {
             oa += p.sa[d];
@@ -172,6 +174,11 @@ void evm_broadcast_apply(evm_binary_op op, const evm_tensor *a, const evm_tensor
             idx[d] = 0;
         }
     }
+}
+
+void evm_broadcast_apply(evm_binary_op op, const evm_tensor *a, const evm_tensor *b,
+                         evm_tensor *y) {
+    evm_broadcast_rows(&row_table[op][y->dtype == EVM_DTYPE_INT64], a, b, y);
 }
 
 /* ------------------------------------------------------------ reduction */
@@ -271,8 +278,8 @@ evmap_status evm_binary_init(evm_node *node, evmap_error *err) {
 /* The shape B takes part in the broadcast with: itself under numpy rules; in
  * legacy mode with an axis, B's dims moved to start at that axis of A (by
  * appending 1s), so that numpy rules then line them up as the old spec did. */
-static evmap_status effective_b(const evm_node *node, const evm_tensor *a, const evm_tensor *b,
-                                evm_tensor *view, evmap_error *err) {
+evmap_status evm_binary_view_b(const evm_node *node, const evm_tensor *a, const evm_tensor *b,
+                               evm_tensor *view, evmap_error *err) {
     const binary_params *p = node->params;
     *view = *b;
     if (!p || !p->legacy || !p->broadcast || !p->has_axis)
@@ -303,8 +310,16 @@ evmap_status evm_binary_infer(const evm_node *node, evm_tensor *const *in, evm_t
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
                              "inputs have different data types (%s and %s)",
                              evm_dtype_name(a->dtype), evm_dtype_name(b->dtype));
+    return evm_binary_infer_shape(node, in, out, err);
+}
+
+evmap_status evm_binary_infer_shape(const evm_node *node, evm_tensor *const *in,
+                                    evm_tensor *const *out, evmap_error *err) {
+    const evm_tensor *a = in[0], *b = in[1];
+    if (!a || !b)
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "needs two inputs");
     evm_tensor bv;
-    evmap_status st = effective_b(node, a, b, &bv, err);
+    evmap_status st = evm_binary_view_b(node, a, b, &bv, err);
     if (st != EVMAP_OK)
         return st;
 
@@ -335,14 +350,14 @@ void evm_binary_forward(const evm_node *node, evm_binary_op op, evm_tensor *cons
                         evm_tensor *const *out) {
     evm_tensor bv;
     /* Cannot fail here: infer ran the same check on the same shapes. */
-    (void)effective_b(node, in[0], in[1], &bv, NULL);
+    (void)evm_binary_view_b(node, in[0], in[1], &bv, NULL);
     evm_broadcast_apply(op, in[0], &bv, out[0]);
 }
 
 void evm_binary_backward(const evm_node *node, evm_binary_op op, evm_tensor *const *in,
                          const evm_tensor *grad_out, evm_tensor *const *grad_in) {
     evm_tensor bv;
-    (void)effective_b(node, in[0], in[1], &bv, NULL); /* checked by infer */
+    (void)evm_binary_view_b(node, in[0], in[1], &bv, NULL); /* checked by infer */
     bool mul = op == EVM_BINARY_MUL;
     /* d(a op b)/da is 1 (Add) or b (Mul), and the other way round. */
     if (grad_in[0])
@@ -354,5 +369,45 @@ void evm_binary_backward(const evm_node *node, evm_binary_op op, evm_tensor *con
         gb.rank = bv.rank;
         memcpy(gb.dims, bv.dims, sizeof gb.dims);
         evm_broadcast_reduce(grad_out, mul ? in[0] : NULL, &gb);
+    }
+}
+
+void evm_binary_forward_rows(const evm_node *node, const evm_row_kernels *k, evm_tensor *const *in,
+                             evm_tensor *const *out) {
+    evm_tensor bv;
+    (void)evm_binary_view_b(node, in[0], in[1], &bv, NULL); /* checked by infer */
+    evm_broadcast_rows(k, in[0], &bv, out[0]);
+}
+
+size_t evm_binary_backward_workspace(const evm_node *node, evm_tensor *const *in,
+                                     evm_tensor *const *out) {
+    (void)node;
+    (void)in;
+    return out[0]->count;
+}
+
+void evm_binary_backward_rows(const evm_node *node, const evm_row_kernels *const *dk,
+                              evm_tensor *const *in, const evm_tensor *grad_out,
+                              evm_tensor *const *grad_in, float *workspace) {
+    evm_tensor bv;
+    (void)evm_binary_view_b(node, in[0], in[1], &bv, NULL); /* checked by infer */
+    /* The local derivative dy/d(input j) at every output element. */
+    evm_tensor d = *grad_out;
+    d.owns_data = false;
+    d.data = workspace;
+    for (int j = 0; j < 2; j++) {
+        if (!grad_in[j])
+            continue;
+        evm_tensor gj = *grad_in[j];
+        if (j == 1) { /* B's gradient, viewed with the shape B was broadcast with */
+            gj.rank = bv.rank;
+            memcpy(gj.dims, bv.dims, sizeof gj.dims);
+        }
+        if (in[j]->dtype != EVM_DTYPE_FLOAT) { /* not differentiable: never asked for */
+            memset(gj.data, 0, gj.count * sizeof(float));
+            continue;
+        }
+        evm_broadcast_rows(dk[j], in[0], &bv, &d);
+        evm_broadcast_reduce(grad_out, &d, &gj);
     }
 }

@@ -17,9 +17,9 @@
 
 #include <stddef.h>
 
-#include "../error.h"
-#include "../graph.h"
-#include "../tensor.h"
+#include "base/error.h"
+#include "engine/graph.h"
+#include "base/tensor.h"
 
 /* A changed part of a 4-D N x C x H x W activation (DESIGN.md 1.2): the same
  * rectangle, rows [y0, y1) x columns [x0, x1), of every image and channel;
@@ -37,7 +37,15 @@ typedef enum evm_kinks {
     EVM_KINKS_NONE,           /* differentiable everywhere it is differentiated */
     EVM_KINKS_SIGN,           /* slope changes at input 0; backward: slope 1 where x > 0 */
     EVM_KINKS_BOUNDS,         /* Clip: gradient passes where lo <= x <= hi */
-    EVM_KINKS_ARGMAX,         /* max pools: to each window's first maximum (row-major) */
+    EVM_KINKS_ARGMAX,         /* max pools, ReduceMax: to each window's (each reduced
+                                 group's) first maximum, in row-major order */
+    /* HardSigmoid, HardSwish: pieces of v = alpha * x + beta, computed in
+     * float32 with alpha * x rounded before beta is added (no fused
+     * multiply-add): v < 0, 0 <= v <= 1, v > 1. Backward takes the middle
+     * piece at both bounds (as Clip). */
+    EVM_KINKS_HARD,
+    EVM_KINKS_SIGNUM, /* Abs: slope sign(x): 1 where x > 0, -1 where x < 0, 0 at 0 */
+    EVM_KINKS_SELECT, /* Max/Min: to the first input (input order) equal to the output */
 } evm_kinks;
 
 const char *evm_kinks_name(evm_kinks kinks);
@@ -102,6 +110,14 @@ typedef struct evm_op_def {
      * forward run being differentiated. Must not allocate or fail. */
     void (*backward)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                      const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace);
+    /* Ops with several differentiable outputs (Split) set this as well as
+     * backward: the same, but grad_outs[j] is output j's gradient, NULL for
+     * outputs no gradient flows into (all of whose grad_in must still be
+     * written in full). Without it, a gradient flowing into any output but
+     * output 0 is refused when the backward pass is made. */
+    void (*backward_outputs)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                             const evm_tensor *const *grad_outs, evm_tensor *const *grad_in,
+                             float *workspace);
     /* Scratch floats backward needs for these shapes; NULL means none. */
     size_t (*backward_workspace)(const evm_node *node, evm_tensor *const *in,
                                  evm_tensor *const *out);
@@ -151,6 +167,47 @@ extern const evm_op_def evm_op_shape;
 extern const evm_op_def evm_op_gather;
 extern const evm_op_def evm_op_unsqueeze;
 extern const evm_op_def evm_op_squeeze;
+extern const evm_op_def evm_op_layer_normalization;
+extern const evm_op_def evm_op_instance_normalization;
+extern const evm_op_def evm_op_cast;
+extern const evm_op_def evm_op_slice;
+extern const evm_op_def evm_op_split;
+extern const evm_op_def evm_op_expand;
+extern const evm_op_def evm_op_tile;
+extern const evm_op_def evm_op_constant_of_shape;
+extern const evm_op_def evm_op_range;
+extern const evm_op_def evm_op_where;
+extern const evm_op_def evm_op_equal;
+extern const evm_op_def evm_op_less;
+extern const evm_op_def evm_op_greater;
+extern const evm_op_def evm_op_not;
+extern const evm_op_def evm_op_hard_sigmoid;
+extern const evm_op_def evm_op_hard_swish;
+extern const evm_op_def evm_op_prelu;
+extern const evm_op_def evm_op_elu;
+extern const evm_op_def evm_op_selu;
+extern const evm_op_def evm_op_softplus;
+extern const evm_op_def evm_op_softsign;
+extern const evm_op_def evm_op_mish;
+extern const evm_op_def evm_op_gelu;
+extern const evm_op_def evm_op_reduce_mean;
+extern const evm_op_def evm_op_reduce_sum;
+extern const evm_op_def evm_op_reduce_max;
+extern const evm_op_def evm_op_reduce_l2;
+extern const evm_op_def evm_op_sub;
+extern const evm_op_def evm_op_div;
+extern const evm_op_def evm_op_pow;
+extern const evm_op_def evm_op_sqrt;
+extern const evm_op_def evm_op_exp;
+extern const evm_op_def evm_op_log;
+extern const evm_op_def evm_op_neg;
+extern const evm_op_def evm_op_abs;
+extern const evm_op_def evm_op_reciprocal;
+extern const evm_op_def evm_op_erf;
+extern const evm_op_def evm_op_min;
+extern const evm_op_def evm_op_max;
+extern const evm_op_def evm_op_sum;
+extern const evm_op_def evm_op_mean;
 
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 

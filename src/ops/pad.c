@@ -83,7 +83,7 @@ static evmap_status pad_infer(const evm_node *node, evm_tensor *const *in, evm_t
                               evmap_error *err) {
     const pad_params *p = node->params;
     const evm_tensor *x = in[0];
-    if (evm_dtype_size(x->dtype) == 0)
+    if (x->dtype != EVM_DTYPE_FLOAT && x->dtype != EVM_DTYPE_INT64)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
                              "input 0 has data type %s; only float32 and int64 are supported",
                              evm_dtype_name(x->dtype));

@@ -33,6 +33,47 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_GATHER] = &evm_op_gather,
     [EVM_OP_UNSQUEEZE] = &evm_op_unsqueeze,
     [EVM_OP_SQUEEZE] = &evm_op_squeeze,
+    [EVM_OP_LAYER_NORMALIZATION] = &evm_op_layer_normalization,
+    [EVM_OP_INSTANCE_NORMALIZATION] = &evm_op_instance_normalization,
+    [EVM_OP_CAST] = &evm_op_cast,
+    [EVM_OP_SLICE] = &evm_op_slice,
+    [EVM_OP_SPLIT] = &evm_op_split,
+    [EVM_OP_EXPAND] = &evm_op_expand,
+    [EVM_OP_TILE] = &evm_op_tile,
+    [EVM_OP_CONSTANT_OF_SHAPE] = &evm_op_constant_of_shape,
+    [EVM_OP_RANGE] = &evm_op_range,
+    [EVM_OP_WHERE] = &evm_op_where,
+    [EVM_OP_EQUAL] = &evm_op_equal,
+    [EVM_OP_LESS] = &evm_op_less,
+    [EVM_OP_GREATER] = &evm_op_greater,
+    [EVM_OP_NOT] = &evm_op_not,
+    [EVM_OP_HARD_SIGMOID] = &evm_op_hard_sigmoid,
+    [EVM_OP_HARD_SWISH] = &evm_op_hard_swish,
+    [EVM_OP_PRELU] = &evm_op_prelu,
+    [EVM_OP_ELU] = &evm_op_elu,
+    [EVM_OP_SELU] = &evm_op_selu,
+    [EVM_OP_SOFTPLUS] = &evm_op_softplus,
+    [EVM_OP_SOFTSIGN] = &evm_op_softsign,
+    [EVM_OP_MISH] = &evm_op_mish,
+    [EVM_OP_GELU] = &evm_op_gelu,
+    [EVM_OP_REDUCE_MEAN] = &evm_op_reduce_mean,
+    [EVM_OP_REDUCE_SUM] = &evm_op_reduce_sum,
+    [EVM_OP_REDUCE_MAX] = &evm_op_reduce_max,
+    [EVM_OP_REDUCE_L2] = &evm_op_reduce_l2,
+    [EVM_OP_SUB] = &evm_op_sub,
+    [EVM_OP_DIV] = &evm_op_div,
+    [EVM_OP_POW] = &evm_op_pow,
+    [EVM_OP_SQRT] = &evm_op_sqrt,
+    [EVM_OP_EXP] = &evm_op_exp,
+    [EVM_OP_LOG] = &evm_op_log,
+    [EVM_OP_NEG] = &evm_op_neg,
+    [EVM_OP_ABS] = &evm_op_abs,
+    [EVM_OP_RECIPROCAL] = &evm_op_reciprocal,
+    [EVM_OP_ERF] = &evm_op_erf,
+    [EVM_OP_MIN] = &evm_op_min,
+    [EVM_OP_MAX] = &evm_op_max,
+    [EVM_OP_SUM] = &evm_op_sum,
+    [EVM_OP_MEAN] = &evm_op_mean,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -54,10 +95,14 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 }
 
 const char *evm_op_supported_list(void) {
-    return "Add, AveragePool, BatchNormalization, Clip, Concat, Constant, Conv, Dropout, Flatten, "
-           "Gather, Gemm, GlobalAveragePool, GlobalMaxPool, Identity, LRN, LeakyRelu, MatMul, "
-           "MaxPool, Mul, Pad, Relu, Reshape, Shape, Sigmoid, Softmax, Squeeze, Tanh, Transpose, "
-           "Unsqueeze";
+    return "Abs, Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, "
+           "ConstantOfShape, Conv, Div, Dropout, Elu, Equal, Erf, Exp, Expand, Flatten, Gather, "
+           "Gelu, Gemm, GlobalAveragePool, GlobalMaxPool, Greater, HardSigmoid, HardSwish, "
+           "Identity, InstanceNormalization, LRN, LayerNormalization, LeakyRelu, Less, Log, "
+           "MatMul, Max, MaxPool, Mean, Min, Mish, Mul, Neg, Not, PRelu, Pad, Pow, Range, "
+           "Reciprocal, ReduceL2, ReduceMax, ReduceMean, ReduceSum, Relu, Reshape, Selu, Shape, "
+           "Sigmoid, Slice, Softmax, Softplus, Softsign, Split, Sqrt, Squeeze, Sub, Sum, Tanh, "
+           "Tile, Transpose, Unsqueeze, Where";
 }
 
 const char *evm_kinks_name(evm_kinks kinks) {
@@ -66,6 +111,9 @@ const char *evm_kinks_name(evm_kinks kinks) {
     case EVM_KINKS_SIGN: return "sign";
     case EVM_KINKS_BOUNDS: return "bounds";
     case EVM_KINKS_ARGMAX: return "argmax";
+    case EVM_KINKS_HARD: return "hard";
+    case EVM_KINKS_SIGNUM: return "signum";
+    case EVM_KINKS_SELECT: return "select";
     default: return "undeclared";
     }
 }

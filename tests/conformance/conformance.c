@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "onnx/onnx.pb-c.h"
-#include "onnx_load.h"
+#include "engine/onnx_load.h"
 #include "ops/op.h"
-#include "plan.h"
+#include "engine/plan.h"
 
 #define MAX_CASES 4096
 #define MAX_IO 16
@@ -159,12 +159,16 @@ static int compare_tensor(const evm_tensor *got, const evm_tensor *want, char *w
         return 0;
     }
     for (size_t i = 0; i < got->count; i++) {
-        int ok = got->dtype == EVM_DTYPE_FLOAT ? close_enough(evm_f32(got)[i], evm_f32(want)[i])
-                                               : evm_i64(got)[i] == evm_i64(want)[i];
+        int ok = got->dtype == EVM_DTYPE_FLOAT  ? close_enough(evm_f32(got)[i], evm_f32(want)[i])
+                 : got->dtype == EVM_DTYPE_BOOL ? evm_bool(got)[i] == evm_bool(want)[i]
+                                                : evm_i64(got)[i] == evm_i64(want)[i];
         if (!ok) {
             if (got->dtype == EVM_DTYPE_FLOAT)
                 snprintf(why, why_size, "element %zu is %.7g, expected %.7g", i,
                          (double)evm_f32(got)[i], (double)evm_f32(want)[i]);
+            else if (got->dtype == EVM_DTYPE_BOOL)
+                snprintf(why, why_size, "element %zu is %d, expected %d", i, evm_bool(got)[i],
+                         evm_bool(want)[i]);
             else
                 snprintf(why, why_size, "element %zu is %lld, expected %lld", i,
                          (long long)evm_i64(got)[i], (long long)evm_i64(want)[i]);

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "evmap.h"
-#include "model_internal.h"
+#include "engine/model_internal.h"
 #include "ops/op.h"
 
 static int write_floats(const char *path, const float *v, size_t n) {

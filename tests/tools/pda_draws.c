@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
-#include "sampler_internal.h"
+#include "base/rng.h"
+#include "samplers/sampler_internal.h"
 
 static int read_floats(const char *path, float *out, size_t n) {
     FILE *f = fopen(path, "rb");

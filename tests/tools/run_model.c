@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "onnx_load.h"
-#include "plan.h"
+#include "engine/onnx_load.h"
+#include "engine/plan.h"
 
 int main(int argc, char **argv) {
     if (argc != 8) {

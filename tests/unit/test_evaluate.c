@@ -1,5 +1,5 @@
 /*
- * Evidence-map metrics (src/evaluate.c) against hand computations:
+ * Evidence-map metrics (src/evaluate/evaluate.c) against hand computations:
  *  - pixel order: descending values, raster order among ties, NaN last;
  *  - step pixel counts and the perturbed images of deletion and insertion;
  *  - trapezoid AUC of small curves worked out by hand;

@@ -23,9 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model_internal.h"
+#include "engine/model_internal.h"
 #include "ops/op.h"
-#include "plan_local.h"
+#include "engine/plan_local.h"
 
 static int passed, failed;
 /* window cases that ran, and that reached the tightness and region checks */

@@ -1,5 +1,5 @@
 /*
- * The wire-format scanner behind the ONNX loader (src/onnx_wire.c): varints,
+ * The wire-format scanner behind the ONNX loader (src/engine/onnx_wire.c): varints,
  * keys and skipping; on real models, the stripped message plus its payloads
  * must equal a plain protobuf-c unpack (checked by packing both back); hand
  * encoded edge cases (length varints that shrink, overlong encodings,
@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "onnx/onnx.pb-c.h"
-#include "onnx_load.h"
-#include "onnx_wire.h"
+#include "engine/onnx_load.h"
+#include "engine/onnx_wire.h"
 
 static int passed, failed;
 

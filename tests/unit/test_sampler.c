@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "evmap.h"
-#include "sampler_internal.h"
+#include "samplers/sampler_internal.h"
 
 #define FASHION "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 #define REFERENCE_SCRIPT "tests/sampler_reference.py"

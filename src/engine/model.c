@@ -1,0 +1,295 @@
+/*
+ * Public model and runner API over the graph and plan layers. A model is an
+ * image classifier with one float input N×C×H×W (C, H, W fixed) and one
+ * output N×K (trailing 1s allowed); probabilities come from the graph's own
+ * Softmax when it ends in one, otherwise evmap applies softmax to the logits.
+ */
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "model_internal.h"
+#include "onnx_load.h"
+#include "ops/op.h"
+
+void evmap_model_free(evmap_model *model) {
+    if (!model)
+        return;
+    evm_graph_free(model->graph);
+    free(model);
+}
+
+/* Follows pass-through ops back from the output to a Softmax node; -1 when
+ * the graph does not end in one. */
+static int final_softmax(const evm_graph *g) {
+    int v = g->outputs[0];
+    for (int hops = 0; hops < 8; hops++) {
+        int p = g->values[v].producer;
+        if (p < 0)
+            return -1;
+        const evm_node *n = &g->nodes[p];
+        if (n->kind == EVM_OP_SOFTMAX)
+            return p;
+        if (n->kind != EVM_OP_IDENTITY && n->kind != EVM_OP_DROPOUT && n->kind != EVM_OP_FLATTEN &&
+            n->kind != EVM_OP_RESHAPE)
+            return -1;
+        v = n->inputs[0];
+    }
+    return -1;
+}
+
+static bool ends_in_softmax(const evm_graph *g) {
+    return final_softmax(g) >= 0;
+}
+
+int evm_model_logits_value(const evmap_model *model) {
+    int softmax = final_softmax(model->graph);
+    return softmax < 0 ? model->graph->outputs[0] : model->graph->nodes[softmax].inputs[0];
+}
+
+static evmap_status check_image_input(evmap_model *m, evmap_error *err) {
+    const evm_graph *g = m->graph;
+    if (g->n_inputs != 1)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "the model has %d inputs; evmap explains classifiers with one image input",
+                        g->n_inputs);
+    const evm_value *in = &g->values[g->inputs[0]];
+    const evm_tensor *t = &in->tensor;
+    if (!in->has_shape || t->rank != 4 || t->dtype != EVM_DTYPE_FLOAT)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "input '%s' must be a float32 image batch N×C×H×W (rank 4)", in->name);
+    for (int i = 1; i < 4; i++)
+        if (t->dims[i] <= 0 || t->dims[i] > 65535)
+            return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                            "input '%s' has no fixed %s; re-export the model with a fixed "
+                            "image size",
+                            in->name,
+                            i == 1   ? "channel count"
+                            : i == 2 ? "height"
+                                     : "width");
+    if (t->dims[1] != 1 && t->dims[1] != 3)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "input '%s' has %lld channels; evmap handles gray (1) and RGB (3) images",
+                        in->name, (long long)t->dims[1]);
+    m->info.channels = (int)t->dims[1];
+    m->info.height = (int)t->dims[2];
+    m->info.width = (int)t->dims[3];
+    /* any int64 in the file: only 1..INT_MAX is a batch size */
+    m->declared_batch = t->dims[0] >= 1 && t->dims[0] <= INT_MAX ? (int)t->dims[0] : -1;
+    return EVMAP_OK;
+}
+
+evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err) {
+    evm_tensor shape = {.dtype = EVM_DTYPE_FLOAT};
+    int64_t dims[4] = {batch, model->info.channels, model->info.height, model->info.width};
+    evmap_status st = evm_tensor_set_shape(&shape, 4, dims, err);
+    if (st != EVMAP_OK)
+        return st;
+    return evm_plan_create(model->graph, &shape, out, err);
+}
+
+/* Plans batch 1 once to learn the number of classes. */
+static evmap_status check_output(evmap_model *m, evmap_error *err) {
+    evm_plan *plan;
+    evmap_status st = evm_model_plan(m, 1, &plan, err);
+    if (st != EVMAP_OK)
+        return st;
+    const evm_tensor *out = evm_plan_output(plan, 0);
+    size_t k = out->count;
+    bool batch_first = out->rank >= 1 && out->dims[0] == 1;
+    for (int i = 2; i < out->rank; i++)
+        batch_first = batch_first && out->dims[i] == 1;
+    if (out->dtype != EVM_DTYPE_FLOAT || !batch_first || k < 2 || k > 1000000)
+        st = evm_fail(err, EVMAP_ERR_UNSUPPORTED, "output '%s' must hold class scores N×K (K ≥ 2)",
+                      m->graph->values[m->graph->outputs[0]].name);
+    m->info.num_classes = (int)k;
+    evm_plan_free(plan);
+    return st;
+}
+
+static void count_parameters(evmap_model *m) {
+    const evm_graph *g = m->graph;
+    for (int i = 0; i < g->n_values; i++)
+        if (g->values[i].is_initializer && g->values[i].tensor.dtype == EVM_DTYPE_FLOAT)
+            m->info.num_parameters += g->values[i].tensor.count;
+    for (int i = 0; i < g->n_nodes; i++)
+        m->info.num_nodes += !g->nodes[i].removed;
+}
+
+static evmap_status finish_load(evm_graph *graph, evmap_model **out, evmap_error *err) {
+    evmap_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        evm_graph_free(graph);
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    m->graph = graph;
+    evmap_status st = check_image_input(m, err);
+    if (st == EVMAP_OK)
+        st = check_output(m, err);
+    if (st != EVMAP_OK) {
+        evmap_model_free(m);
+        return st;
+    }
+    m->info.ends_in_softmax = ends_in_softmax(graph);
+    count_parameters(m);
+    *out = m;
+    return EVMAP_OK;
+}
+
+evmap_status evmap_model_load_limited(const char *path, uint64_t max_memory, evmap_model **out,
+                                      evmap_error *err) {
+    if (!path || !out)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_model_load: NULL argument");
+    *out = NULL;
+    evm_graph *graph;
+    evmap_status st = evm_onnx_load_file_limited(path, max_memory, &graph, err);
+    if (st != EVMAP_OK)
+        return st;
+    graph->max_memory = max_memory;
+    st = finish_load(graph, out, err);
+    if (st != EVMAP_OK)
+        evm_error_prefix(err, "%s", path);
+    return st;
+}
+
+evmap_status evmap_model_load(const char *path, evmap_model **out, evmap_error *err) {
+    return evmap_model_load_limited(path, 0, out, err);
+}
+
+void evmap_model_limit_memory(evmap_model *model, uint64_t max_memory) {
+    if (model)
+        model->graph->max_memory = max_memory;
+}
+
+evmap_status evmap_model_load_memory_limited(const void *data, size_t size, uint64_t max_memory,
+                                             evmap_model **out, evmap_error *err) {
+    if (!data || !out)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_model_load_memory: NULL argument");
+    *out = NULL;
+    evm_graph *graph;
+    evmap_status st = evm_onnx_load_memory(data, size, &graph, err);
+    if (st != EVMAP_OK)
+        return st;
+    graph->max_memory = max_memory; /* loading plans batch 1 to check the output */
+    return finish_load(graph, out, err);
+}
+
+evmap_status evmap_model_load_memory(const void *data, size_t size, evmap_model **out,
+                                     evmap_error *err) {
+    return evmap_model_load_memory_limited(data, size, 0, out, err);
+}
+
+evmap_status evmap_model_get_info(const evmap_model *model, evmap_model_info *out,
+                                  evmap_error *err) {
+    if (!model || !out)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_model_get_info: NULL argument");
+    *out = model->info;
+    return EVMAP_OK;
+}
+
+/* ---------------------------------------------------------------- runner */
+
+void evmap_runner_free(evmap_runner *runner) {
+    if (!runner)
+        return;
+    evm_plan_free(runner->plan);
+    evm_plan_free(runner->tail);
+    free(runner);
+}
+
+evmap_status evmap_runner_create(const evmap_model *model, int batch, int threads,
+                                 evmap_runner **out, evmap_error *err) {
+    if (!model || !out)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_runner_create: NULL argument");
+    *out = NULL;
+    if (batch < 1 || batch > 65536)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "batch size %d is out of range (1-65536)",
+                        batch);
+    if (threads < 0 || threads > 1024)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "thread count %d is out of range",
+                        threads);
+    evmap_runner *r = calloc(1, sizeof *r);
+    if (!r)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    r->model = model;
+    r->batch = batch;
+    r->threads = threads;
+    evmap_status st = evm_model_plan(model, batch, &r->plan, err);
+    if (st != EVMAP_OK) {
+        free(r);
+        return st;
+    }
+    *out = r;
+    return EVMAP_OK;
+}
+
+void evm_runner_set_threads(const evmap_runner *runner) {
+    /* OpenBLAS keeps one global pool; set it only when it differs. */
+    if (runner->threads > 0 && openblas_get_num_threads() != runner->threads)
+        openblas_set_num_threads(runner->threads);
+}
+
+/* Softmax over one row, in place, in double for stable sums. */
+static void softmax_row(float *row, int k) {
+    float max = row[0];
+    for (int i = 1; i < k; i++)
+        max = row[i] > max ? row[i] : max;
+    double sum = 0;
+    for (int i = 0; i < k; i++)
+        sum += exp((double)row[i] - max);
+    for (int i = 0; i < k; i++)
+        row[i] = (float)(exp((double)row[i] - max) / sum);
+}
+
+/* The plan for count images: the full one, or a plan of exactly count images
+ * for a partial batch (kept for the next partial batch of that size), so a
+ * last batch of 1 of 16 costs one image, not 16. */
+static evmap_status plan_for(evmap_runner *runner, int count, evm_plan **out, evmap_error *err) {
+    if (count == runner->batch) {
+        *out = runner->plan;
+        return EVMAP_OK;
+    }
+    if (!runner->tail || runner->tail_batch != count) {
+        evm_plan_free(runner->tail);
+        runner->tail = NULL;
+        evmap_status st = evm_model_plan(runner->model, count, &runner->tail, err);
+        if (st != EVMAP_OK)
+            return st;
+        runner->tail_batch = count;
+    }
+    *out = runner->tail;
+    return EVMAP_OK;
+}
+
+evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int count,
+                                   float *probs, evmap_error *err) {
+    if (!runner || !input || !probs)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_runner_classify: NULL argument");
+    if (count < 1 || count > runner->batch)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "count %d is outside the runner's batch of %d", count, runner->batch);
+    evm_plan *plan;
+    evmap_status st = plan_for(runner, count, &plan, err);
+    if (st != EVMAP_OK)
+        return st;
+    const evmap_model_info *info = &runner->model->info;
+    size_t per_image = (size_t)info->channels * (size_t)info->height * (size_t)info->width;
+    memcpy(evm_plan_input(plan, 0)->data, input, per_image * (size_t)count * sizeof(float));
+    evm_runner_set_threads(runner);
+    evm_plan_run(plan);
+    runner->images_run += (uint64_t)count;
+    const float *out = evm_f32(evm_plan_output(plan, 0));
+    int k = info->num_classes;
+    memcpy(probs, out, sizeof(float) * (size_t)k * (size_t)count);
+    if (!info->ends_in_softmax)
+        for (int i = 0; i < count; i++)
+            softmax_row(probs + (size_t)i * (size_t)k, k);
+    return EVMAP_OK;
+}
+
+uint64_t evmap_runner_images_run(const evmap_runner *runner) {
+    return runner ? runner->images_run : 0;
+}
