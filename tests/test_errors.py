@@ -51,7 +51,7 @@ def main():
     tmp = tempfile.mkdtemp()
     p = lambda name: os.path.join(tmp, name)  # noqa: E731
     onnx.save(tiny_model(), p("good.onnx"))
-    onnx.save(tiny_model(op="Softplus"), p("unsupported.onnx"))
+    onnx.save(tiny_model(op="Hardmax"), p("unsupported.onnx"))
     onnx.save(tiny_model(with_weights=False), p("missing_init.onnx"))
     onnx.save(tiny_model(input_shape=(1, 1, 8)), p("rank3.onnx"))
     onnx.save(tiny_model(attrs={"frobnicate": 1}), p("unknown_attr.onnx"))
@@ -92,7 +92,7 @@ def main():
         ("truncated model", ["--model", p("truncated.onnx"), p("img8.png")], ["truncated.onnx"]),
         ("garbage model", ["--model", p("garbage.onnx"), p("img8.png")], ["ONNX"]),
         ("unsupported operator", ["--model", p("unsupported.onnx"), p("img8.png")],
-         ["first", "Softplus", "Conv"]),
+         ["first", "Hardmax", "Conv"]),
         ("missing initializer", ["--model", p("missing_init.onnx"), p("img8.png")],
          ["classifier", "W"]),
         ("unknown attribute", ["--model", p("unknown_attr.onnx"), p("img8.png")],
