@@ -111,6 +111,7 @@ typedef enum evm_op_kind {
     EVM_OP_MAX,
     EVM_OP_SUM,
     EVM_OP_MEAN,
+    EVM_OP_CONV_TRANSPOSE,
     EVM_OP_KIND_COUNT
 } evm_op_kind;
 

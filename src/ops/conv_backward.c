@@ -1,8 +1,12 @@
 /*
- * Conv's input gradient (evmap explains inputs, never weights). Three ways,
+ * Conv's input gradient (evmap explains inputs, never weights), which is also
+ * ConvTranspose's forward (evm_conv_transpose_run, with a bias). Three ways,
  * chosen per plan (grad_choose): for stride 1 the transposed convolution,
  * which reuses the forward kernels on flipped weights; otherwise every tap
  * scattered back (depthwise) or sgemm + col2im.
+ * Shapes may have a negative pad_end (ConvTranspose's output_padding and
+ * output_shape reach past the last tap): only pad_begin places taps, and the
+ * valid ranges keep every tap inside the plane.
  */
 #include <cblas.h>
 #include <limits.h>
@@ -17,7 +21,7 @@
  * the dilated kernel) or its sizes would not fit sgemm's ints. */
 static bool conv_transposed_shape(const evm_conv2d_shape *s, evm_conv2d_shape *t) {
     const evm_window2d *k = &s->win;
-    if (k->stride[0] != 1 || k->stride[1] != 1)
+    if (k->stride[0] != 1 || k->stride[1] != 1 || k->pad_begin[0] < 0 || k->pad_begin[1] < 0)
         return false;
     *t = *s;
     t->c = s->m;
@@ -38,6 +42,16 @@ static bool conv_transposed_shape(const evm_conv2d_shape *s, evm_conv2d_shape *t
     int64_t plane = (int64_t)s->h * s->w;
     /* its im2col bounded as the forward's is (conv_infer) */
     return plane <= INT_MAX && kdim <= INT_MAX && kdim * plane <= (int64_t)EVM_MAX_TENSOR_ELEMENTS;
+}
+
+/* Starts an input-gradient plane: all zero, or the bias of its channel. */
+static void fill_plane(float *plane, size_t n, float v) {
+    if (v == 0.0f) {
+        memset(plane, 0, sizeof(float) * n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        plane[i] = v;
 }
 
 /* The transpose of one kernel tap (ky, kx): plane (h x w) += wv * g (oh x ow)
@@ -66,7 +80,7 @@ static void scatter_tap(const evm_conv2d_shape *s, int ky, int kx, const float *
 /* Input gradient of depthwise convolution, one plane per channel and image:
  * every tap scattered back, for the shapes the transposed convolution does
  * not cover (strides, large pads). x is the output gradient, y the input
- * gradient. */
+ * gradient, bias (may be NULL) one value per input channel. */
 static void dw_backward_part(void *ctx, int part, int parts) {
     const dw_job *j = ctx;
     const evm_conv2d_shape *s = j->s;
@@ -77,7 +91,7 @@ static void dw_backward_part(void *ctx, int part, int parts) {
     for (size_t i = lo; i < hi; i++) {
         const float *kern = j->w + (i % (size_t)s->c) * kh * kw;
         float *gx = j->y + i * in_plane;
-        memset(gx, 0, sizeof(float) * in_plane);
+        fill_plane(gx, in_plane, j->bias ? j->bias[i % (size_t)s->c] : 0.0f);
         for (int ky = 0; ky < kh; ky++)
             for (int kx = 0; kx < kw; kx++)
                 scatter_tap(s, ky, kx, j->x + i * out_plane, kern[ky * kw + kx], gx);
@@ -92,11 +106,12 @@ static void dw_backward_part(void *ctx, int part, int parts) {
 typedef struct col_job {
     const evm_conv2d_shape *s;
     const gemm_geom *g;
-    int nb, gi;      /* images in this sgemm, group */
-    const float *gy; /* output gradient of the first image of the batch */
-    float *col;      /* the columns, nb * p wide */
-    float *tmp;      /* gathered gY_g when nb > 1 */
-    float *gx;       /* input gradient of the first image */
+    int nb, gi;        /* images in this sgemm, group */
+    const float *gy;   /* output gradient of the first image of the batch */
+    float *col;        /* the columns, nb * p wide */
+    float *tmp;        /* gathered gY_g when nb > 1 */
+    float *gx;         /* input gradient of the first image */
+    const float *bias; /* per input channel; may be NULL */
 } col_job;
 
 static void col_gather_part(void *ctx, int part, int parts) {
@@ -121,9 +136,10 @@ static void col2im_part(void *ctx, int part, int parts) {
     evm_conv_items_range((size_t)j->nb * g->cg, part, parts, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
         size_t n = i / (size_t)g->cg, c = i % (size_t)g->cg;
-        float *plane = j->gx + (n * s->c + (size_t)j->gi * g->cg + c) * in_plane;
+        size_t ch = (size_t)j->gi * g->cg + c;
+        float *plane = j->gx + (n * s->c + ch) * in_plane;
         const float *rows = j->col + c * kh * kw * cols + n * g->p;
-        memset(plane, 0, sizeof(float) * in_plane);
+        fill_plane(plane, in_plane, j->bias ? j->bias[ch] : 0.0f);
         for (int ky = 0; ky < kh; ky++)
             for (int kx = 0; kx < kw; kx++)
                 scatter_tap(s, ky, kx, rows + (size_t)(ky * kw + kx) * cols, 1.0f, plane);
@@ -132,7 +148,7 @@ static void col2im_part(void *ctx, int part, int parts) {
 
 /* Workspace: as evm_conv_gemm's for CONV_IM2COL (columns, then gathered rows). */
 static void conv_backward_gemm(const evm_conv2d_shape *s, const float *gy, const float *w,
-                               float *gx, float *work) {
+                               const float *bias, float *gx, float *work) {
     gemm_geom g = evm_conv_gemm_geometry(s);
     size_t in_image = (size_t)s->c * s->h * s->w, out_image = (size_t)s->m * g.p;
     for (int n0 = 0; n0 < s->n; n0 += g.nb) {
@@ -146,7 +162,8 @@ static void conv_backward_gemm(const evm_conv2d_shape *s, const float *gy, const
                          .gy = gy + (size_t)n0 * out_image,
                          .col = work,
                          .tmp = work + (size_t)g.kdim * cols,
-                         .gx = gx + (size_t)n0 * in_image};
+                         .gx = gx + (size_t)n0 * in_image,
+                         .bias = bias};
             const float *b = j.gy + (size_t)gi * g.mg * g.p;
             int ldb = g.p;
             if (nb > 1) {
@@ -206,15 +223,40 @@ static void flip_part(void *ctx, int part, int parts) {
     }
 }
 
+size_t evm_conv_transpose_workspace(const evm_conv2d_shape *s) {
+    evm_conv2d_shape t;
+    conv_grad how = grad_choose(s, &t);
+    if (how == GRAD_TRANSPOSED) /* the flipped weights, then the kernel's */
+        return (size_t)s->m * (s->c / s->group) * s->win.kernel[0] * s->win.kernel[1] +
+               evm_conv_kernel_workspace(&t);
+    return how == GRAD_DEPTHWISE ? 0 : evm_conv_gemm_workspace(s, CONV_IM2COL);
+}
+
+void evm_conv_transpose_run(const evm_conv2d_shape *s, const float *gy, const float *w,
+                            const float *bias, float *gx, float *workspace) {
+    evm_conv2d_shape t;
+    conv_grad how = grad_choose(s, &t);
+    if (how == GRAD_TRANSPOSED) {
+        size_t wn = (size_t)s->m * (s->c / s->group) * s->win.kernel[0] * s->win.kernel[1];
+        flip_job j = {s, w, workspace};
+        evm_conv_parallel(flip_part, &j, wn);
+        evm_conv_run(&t, gy, workspace, bias, gx, workspace + wn);
+    } else if (how == GRAD_DEPTHWISE) {
+        dw_job j = {s, gy, w, bias, gx};
+        evm_conv_parallel(dw_backward_part, &j,
+                          (size_t)s->n * s->c * s->oh * s->ow * s->win.kernel[0] *
+                              s->win.kernel[1]);
+    } else {
+        conv_backward_gemm(s, gy, w, bias, gx, workspace);
+    }
+}
+
 size_t evm_conv_backward_workspace(const evm_node *node, evm_tensor *const *in,
                                    evm_tensor *const *out) {
     (void)out;
-    evm_conv2d_shape s, t;
+    evm_conv2d_shape s;
     evm_conv_shape(node, in, &s, NULL);
-    conv_grad how = grad_choose(&s, &t);
-    if (how == GRAD_TRANSPOSED)
-        return in[1]->count + evm_conv_kernel_workspace(&t);
-    return how == GRAD_DEPTHWISE ? 0 : evm_conv_gemm_workspace(&s, CONV_IM2COL);
+    return evm_conv_transpose_workspace(&s);
 }
 
 void evm_conv_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
@@ -222,20 +264,8 @@ void evm_conv_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *
     (void)out;
     if (!grad_in[0] || !grad_in[0]->count) /* an empty input may have no buffer */
         return;
-    evm_conv2d_shape s, t;
+    evm_conv2d_shape s;
     evm_conv_shape(node, in, &s, NULL);
-    const float *gy = evm_f32(grad_out), *w = evm_f32(in[1]);
-    float *gx = evm_f32(grad_in[0]);
-    conv_grad how = grad_choose(&s, &t);
-    if (how == GRAD_TRANSPOSED) {
-        flip_job j = {&s, w, workspace};
-        evm_conv_parallel(flip_part, &j, in[1]->count);
-        evm_conv_run(&t, gy, workspace, NULL, gx, workspace + in[1]->count);
-    } else if (how == GRAD_DEPTHWISE) {
-        dw_job j = {&s, gy, w, NULL, gx};
-        evm_conv_parallel(dw_backward_part, &j,
-                          (size_t)s.n * s.c * s.oh * s.ow * s.win.kernel[0] * s.win.kernel[1]);
-    } else {
-        conv_backward_gemm(&s, gy, w, gx, workspace);
-    }
+    evm_conv_transpose_run(&s, evm_f32(grad_out), evm_f32(in[1]), NULL, evm_f32(grad_in[0]),
+                           workspace);
 }

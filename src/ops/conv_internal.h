@@ -129,7 +129,18 @@ typedef struct dw_job {
 void evm_conv_depthwise(const evm_conv2d_shape *s, const float *x, const float *w,
                         const float *bias, float *y);
 
-/* ---- the input gradient (conv_backward.c): evm_op_conv's backward hooks ---- */
+/* ---- the input gradient (conv_backward.c) ---- */
+
+/* The transpose of convolution s: gx (s's input shape) = bias (one value per
+ * input channel, may be NULL) + J^T gy, where gy has s's output shape and J
+ * is the Jacobian of conv(., w). Conv's input gradient, ConvTranspose's
+ * forward. workspace holds evm_conv_transpose_workspace(s) floats. */
+size_t evm_conv_transpose_workspace(const evm_conv2d_shape *s);
+
+void evm_conv_transpose_run(const evm_conv2d_shape *s, const float *gy, const float *w,
+                            const float *bias, float *gx, float *workspace);
+
+/* evm_op_conv's backward hooks */
 
 size_t evm_conv_backward_workspace(const evm_node *node, evm_tensor *const *in,
                                    evm_tensor *const *out);

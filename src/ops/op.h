@@ -208,6 +208,7 @@ extern const evm_op_def evm_op_min;
 extern const evm_op_def evm_op_max;
 extern const evm_op_def evm_op_sum;
 extern const evm_op_def evm_op_mean;
+extern const evm_op_def evm_op_conv_transpose;
 
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 

@@ -74,6 +74,7 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_MAX] = &evm_op_max,
     [EVM_OP_SUM] = &evm_op_sum,
     [EVM_OP_MEAN] = &evm_op_mean,
+    [EVM_OP_CONV_TRANSPOSE] = &evm_op_conv_transpose,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -96,7 +97,8 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 
 const char *evm_op_supported_list(void) {
     return "Abs, Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, "
-           "ConstantOfShape, Conv, Div, Dropout, Elu, Equal, Erf, Exp, Expand, Flatten, Gather, "
+           "ConstantOfShape, Conv, ConvTranspose, Div, Dropout, Elu, Equal, Erf, Exp, Expand, "
+           "Flatten, Gather, "
            "Gelu, Gemm, GlobalAveragePool, GlobalMaxPool, Greater, HardSigmoid, HardSwish, "
            "Identity, InstanceNormalization, LRN, LayerNormalization, LeakyRelu, Less, Log, "
            "MatMul, Max, MaxPool, Mean, Min, Mish, Mul, Neg, Not, PRelu, Pad, Pow, Range, "
