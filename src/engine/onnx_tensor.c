@@ -210,8 +210,8 @@ evmap_status evm_onnx_tensor_from_proto(Onnx__TensorProto *p, evm_onnx_source *s
     size_t fe = file_elem_size(type);
     if (!fe)
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                        "tensor '%s' has data type %s; evmap supports float32, float16, bfloat16, "
-                        "double, int64 and bool",
+                        "tensor '%s' has data type %s; evmap supports float32, int64 and bool "
+                        "(float16, bfloat16 and double weights become float32)",
                         name, evm_onnx_type_name(type));
     t->dtype = type == ONNX_INT64  ? EVM_DTYPE_INT64
                : type == ONNX_BOOL ? EVM_DTYPE_BOOL
