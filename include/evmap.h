@@ -77,6 +77,37 @@ void evmap_model_limit_memory(evmap_model *model, uint64_t max_memory);
  * cgroup's limit, when lower) less 1 GiB; 0 when it cannot be read. */
 uint64_t evmap_default_memory_limit(void);
 
+/* The layout of the model file's image input. Callers always pass images
+ * N×C×H×W (NCHW); for an NHWC model (as tf2onnx writes them) evmap inserts a
+ * Transpose after the input at load time. AUTO takes NHWC when the input's
+ * last dimension is 1 or 3 and its second is not. */
+typedef enum evmap_layout {
+    EVMAP_LAYOUT_AUTO = 0,
+    EVMAP_LAYOUT_NCHW = 1,
+    EVMAP_LAYOUT_NHWC = 2,
+} evmap_layout;
+
+/* "auto", "nchw" or "nhwc". */
+const char *evmap_layout_name(evmap_layout layout);
+
+/* Options of evmap_model_load_with_options; evmap_model_load_options_init
+ * sets the defaults (no memory limit, EVMAP_LAYOUT_AUTO). */
+typedef struct evmap_model_load_options {
+    uint64_t max_memory; /* bytes; 0: none (as evmap_model_load_limited) */
+    evmap_layout layout;
+} evmap_model_load_options;
+
+void evmap_model_load_options_init(evmap_model_load_options *options);
+/* options may be NULL (the defaults). A model file's external data files
+ * (TensorProto external_data) are read from the model's own folder only; a
+ * model loaded from memory with external data is refused. */
+evmap_status evmap_model_load_with_options(const char *path,
+                                           const evmap_model_load_options *options,
+                                           evmap_model **out, evmap_error *err);
+evmap_status evmap_model_load_memory_with_options(const void *data, size_t size,
+                                                  const evmap_model_load_options *options,
+                                                  evmap_model **out, evmap_error *err);
+
 /* Image input the model expects: channels, height, width (batch excluded). */
 typedef struct evmap_model_info {
     int channels;
@@ -86,6 +117,7 @@ typedef struct evmap_model_info {
     int ends_in_softmax; /* 1: outputs are probabilities; 0: logits (evmap applies softmax) */
     size_t num_nodes;
     size_t num_parameters;
+    evmap_layout layout; /* the file's input layout: NCHW, or NHWC (fed through a Transpose) */
 } evmap_model_info;
 
 evmap_status evmap_model_get_info(const evmap_model *model, evmap_model_info *out,

@@ -26,7 +26,7 @@ static const char classify_help[] =
     "                        says whether evmap turned the model's logits into\n"
     "                        probabilities (false: the graph ends in Softmax)\n"
     "  --batch N             images per forward pass (default 16)\n"
-    "  --threads N           threads (default: all cores)\n" CLI_MAX_MEMORY_HELP
+    "  --threads N           threads (default: all cores)\n" CLI_MAX_MEMORY_HELP CLI_LAYOUT_HELP
     "  --quiet               print only the accuracy line (with --labels-idx)\n";
 
 typedef struct classify_options {
@@ -122,7 +122,7 @@ static void top_classes(const float *p, int n, int k, int *order) {
 
 static void print_result(const classify_options *o, const evmap_image_set *set, size_t index,
                          const float *p, int k, int *order, const cli_labels *labels,
-                         bool softmax_applied) {
+                         bool softmax_applied, evmap_layout layout) {
     int shown = o->top == 0 || o->top > k ? k : o->top;
     top_classes(p, k, shown, order);
     if (o->json) {
@@ -137,7 +137,8 @@ static void print_result(const classify_options *o, const evmap_image_set *set, 
             json_write_string(stdout, cli_label(labels, order[i]));
             printf(", \"prob\": %.9g}", (double)p[order[i]]);
         }
-        printf("], \"softmax_applied\": %s}\n", softmax_applied ? "true" : "false");
+        printf("], \"softmax_applied\": %s, \"layout\": \"%s\"}\n",
+               softmax_applied ? "true" : "false", evmap_layout_name(layout));
         return;
     }
     printf("%s", evmap_image_set_name(set, index));
@@ -173,7 +174,7 @@ static void state_free(classify_state *s) {
 }
 
 static evmap_status open_all(const classify_options *o, classify_state *s, evmap_error *err) {
-    evmap_status st = evmap_model_load_limited(o->model_path, o->input.max_memory, &s->model, err);
+    evmap_status st = cli_load_model(o->model_path, &o->input, &s->model, err);
     if (st == EVMAP_OK)
         st = evmap_model_get_info(s->model, &s->info, err);
     if (st == EVMAP_OK && o->labels_path) {
@@ -227,7 +228,7 @@ static evmap_status classify_all(const classify_options *o, classify_state *s, e
             const float *p = s->probs + (size_t)k * (size_t)i;
             if (!o->quiet)
                 print_result(o, s->set, first + (size_t)i, p, k, s->order, &s->labels,
-                             !s->info.ends_in_softmax);
+                             !s->info.ends_in_softmax, s->info.layout);
             if (s->truth) {
                 top_classes(p, k, 1, s->order);
                 correct += s->order[0] == s->truth[first + (size_t)i];

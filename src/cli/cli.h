@@ -36,6 +36,10 @@ bool cli_parse_memory(const char *s, uint64_t *out);
 #define CLI_MAX_MEMORY_HELP                                                                        \
     "  --max-memory SIZE     refuse models and images that would need more memory\n"               \
     "                        (e.g. 8G, 512M; default: this machine's memory less 1G; 0: none)\n"
+/* The help line of --layout, shared by the commands that load models. */
+#define CLI_LAYOUT_HELP                                                                            \
+    "  --layout L            the model's input layout: auto (default; NHWC when the\n"             \
+    "                        input is N×H×W×1 or N×H×W×3), nchw or nhwc\n"
 
 /* Class labels, one per line. */
 typedef struct cli_labels {
@@ -53,9 +57,10 @@ typedef struct cli_input_options {
     evmap_preprocess preprocess;
     bool have_mean, have_std, have_size, have_max_memory;
     uint64_t max_memory; /* --max-memory in bytes; 0: no limit */
+    evmap_layout layout; /* --layout (default auto) */
 } cli_input_options;
 
-/* Recognises --preprocess/--mean/--std/--size/--max-memory at argv[*i] (advancing *i).
+/* Recognises --preprocess/--mean/--std/--size/--max-memory/--layout at argv[*i] (advancing *i).
  * Returns 1 when consumed, 0 when not one of these, -1 on a bad value
  * (message printed). */
 int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
@@ -63,6 +68,10 @@ int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
 /* Finalises the preprocess settings after parsing (custom mean/std/size)
  * and the memory limit (default: evmap_default_memory_limit()). */
 void cli_input_finish(cli_input_options *opt);
+
+/* Loads a model with the options' memory limit and layout. */
+evmap_status cli_load_model(const char *path, const cli_input_options *opt, evmap_model **out,
+                            evmap_error *err);
 
 /* Loads image index of set and preprocesses it for the model into out. */
 evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evmap_preprocess *pre,

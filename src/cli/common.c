@@ -192,7 +192,8 @@ int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
                            cli_input_options *opt) {
     const char *name = argv[*i];
     bool known = !strcmp(name, "--preprocess") || !strcmp(name, "--mean") ||
-                 !strcmp(name, "--std") || !strcmp(name, "--size") || !strcmp(name, "--max-memory");
+                 !strcmp(name, "--std") || !strcmp(name, "--size") ||
+                 !strcmp(name, "--max-memory") || !strcmp(name, "--layout");
     if (!known)
         return 0;
     if (*i + 1 >= argc) {
@@ -209,6 +210,17 @@ int cli_parse_input_option(const char *command, int argc, char **argv, int *i,
             return -1;
         }
         opt->have_max_memory = true;
+    } else if (!strcmp(name, "--layout")) {
+        if (!strcmp(value, "auto"))
+            opt->layout = EVMAP_LAYOUT_AUTO;
+        else if (!strcmp(value, "nchw"))
+            opt->layout = EVMAP_LAYOUT_NCHW;
+        else if (!strcmp(value, "nhwc"))
+            opt->layout = EVMAP_LAYOUT_NHWC;
+        else {
+            cli_usage_error(command, "--layout must be 'auto', 'nchw' or 'nhwc', not '%s'", value);
+            return -1;
+        }
     } else if (!strcmp(name, "--preprocess")) {
         if (!strcmp(value, "none"))
             opt->preprocess.preset = EVMAP_PREPROCESS_NONE;
@@ -271,6 +283,15 @@ void cli_input_finish(cli_input_options *opt) {
         opt->preprocess.width = opt->have_size ? given.width : 0;
         opt->preprocess.height = opt->have_size ? given.height : 0;
     }
+}
+
+evmap_status cli_load_model(const char *path, const cli_input_options *opt, evmap_model **out,
+                            evmap_error *err) {
+    evmap_model_load_options lo;
+    evmap_model_load_options_init(&lo);
+    lo.max_memory = opt->max_memory;
+    lo.layout = opt->layout;
+    return evmap_model_load_with_options(path, &lo, out, err);
 }
 
 evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evmap_preprocess *pre,

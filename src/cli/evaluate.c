@@ -54,6 +54,7 @@ static const char evaluate_help[] =
     "  --batch N               images per forward pass (default steps + 1, <= 256)\n"
     "  --threads N             threads (default: all cores)\n"
     "  --max-memory SIZE       as for classify (default: this machine's memory less 1G)\n"
+    "  --layout L              as for classify (default auto)\n"
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
     "  --quiet                 no progress output\n"
     "method options:\n"

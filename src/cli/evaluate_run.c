@@ -201,7 +201,7 @@ static evmap_status open_images(const eval_options *o, eval_state *s, evmap_erro
 }
 
 evmap_status eval_open(const eval_options *o, eval_state *s, evmap_error *err) {
-    evmap_status st = evmap_model_load_limited(o->model_path, o->input.max_memory, &s->model, err);
+    evmap_status st = cli_load_model(o->model_path, &o->input, &s->model, err);
     if (st == EVMAP_OK)
         st = evmap_model_get_info(s->model, &s->info, err);
     if (st == EVMAP_OK)

@@ -85,7 +85,7 @@ static const char explain_help[] =
     "  --vmax V              colour scale +-V (default: each map's max |value|)\n"
     "  --side-by-side        put the original image beside the map\n"
     "  --batch N             images per forward pass (default 64; ig, smoothgrad 16)\n"
-    "  --threads N           threads (default: all cores)\n" CLI_MAX_MEMORY_HELP
+    "  --threads N           threads (default: all cores)\n" CLI_MAX_MEMORY_HELP CLI_LAYOUT_HELP
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
     "  --quiet               no progress output\n";
 

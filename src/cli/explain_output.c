@@ -200,6 +200,7 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
     char tag[256];
     cli_preprocess_tag(&o->input.preprocess, &s->info, tag, sizeof tag);
     json_key_string(&j, "input", tag);
+    json_key_string(&j, "layout", evmap_layout_name(s->info.layout));
     json_key_string(&j, "units", map_units(o));
     write_parameters(&j, o, s, r);
     write_targets(&j, o, s, r);

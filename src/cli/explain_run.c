@@ -13,7 +13,7 @@ static evmap_status fail(evmap_error *err, evmap_status st, const char *msg) {
 }
 
 evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err) {
-    evmap_status st = evmap_model_load_limited(o->model_path, o->input.max_memory, &s->model, err);
+    evmap_status st = cli_load_model(o->model_path, &o->input, &s->model, err);
     if (st == EVMAP_OK)
         st = evmap_model_get_info(s->model, &s->info, err);
     if (st == EVMAP_OK && o->labels_path) {

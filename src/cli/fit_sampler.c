@@ -21,7 +21,7 @@ static const char fit_help[] =
     "  --patches N           random patches to fit on (default 20000)\n"
     "  --seed n              random seed (default 0)\n"
     "  --preprocess P, --mean, --std, --size   as for explain (default none)\n" CLI_MAX_MEMORY_HELP
-    "  --quiet               no summary line\n";
+        CLI_LAYOUT_HELP "  --quiet               no summary line\n";
 
 #define FIT_MAX_IMAGES 2000
 
@@ -96,7 +96,7 @@ static evmap_status input_shape(const fit_options *o, evmap_model_info *shape, e
     memset(shape, 0, sizeof *shape);
     if (o->model_path) {
         evmap_model *model = NULL;
-        evmap_status st = evmap_model_load_limited(o->model_path, o->input.max_memory, &model, err);
+        evmap_status st = cli_load_model(o->model_path, &o->input, &model, err);
         if (st == EVMAP_OK)
             st = evmap_model_get_info(model, shape, err);
         evmap_model_free(model);

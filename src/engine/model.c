@@ -50,38 +50,6 @@ int evm_model_logits_value(const evmap_model *model) {
     return softmax < 0 ? model->graph->outputs[0] : model->graph->nodes[softmax].inputs[0];
 }
 
-static evmap_status check_image_input(evmap_model *m, evmap_error *err) {
-    const evm_graph *g = m->graph;
-    if (g->n_inputs != 1)
-        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                        "the model has %d inputs; evmap explains classifiers with one image input",
-                        g->n_inputs);
-    const evm_value *in = &g->values[g->inputs[0]];
-    const evm_tensor *t = &in->tensor;
-    if (!in->has_shape || t->rank != 4 || t->dtype != EVM_DTYPE_FLOAT)
-        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                        "input '%s' must be a float32 image batch N×C×H×W (rank 4)", in->name);
-    for (int i = 1; i < 4; i++)
-        if (t->dims[i] <= 0 || t->dims[i] > 65535)
-            return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                            "input '%s' has no fixed %s; re-export the model with a fixed "
-                            "image size",
-                            in->name,
-                            i == 1   ? "channel count"
-                            : i == 2 ? "height"
-                                     : "width");
-    if (t->dims[1] != 1 && t->dims[1] != 3)
-        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                        "input '%s' has %lld channels; evmap handles gray (1) and RGB (3) images",
-                        in->name, (long long)t->dims[1]);
-    m->info.channels = (int)t->dims[1];
-    m->info.height = (int)t->dims[2];
-    m->info.width = (int)t->dims[3];
-    /* any int64 in the file: only 1..INT_MAX is a batch size */
-    m->declared_batch = t->dims[0] >= 1 && t->dims[0] <= INT_MAX ? (int)t->dims[0] : -1;
-    return EVMAP_OK;
-}
-
 evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err) {
     evm_tensor shape = {.dtype = EVM_DTYPE_FLOAT};
     int64_t dims[4] = {batch, model->info.channels, model->info.height, model->info.width};
@@ -119,14 +87,15 @@ static void count_parameters(evmap_model *m) {
         m->info.num_nodes += !g->nodes[i].removed;
 }
 
-static evmap_status finish_load(evm_graph *graph, evmap_model **out, evmap_error *err) {
+static evmap_status finish_load(evm_graph *graph, evmap_layout layout, evmap_model **out,
+                                evmap_error *err) {
     evmap_model *m = calloc(1, sizeof *m);
     if (!m) {
         evm_graph_free(graph);
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
     }
     m->graph = graph;
-    evmap_status st = check_image_input(m, err);
+    evmap_status st = evm_model_check_input(m, layout, err);
     if (st == EVMAP_OK)
         st = check_output(m, err);
     if (st != EVMAP_OK) {
@@ -139,20 +108,42 @@ static evmap_status finish_load(evm_graph *graph, evmap_model **out, evmap_error
     return EVMAP_OK;
 }
 
-evmap_status evmap_model_load_limited(const char *path, uint64_t max_memory, evmap_model **out,
-                                      evmap_error *err) {
+void evmap_model_load_options_init(evmap_model_load_options *options) {
+    if (options)
+        *options = (evmap_model_load_options){.max_memory = 0, .layout = EVMAP_LAYOUT_AUTO};
+}
+
+static evmap_status check_options(const evmap_model_load_options *o, evmap_error *err) {
+    if (o && o->layout != EVMAP_LAYOUT_AUTO && o->layout != EVMAP_LAYOUT_NCHW &&
+        o->layout != EVMAP_LAYOUT_NHWC)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "unknown input layout %d", (int)o->layout);
+    return EVMAP_OK;
+}
+
+evmap_status evmap_model_load_with_options(const char *path, const evmap_model_load_options *o,
+                                           evmap_model **out, evmap_error *err) {
     if (!path || !out)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_model_load: NULL argument");
     *out = NULL;
+    evmap_status st = check_options(o, err);
+    if (st != EVMAP_OK)
+        return st;
+    uint64_t max_memory = o ? o->max_memory : 0;
     evm_graph *graph;
-    evmap_status st = evm_onnx_load_file_limited(path, max_memory, &graph, err);
+    st = evm_onnx_load_file_limited(path, max_memory, &graph, err);
     if (st != EVMAP_OK)
         return st;
     graph->max_memory = max_memory;
-    st = finish_load(graph, out, err);
+    st = finish_load(graph, o ? o->layout : EVMAP_LAYOUT_AUTO, out, err);
     if (st != EVMAP_OK)
         evm_error_prefix(err, "%s", path);
     return st;
+}
+
+evmap_status evmap_model_load_limited(const char *path, uint64_t max_memory, evmap_model **out,
+                                      evmap_error *err) {
+    evmap_model_load_options o = {.max_memory = max_memory, .layout = EVMAP_LAYOUT_AUTO};
+    return evmap_model_load_with_options(path, &o, out, err);
 }
 
 evmap_status evmap_model_load(const char *path, evmap_model **out, evmap_error *err) {
@@ -164,17 +155,27 @@ void evmap_model_limit_memory(evmap_model *model, uint64_t max_memory) {
         model->graph->max_memory = max_memory;
 }
 
-evmap_status evmap_model_load_memory_limited(const void *data, size_t size, uint64_t max_memory,
-                                             evmap_model **out, evmap_error *err) {
+evmap_status evmap_model_load_memory_with_options(const void *data, size_t size,
+                                                  const evmap_model_load_options *o,
+                                                  evmap_model **out, evmap_error *err) {
     if (!data || !out)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_model_load_memory: NULL argument");
     *out = NULL;
-    evm_graph *graph;
-    evmap_status st = evm_onnx_load_memory(data, size, &graph, err);
+    evmap_status st = check_options(o, err);
     if (st != EVMAP_OK)
         return st;
-    graph->max_memory = max_memory; /* loading plans batch 1 to check the output */
-    return finish_load(graph, out, err);
+    evm_graph *graph;
+    st = evm_onnx_load_memory(data, size, &graph, err);
+    if (st != EVMAP_OK)
+        return st;
+    graph->max_memory = o ? o->max_memory : 0; /* loading plans batch 1 to check the output */
+    return finish_load(graph, o ? o->layout : EVMAP_LAYOUT_AUTO, out, err);
+}
+
+evmap_status evmap_model_load_memory_limited(const void *data, size_t size, uint64_t max_memory,
+                                             evmap_model **out, evmap_error *err) {
+    evmap_model_load_options o = {.max_memory = max_memory, .layout = EVMAP_LAYOUT_AUTO};
+    return evmap_model_load_memory_with_options(data, size, &o, out, err);
 }
 
 evmap_status evmap_model_load_memory(const void *data, size_t size, evmap_model **out,

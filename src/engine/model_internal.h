@@ -22,6 +22,11 @@ struct evmap_runner {
     uint64_t images_run; /* images pushed through the network (evmap_runner_images_run) */
 };
 
+/* Checks the graph's image input (model_input.c) and fills the input part
+ * of model->info; for an NHWC input (layout NHWC, or AUTO detecting it)
+ * inserts a Transpose so that the graph takes NCHW. */
+evmap_status evm_model_check_input(evmap_model *model, evmap_layout layout, evmap_error *err);
+
 /* Plans the model for a batch of images. */
 evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err);
 

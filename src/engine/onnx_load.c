@@ -26,7 +26,8 @@
 
 typedef struct builder {
     evm_graph *g;
-    int capacity; /* allocated length of g->values */
+    int capacity;         /* allocated length of g->values */
+    evm_onnx_source *src; /* the model's folder (external data) and memory limit */
 } builder;
 
 static evmap_status add_value(builder *b, const char *name, int *index, evmap_error *err) {
@@ -94,7 +95,7 @@ static evmap_status add_inputs_and_initializers(builder *b, const Onnx__GraphPro
         st = add_value(b, gp->initializer[i]->name, &v, err);
         if (st != EVMAP_OK)
             return st;
-        st = evm_onnx_tensor_from_proto(gp->initializer[i], &b->g->values[v].tensor, err);
+        st = evm_onnx_tensor_from_proto(gp->initializer[i], b->src, &b->g->values[v].tensor, err);
         if (st != EVMAP_OK)
             return st;
         b->g->values[v].is_initializer = true;
@@ -122,8 +123,8 @@ static evmap_status add_inputs_and_initializers(builder *b, const Onnx__GraphPro
 
 /* ----------------------------------------------------------- attributes */
 
-static evmap_status convert_attr(const evm_node *node, Onnx__AttributeProto *ap, evm_attr *a,
-                                 evmap_error *err) {
+static evmap_status convert_attr(const evm_node *node, Onnx__AttributeProto *ap,
+                                 evm_onnx_source *src, evm_attr *a, evmap_error *err) {
     a->name = strdup(ap->name ? ap->name : "");
     if (!a->name)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory loading attributes");
@@ -150,7 +151,7 @@ static evmap_status convert_attr(const evm_node *node, Onnx__AttributeProto *ap,
         if (!ap->t)
             return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute '%s' has no tensor",
                                  a->name);
-        return evm_onnx_tensor_from_proto(ap->t, &a->t, err);
+        return evm_onnx_tensor_from_proto(ap->t, src, &a->t, err);
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
         a->type = EVM_ATTR_FLOATS;
         a->n = ap->n_floats;
@@ -236,7 +237,7 @@ static evmap_status build_node(builder *b, const Onnx__NodeProto *np, int index,
     }
     for (size_t i = 0; i < np->n_attribute; i++) {
         node->n_attrs++;
-        st = convert_attr(node, np->attribute[i], &node->attrs[i], err);
+        st = convert_attr(node, np->attribute[i], b->src, &node->attrs[i], err);
         if (st != EVMAP_OK)
             return st;
     }
@@ -298,7 +299,8 @@ static evmap_status read_outputs(const Onnx__GraphProto *gp, evm_graph *g, evmap
     return EVMAP_OK;
 }
 
-static evmap_status build_graph(const Onnx__ModelProto *mp, evm_graph *g, evmap_error *err) {
+static evmap_status build_graph(const Onnx__ModelProto *mp, evm_onnx_source *src, evm_graph *g,
+                                evmap_error *err) {
     const Onnx__GraphProto *gp = mp->graph;
     if (!gp)
         return evm_fail(err, EVMAP_ERR_BAD_FILE, "the model contains no graph");
@@ -310,7 +312,7 @@ static evmap_status build_graph(const Onnx__ModelProto *mp, evm_graph *g, evmap_
                         gp->n_node, EVM_MAX_NODES);
     if (gp->n_sparse_initializer)
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED, "sparse initializers are not supported");
-    builder b = {.g = g};
+    builder b = {.g = g, .src = src};
     st = add_inputs_and_initializers(&b, gp, err);
     if (st != EVMAP_OK)
         return st;
@@ -330,10 +332,11 @@ static evmap_status build_graph(const Onnx__ModelProto *mp, evm_graph *g, evmap_
 }
 
 /* Builds the graph from an unpacked model and frees the message. */
-static evmap_status build_from_message(Onnx__ModelProto *mp, evm_graph **out, evmap_error *err) {
+static evmap_status build_from_message(Onnx__ModelProto *mp, evm_onnx_source *src, evm_graph **out,
+                                       evmap_error *err) {
     evm_graph *g = calloc(1, sizeof *g);
     evmap_status st =
-        g ? build_graph(mp, g, err) : evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+        g ? build_graph(mp, src, g, err) : evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
     onnx__model_proto__free_unpacked(mp, NULL);
     if (st != EVMAP_OK) {
         evm_graph_free(g);
@@ -424,7 +427,8 @@ evmap_status evm_onnx_load_memory(const void *data, size_t size, evm_graph **out
     *out = NULL;
     Onnx__ModelProto *mp;
     evmap_status st = unpack_model(data, size, NULL, &mp, err);
-    return st == EVMAP_OK ? build_from_message(mp, out, err) : st;
+    evm_onnx_source src = {0}; /* no folder: external data is refused */
+    return st == EVMAP_OK ? build_from_message(mp, &src, out, err) : st;
 }
 
 /* Maps a regular, non-empty file of at most EVM_MAX_MODEL_BYTES. Returns
@@ -468,6 +472,20 @@ static evmap_status check_file_memory(const char *path, uint64_t max_memory, evm
                     evm_bytes_str(max_memory, limit_s));
 }
 
+/* The folder of path (malloc'd): its external data files must lie there. */
+static char *model_folder(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *dir = malloc(n + 1);
+    if (dir) {
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    return dir;
+}
+
 evmap_status evm_onnx_load_file(const char *path, evm_graph **out, evmap_error *err) {
     return evm_onnx_load_file_limited(path, 0, out, err);
 }
@@ -493,8 +511,20 @@ evmap_status evm_onnx_load_file_limited(const char *path, uint64_t max_memory, e
         st = unpack_model(data, size, NULL, &mp, err);
         free(data); /* the message holds its own copy: do not keep both */
     }
-    if (st == EVMAP_OK)
-        st = build_from_message(mp, out, err);
+    if (st == EVMAP_OK) {
+        char *dir = model_folder(path);
+        struct stat sb;
+        evm_onnx_source src = {.dir = dir, .file = path, .max_memory = max_memory};
+        if (stat(path, &sb) == 0 && sb.st_size > 0)
+            src.used = 2 * (uint64_t)sb.st_size; /* as check_file_memory charges it */
+        if (dir)
+            st = build_from_message(mp, &src, out, err);
+        else {
+            onnx__model_proto__free_unpacked(mp, NULL);
+            st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+        free(dir);
+    }
     if (st != EVMAP_OK)
         evm_error_prefix(err, "%s", path);
     return st;
