@@ -3,7 +3,9 @@
  * bilinear kernels and their backward (see resize.h for the arithmetic).
  * Forward and backward first tabulate, per resized axis, the input index
  * (nearest) or the two input indices and the weight (linear) of every
- * output coordinate, in the workspace: int64 tables, then float weights.
+ * output coordinate, in the workspace: int64 tables, then float weights
+ * (plans and backward passes malloc their workspace, so it is aligned for
+ * int64).
  */
 #include <math.h>
 #include <string.h>
