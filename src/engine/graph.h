@@ -112,6 +112,10 @@ typedef enum evm_op_kind {
     EVM_OP_SUM,
     EVM_OP_MEAN,
     EVM_OP_CONV_TRANSPOSE,
+    EVM_OP_RESIZE,
+    EVM_OP_UPSAMPLE,
+    EVM_OP_DEPTH_TO_SPACE,
+    EVM_OP_SPACE_TO_DEPTH,
     EVM_OP_KIND_COUNT
 } evm_op_kind;
 

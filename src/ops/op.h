@@ -209,6 +209,10 @@ extern const evm_op_def evm_op_max;
 extern const evm_op_def evm_op_sum;
 extern const evm_op_def evm_op_mean;
 extern const evm_op_def evm_op_conv_transpose;
+extern const evm_op_def evm_op_resize;
+extern const evm_op_def evm_op_upsample;
+extern const evm_op_def evm_op_depth_to_space;
+extern const evm_op_def evm_op_space_to_depth;
 
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 

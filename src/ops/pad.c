@@ -1,5 +1,5 @@
 /*
- * Pad, mode 'constant' only, any rank, float32 and int64.
+ * Pad, modes 'constant', 'reflect' and 'edge', any rank, float32 and int64.
  * Opset < 11: 'pads' and 'value' attributes. Opset >= 11: pads is input 1 (a
  * constant 1-D int64 tensor) and the value is optional input 2 (one element
  * of x's type; read on every run, so it need not be constant).
@@ -7,13 +7,22 @@
  * Forward walks the output rows (all axes but the last): a row whose outer
  * coordinates fall outside x is all padding; otherwise it is left padding, a
  * copied (possibly cropped) stretch of one x row, and right padding.
+ * 'reflect' mirrors x about its first and last elements (numpy's 'reflect':
+ * period 2 (n - 1), so pads may exceed the axis; an axis of one element
+ * repeats it) and 'edge' repeats them. With negative pads, those modes crop
+ * first and pad the cropped x (as ONNX Runtime). They walk the output rows
+ * the same way, mapping every coordinate to its x element; their backward
+ * adds each output's gradient to that element.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "op.h"
 
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE };
+
 typedef struct pad_params {
+    int mode;                       /* PAD_* */
     bool pads_are_input;            /* opset >= 11 */
     int n_pads;                     /* opset < 11: 2 * rank */
     int64_t pads[2 * EVM_MAX_RANK]; /* opset < 11: the 'pads' attribute */
@@ -28,9 +37,15 @@ static evmap_status pad_init(evm_node *node, evmap_error *err) {
     evmap_status st = evm_attr_string(node, "mode", "constant", &mode, err);
     if (st != EVMAP_OK)
         return st;
-    if (strcmp(mode, "constant") != 0)
+    if (strcmp(mode, "reflect") == 0)
+        p->mode = PAD_REFLECT;
+    else if (strcmp(mode, "edge") == 0)
+        p->mode = PAD_EDGE;
+    else if (strcmp(mode, "constant") != 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "mode '%s' is not supported; only 'constant' padding is", mode);
+                             "mode '%s' is not supported; only 'constant', 'reflect' and 'edge' "
+                             "padding are",
+                             mode);
     p->pads_are_input = node->opset >= 11;
     if (p->pads_are_input)
         return EVMAP_OK;
@@ -120,6 +135,12 @@ static evmap_status pad_infer(const evm_node *node, evm_tensor *const *in, evm_t
                                  "pads %lld and %lld do not fit axis %d of size %lld", (long long)b,
                                  (long long)e, d, (long long)x->dims[d]);
         dims[d] = x->dims[d] + b + e;
+        /* reflect and edge copy x's elements into the padding: none to copy */
+        int64_t kept = x->dims[d] + (b < 0 ? b : 0) + (e < 0 ? e : 0);
+        if (p->mode != PAD_CONSTANT && kept <= 0 && (b > 0 || e > 0))
+            return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT,
+                                 "cannot pad axis %d in mode '%s': no elements are left to copy", d,
+                                 p->mode == PAD_REFLECT ? "reflect" : "edge");
     }
     out[0]->dtype = x->dtype;
     return evm_tensor_set_shape(out[0], x->rank, dims, err);
@@ -166,6 +187,63 @@ static evmap_status pad_infer(const evm_node *node, evm_tensor *const *in, evm_t
 DEFINE_PAD(pad_f32, float)
 DEFINE_PAD(pad_i64, int64_t)
 
+/* x coordinate (in the cropped axis of n >= 1 elements) of padded
+ * coordinate i, for reflect and edge. */
+static int64_t source_index(int mode, int64_t i, int64_t n) {
+    if (i >= 0 && i < n)
+        return i;
+    if (mode == PAD_EDGE || n == 1)
+        return i < 0 ? 0 : n - 1;
+    int64_t period = 2 * (n - 1);
+    i %= period;
+    if (i < 0)
+        i += period;
+    return i < n ? i : period - i;
+}
+
+/* Per-axis geometry of a reflect/edge pad: x coordinate = first[d] +
+ * source_index(y coordinate - shift[d], kept[d]). */
+typedef struct pad_map {
+    int64_t first[EVM_MAX_RANK], kept[EVM_MAX_RANK], shift[EVM_MAX_RANK];
+    int64_t xstride[EVM_MAX_RANK];
+} pad_map;
+
+static void get_map(const int64_t *xdims, int r, const int64_t *pads, pad_map *m) {
+    for (int d = r - 1; d >= 0; d--) {
+        int64_t b = pads[d], e = pads[d + r];
+        m->first[d] = b < 0 ? -b : 0;
+        m->kept[d] = xdims[d] - m->first[d] - (e < 0 ? -e : 0);
+        m->shift[d] = b > 0 ? b : 0;
+        m->xstride[d] = d == r - 1 ? 1 : m->xstride[d + 1] * xdims[d + 1];
+    }
+}
+
+/* Runs BODY for every element of y (ydims, rank r): o its index in y, src
+ * the index of its x element. */
+#define PAD_MAP_LOOP(mode, m, ydims, r, count, BODY)                                               \
+    do {                                                                                           \
+        int64_t idx_[EVM_MAX_RANK] = {0}, n_ = (ydims)[(r)-1];                                     \
+        for (size_t row_ = 0; row_ < (count); row_ += (size_t)n_) {                                \
+            int64_t base_ = 0;                                                                     \
+            for (int d_ = 0; d_ < (r)-1; d_++)                                                     \
+                base_ +=                                                                           \
+                    ((m).first[d_] + source_index(mode, idx_[d_] - (m).shift[d_], (m).kept[d_])) * \
+                    (m).xstride[d_];                                                               \
+            int64_t l_ = (r)-1;                                                                    \
+            for (int64_t j_ = 0; j_ < n_; j_++) {                                                  \
+                size_t o = row_ + (size_t)j_;                                                      \
+                int64_t src =                                                                      \
+                    base_ + (m).first[l_] + source_index(mode, j_ - (m).shift[l_], (m).kept[l_]);  \
+                BODY;                                                                              \
+            }                                                                                      \
+            for (int d_ = (r)-2; d_ >= 0; d_--) {                                                  \
+                if (++idx_[d_] < (ydims)[d_])                                                      \
+                    break;                                                                         \
+                idx_[d_] = 0;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 /* The float 'value' attribute for int64 data (out-of-range values would be
  * undefined behaviour to convert; they become 0). */
 static int64_t float_to_i64(float v) {
@@ -187,6 +265,20 @@ static void pad_forward(const evm_node *node, evm_tensor *const *in, evm_tensor 
     const int64_t *pads;
     size_t n;
     get_pads(node, in, &pads, &n);
+    if (p->mode != PAD_CONSTANT) {
+        pad_map m;
+        get_map(x->dims, x->rank, pads, &m);
+        if (x->dtype == EVM_DTYPE_FLOAT) {
+            const float *xs = x->data;
+            float *ys = y->data;
+            PAD_MAP_LOOP(p->mode, m, y->dims, x->rank, y->count, ys[o] = xs[src]);
+        } else {
+            const int64_t *xs = x->data;
+            int64_t *ys = y->data;
+            PAD_MAP_LOOP(p->mode, m, y->dims, x->rank, y->count, ys[o] = xs[src]);
+        }
+        return;
+    }
     const evm_tensor *v = p->pads_are_input && node->n_inputs > 2 ? in[2] : NULL;
     if (x->dtype == EVM_DTYPE_FLOAT)
         pad_f32(x->data, x->dims, y->data, y->dims, x->rank, pads, v ? evm_f32(v)[0] : p->value,
@@ -198,7 +290,8 @@ static void pad_forward(const evm_node *node, evm_tensor *const *in, evm_tensor 
 
 /* The gradient crops grad_out back to x: x element c came from output
  * element c + begin, or was cropped away (negative pads) and gets 0. That is
- * padding grad_out with the negated begin pads and 0, into x's shape. Only
+ * padding grad_out with the negated begin pads and 0, into x's shape (for
+ * constant padding; reflect and edge add up the copies). Only
  * x is differentiated; the padding value rarely depends on the input. */
 static void pad_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                          const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace) {
@@ -214,6 +307,16 @@ static void pad_backward(const evm_node *node, evm_tensor *const *in, evm_tensor
     const int64_t *pads;
     size_t n;
     get_pads(node, in, &pads, &n);
+    const pad_params *p = node->params;
+    if (p->mode != PAD_CONSTANT) {
+        pad_map m;
+        get_map(x->dims, x->rank, pads, &m);
+        float *g = gx->data;
+        const float *gy = grad_out->data;
+        memset(g, 0, x->count * sizeof *g);
+        PAD_MAP_LOOP(p->mode, m, out[0]->dims, x->rank, out[0]->count, g[src] += gy[o]);
+        return;
+    }
     int64_t begin[EVM_MAX_RANK];
     for (int d = 0; d < x->rank; d++)
         begin[d] = -pads[d];

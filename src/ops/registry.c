@@ -75,6 +75,10 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_SUM] = &evm_op_sum,
     [EVM_OP_MEAN] = &evm_op_mean,
     [EVM_OP_CONV_TRANSPOSE] = &evm_op_conv_transpose,
+    [EVM_OP_RESIZE] = &evm_op_resize,
+    [EVM_OP_UPSAMPLE] = &evm_op_upsample,
+    [EVM_OP_DEPTH_TO_SPACE] = &evm_op_depth_to_space,
+    [EVM_OP_SPACE_TO_DEPTH] = &evm_op_space_to_depth,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -97,14 +101,14 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 
 const char *evm_op_supported_list(void) {
     return "Abs, Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, "
-           "ConstantOfShape, Conv, ConvTranspose, Div, Dropout, Elu, Equal, Erf, Exp, Expand, "
-           "Flatten, Gather, "
-           "Gelu, Gemm, GlobalAveragePool, GlobalMaxPool, Greater, HardSigmoid, HardSwish, "
-           "Identity, InstanceNormalization, LRN, LayerNormalization, LeakyRelu, Less, Log, "
-           "MatMul, Max, MaxPool, Mean, Min, Mish, Mul, Neg, Not, PRelu, Pad, Pow, Range, "
-           "Reciprocal, ReduceL2, ReduceMax, ReduceMean, ReduceSum, Relu, Reshape, Selu, Shape, "
-           "Sigmoid, Slice, Softmax, Softplus, Softsign, Split, Sqrt, Squeeze, Sub, Sum, Tanh, "
-           "Tile, Transpose, Unsqueeze, Where";
+           "ConstantOfShape, Conv, ConvTranspose, DepthToSpace, Div, Dropout, Elu, Equal, Erf, "
+           "Exp, Expand, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, GlobalMaxPool, "
+           "Greater, HardSigmoid, HardSwish, Identity, InstanceNormalization, LRN, "
+           "LayerNormalization, LeakyRelu, Less, Log, MatMul, Max, MaxPool, Mean, Min, Mish, "
+           "Mul, Neg, Not, PRelu, Pad, Pow, Range, Reciprocal, ReduceL2, ReduceMax, ReduceMean, "
+           "ReduceSum, Relu, Reshape, Resize, Selu, Shape, Sigmoid, Slice, Softmax, Softplus, "
+           "Softsign, SpaceToDepth, Split, Sqrt, Squeeze, Sub, Sum, Tanh, Tile, Transpose, "
+           "Unsqueeze, Upsample, Where";
 }
 
 const char *evm_kinks_name(evm_kinks kinks) {

@@ -190,6 +190,23 @@ static int count_files(const char *dir, const char *prefix) {
     }
 }
 
+/* Graph input i is a parameter evmap needs when planning: int64 inputs are
+ * shapes, axes or indices; float inputs feeding Resize's or Upsample's roi,
+ * scales or sizes set the output shape (models carry them as constants). */
+static bool known_when_planning(const evm_graph *g, int i, const evm_tensor *t) {
+    if (t->dtype == EVM_DTYPE_INT64)
+        return true;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const evm_node *node = &g->nodes[k];
+        if (node->kind != EVM_OP_RESIZE && node->kind != EVM_OP_UPSAMPLE)
+            continue;
+        for (int j = 1; j < node->n_inputs; j++)
+            if (node->inputs[j] == g->inputs[i])
+                return true;
+    }
+    return false;
+}
+
 /* Runs one test_data_set directory; 1 pass, 0 fail (why filled), -1 rejected. */
 static int run_data_set(const evm_graph *g, const char *dir, char *why, size_t why_size) {
     evm_tensor inputs[MAX_IO] = {0}, expected[MAX_IO] = {0};
@@ -218,9 +235,8 @@ static int run_data_set(const evm_graph *g, const char *dir, char *why, size_t w
             goto done;
         }
     }
-    /* int64 inputs are shapes, axes or indices: evmap needs them when planning. */
     for (int i = 0; i < n_in; i++)
-        inputs[i].is_const = inputs[i].dtype == EVM_DTYPE_INT64;
+        inputs[i].is_const = known_when_planning(g, i, &inputs[i]);
     if (evm_plan_create(g, inputs, &plan, &err) != EVMAP_OK) {
         snprintf(why, why_size, "%s", err.message);
         result = -1;

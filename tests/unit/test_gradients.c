@@ -265,6 +265,23 @@ static int count_files(const char *dir, const char *prefix) {
     }
 }
 
+/* Graph input i is a parameter evmap needs when planning: int64 inputs are
+ * shapes, axes or indices; float inputs feeding Resize's or Upsample's roi,
+ * scales or sizes set the output shape (models carry them as constants). */
+static bool known_when_planning(const evm_graph *g, int i, const evm_tensor *t) {
+    if (t->dtype == EVM_DTYPE_INT64)
+        return true;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const evm_node *node = &g->nodes[k];
+        if (node->kind != EVM_OP_RESIZE && node->kind != EVM_OP_UPSAMPLE)
+            continue;
+        for (int j = 1; j < node->n_inputs; j++)
+            if (node->inputs[j] == g->inputs[i])
+                return true;
+    }
+    return false;
+}
+
 /* Plans a case's first data set; NULL when evmap does not run it. */
 static evm_plan *plan_case(const evm_graph *g, const char *case_dir) {
     char dir[1100], path[1200];
@@ -279,7 +296,7 @@ static evm_plan *plan_case(const evm_graph *g, const char *case_dir) {
     for (int i = 0; i < n_in && ok; i++) {
         snprintf(path, sizeof path, "%s/input_%d.pb", dir, i);
         ok = evm_onnx_read_tensor_file(path, &inputs[i], &err) == EVMAP_OK;
-        inputs[i].is_const = inputs[i].dtype == EVM_DTYPE_INT64;
+        inputs[i].is_const = known_when_planning(g, i, &inputs[i]);
     }
     if (ok && evm_plan_create(g, inputs, &plan, &err) == EVMAP_OK) {
         for (int i = 0; i < n_in; i++) {
