@@ -59,12 +59,35 @@ evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out,
     return evm_plan_create(model->graph, &shape, out, err);
 }
 
-/* Plans batch 1 once to learn the number of classes. */
+/* A model exported with a fixed batch of 1 often bakes that 1 into Reshape
+ * shapes (a channel shuffle's [1, g, C/g, H, W], a flatten's [1, -1]); evmap
+ * runs several images at once. A Reshape whose input has 1 in axis 0 at
+ * batch 1 and whose constant shape starts with 1 carries the batch there:
+ * it is marked, so that batch B plans reshape to B instead of failing. */
+static void mark_batch_reshapes(evmap_model *m, const evm_plan *plan) {
+    if (m->declared_batch != 1)
+        return;
+    evm_graph *g = m->graph;
+    for (int i = 0; i < g->n_nodes; i++) {
+        evm_node *n = &g->nodes[i];
+        if (n->removed || n->kind != EVM_OP_RESHAPE || n->n_inputs < 2)
+            continue;
+        const evm_tensor *x = &plan->values[n->inputs[0]];
+        const evm_tensor *shape = &plan->values[n->inputs[1]];
+        if (x->rank >= 1 && x->dims[0] == 1 && shape->data && shape->dtype == EVM_DTYPE_INT64 &&
+            shape->count >= 1 && evm_i64(shape)[0] == 1)
+            evm_reshape_mark_batch(n);
+    }
+}
+
+/* Plans batch 1 once to learn the number of classes (and the batch axis of
+ * fixed-batch Reshapes). */
 static evmap_status check_output(evmap_model *m, evmap_error *err) {
     evm_plan *plan;
     evmap_status st = evm_model_plan(m, 1, &plan, err);
     if (st != EVMAP_OK)
         return st;
+    mark_batch_reshapes(m, plan);
     const evm_tensor *out = evm_plan_output(plan, 0);
     size_t k = out->count;
     bool batch_first = out->rank >= 1 && out->dims[0] == 1;

@@ -214,6 +214,11 @@ extern const evm_op_def evm_op_upsample;
 extern const evm_op_def evm_op_depth_to_space;
 extern const evm_op_def evm_op_space_to_depth;
 
+/* Marks a Reshape whose constant shape starts with the literal 1 of a model
+ * exported with a fixed batch of 1 (channel shuffles, flattening): that 1 is
+ * then read as the batch the plan runs. The model loader decides which. */
+void evm_reshape_mark_batch(evm_node *node);
+
 /* ---- helpers shared by several operators (ops/common.c) ---- */
 
 /* Normalises a possibly negative axis against rank; error names the node. */

@@ -11,7 +11,8 @@
 #include "op.h"
 
 typedef struct reshape_params {
-    bool allowzero; /* a 0 in the shape means size 0, not "copy" */
+    bool allowzero;  /* a 0 in the shape means size 0, not "copy" */
+    bool batch_axis; /* the shape's leading 1 is the batch (evm_reshape_mark_batch) */
 } reshape_params;
 
 static evmap_status reshape_init(evm_node *node, evmap_error *err) {
@@ -102,12 +103,20 @@ static evmap_status reshape_infer(const evm_node *node, evm_tensor *const *in,
                              shape->count, EVM_MAX_RANK);
     const reshape_params *p = node->params;
     int rank = (int)shape->count;
-    int64_t dims[EVM_MAX_RANK];
-    st = resolve_shape(node, x, evm_i64(shape), rank, p->allowzero, dims, err);
+    int64_t req[EVM_MAX_RANK], dims[EVM_MAX_RANK];
+    memcpy(req, evm_i64(shape), sizeof(int64_t) * (size_t)rank);
+    if (p->batch_axis && rank >= 1 && req[0] == 1 && x->rank >= 1)
+        req[0] = x->dims[0]; /* the batch the plan runs, where the file says 1 */
+    st = resolve_shape(node, x, req, rank, p->allowzero, dims, err);
     if (st != EVMAP_OK)
         return st;
     out[0]->dtype = x->dtype;
     return evm_tensor_set_shape(out[0], rank, dims, err);
+}
+
+void evm_reshape_mark_batch(evm_node *node) {
+    reshape_params *p = node->params;
+    p->batch_axis = true;
 }
 
 const evm_op_def evm_op_reshape = {
