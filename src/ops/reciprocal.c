@@ -1,30 +1,18 @@
 /* Reciprocal: y = 1 / x; dy/dx = -1 / x^2 = -y^2. Element-wise on float32. */
 #include <math.h>
 
-#include "op.h"
+#include "unary.h"
 
-static void reciprocal_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                               float *workspace) {
-    (void)node;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]);
-    float *restrict y = evm_f32(out[0]);
-    for (size_t i = 0; i < in[0]->count; i++)
-        y[i] = 1.0f / x[i];
+static inline float reciprocal_value(float x) {
+    return 1.0f / x;
 }
 
-static void reciprocal_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                                const evm_tensor *grad_out, evm_tensor *const *grad_in,
-                                float *workspace) {
-    (void)node;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]), *restrict y = evm_f32(out[0]);
-    const float *restrict gy = evm_f32(grad_out);
-    float *restrict gx = evm_f32(grad_in[0]);
+static inline float reciprocal_slope(float x, float y) {
     (void)x;
-    for (size_t i = 0; i < in[0]->count; i++)
-        gx[i] = -gy[i] * y[i] * y[i];
+    return -y * y;
 }
+
+EVM_UNARY_KERNELS(reciprocal, reciprocal_value, reciprocal_slope)
 
 const evm_op_def evm_op_reciprocal = {
     .name = "Reciprocal",

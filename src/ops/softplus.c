@@ -3,29 +3,18 @@
  * loses small values for very negative x. Smooth: dy/dx = sigmoid(x). */
 #include <math.h>
 
-#include "op.h"
+#include "unary.h"
 
-static void softplus_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                             float *workspace) {
-    (void)node;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]);
-    float *restrict y = evm_f32(out[0]);
-    for (size_t i = 0; i < in[0]->count; i++)
-        y[i] = fmaxf(x[i], 0.0f) + log1pf(expf(-fabsf(x[i])));
+static inline float softplus_value(float x) {
+    return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
 }
 
-static void softplus_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                              const evm_tensor *grad_out, evm_tensor *const *grad_in,
-                              float *workspace) {
-    (void)node;
-    (void)out;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]), *restrict gy = evm_f32(grad_out);
-    float *restrict gx = evm_f32(grad_in[0]);
-    for (size_t i = 0; i < in[0]->count; i++)
-        gx[i] = gy[i] / (1.0f + expf(-x[i]));
+static inline float softplus_slope(float x, float y) {
+    (void)y;
+    return 1.0f / (1.0f + expf(-x));
 }
+
+EVM_UNARY_KERNELS(softplus, softplus_value, softplus_slope)
 
 const evm_op_def evm_op_softplus = {
     .name = "Softplus",

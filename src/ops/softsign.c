@@ -3,31 +3,19 @@
  * derivative), so there is no kink to declare. */
 #include <math.h>
 
-#include "op.h"
+#include "unary.h"
 
-static void softsign_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                             float *workspace) {
-    (void)node;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]);
-    float *restrict y = evm_f32(out[0]);
-    for (size_t i = 0; i < in[0]->count; i++)
-        y[i] = x[i] / (1.0f + fabsf(x[i]));
+static inline float softsign_value(float x) {
+    return x / (1.0f + fabsf(x));
 }
 
-static void softsign_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                              const evm_tensor *grad_out, evm_tensor *const *grad_in,
-                              float *workspace) {
-    (void)node;
-    (void)out;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]), *restrict gy = evm_f32(grad_out);
-    float *restrict gx = evm_f32(grad_in[0]);
-    for (size_t i = 0; i < in[0]->count; i++) {
-        float d = 1.0f + fabsf(x[i]);
-        gx[i] = gy[i] / (d * d);
-    }
+static inline float softsign_slope(float x, float y) {
+    (void)y;
+    float d = 1.0f + fabsf(x);
+    return 1.0f / (d * d);
 }
+
+EVM_UNARY_KERNELS(softsign, softsign_value, softsign_slope)
 
 const evm_op_def evm_op_softsign = {
     .name = "Softsign",

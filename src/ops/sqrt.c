@@ -1,30 +1,18 @@
 /* Sqrt: y = sqrt(x), NaN for x < 0; dy/dx = 1 / (2 y), infinite at 0. Element-wise on float32. */
 #include <math.h>
 
-#include "op.h"
+#include "unary.h"
 
-static void sqrt_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                         float *workspace) {
-    (void)node;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]);
-    float *restrict y = evm_f32(out[0]);
-    for (size_t i = 0; i < in[0]->count; i++)
-        y[i] = sqrtf(x[i]);
+static inline float sqrt_value(float x) {
+    return sqrtf(x);
 }
 
-static void sqrt_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                          const evm_tensor *grad_out, evm_tensor *const *grad_in,
-                          float *workspace) {
-    (void)node;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]), *restrict y = evm_f32(out[0]);
-    const float *restrict gy = evm_f32(grad_out);
-    float *restrict gx = evm_f32(grad_in[0]);
+static inline float sqrt_slope(float x, float y) {
     (void)x;
-    for (size_t i = 0; i < in[0]->count; i++)
-        gx[i] = gy[i] * 0.5f / y[i];
+    return 0.5f / y;
 }
+
+EVM_UNARY_KERNELS(sqrt, sqrt_value, sqrt_slope)
 
 const evm_op_def evm_op_sqrt = {
     .name = "Sqrt",

@@ -1,30 +1,18 @@
 /* Tanh: y = tanh(x), element-wise on float32. */
 #include <math.h>
 
-#include "op.h"
+#include "unary.h"
 
-static void tanh_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                         float *workspace) {
-    (void)node;
-    (void)workspace;
-    const float *restrict x = evm_f32(in[0]);
-    float *restrict y = evm_f32(out[0]);
-    for (size_t i = 0; i < in[0]->count; i++)
-        y[i] = tanhf(x[i]);
+static inline float tanh_value(float x) {
+    return tanhf(x);
 }
 
-/* dy/dx = 1 - y^2, from the output (no second tanhf). */
-static void tanh_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                          const evm_tensor *grad_out, evm_tensor *const *grad_in,
-                          float *workspace) {
-    (void)node;
-    (void)in;
-    (void)workspace;
-    const float *restrict y = evm_f32(out[0]), *restrict gy = evm_f32(grad_out);
-    float *restrict gx = evm_f32(grad_in[0]);
-    for (size_t i = 0; i < out[0]->count; i++)
-        gx[i] = gy[i] * (1.0f - y[i] * y[i]);
+static inline float tanh_slope(float x, float y) {
+    (void)x;
+    return 1.0f - y * y;
 }
+
+EVM_UNARY_KERNELS(tanh, tanh_value, tanh_slope)
 
 const evm_op_def evm_op_tanh = {
     .name = "Tanh",
