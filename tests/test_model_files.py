@@ -283,36 +283,25 @@ def test_external(tmp):
 
 
 def test_memory_load(tmp):
-    """The C API: evmap_model_load_memory refuses external data with a clear
-    message; evmap_model_load_with_options takes a layout (through ctypes)."""
-    import ctypes
+    """The C API (through build/tests/load_model, which links the library of
+    this build, sanitized or not): evmap_model_load_memory refuses external
+    data with a clear message; evmap_model_load_with_options takes a layout."""
+    tool = os.path.join(BUILD, "tests", "load_model")
+    path = os.path.join(tmp, "ext_ok", "model.onnx")
 
-    class Error(ctypes.Structure):
-        _fields_ = [("status", ctypes.c_int), ("message", ctypes.c_char * 512)]
+    def run(*args):
+        r = subprocess.run([tool, *args], capture_output=True, text=True)
+        return r.stdout.strip() + r.stderr.strip()
 
-    class Options(ctypes.Structure):
-        _fields_ = [("max_memory", ctypes.c_uint64), ("layout", ctypes.c_int)]
-
-    lib = ctypes.CDLL(os.path.join(BUILD, "libevmap.so"))
-    data = open(os.path.join(tmp, "ext_ok", "model.onnx"), "rb").read()
-    model, err = ctypes.c_void_p(), Error()
-    st = lib.evmap_model_load_memory(data, ctypes.c_size_t(len(data)), ctypes.byref(model),
-                                     ctypes.byref(err))
-    check(st != 0 and b"loaded from memory cannot read external data" in err.message,
-          "memory load refuses external data", err.message)
-    opts = Options()
-    lib.evmap_model_load_options_init(ctypes.byref(opts))
-    check(opts.layout == 0 and opts.max_memory == 0, "load options defaults")
-    path = os.path.join(tmp, "ext_ok", "model.onnx").encode()
-    st = lib.evmap_model_load_with_options(path, ctypes.byref(opts), ctypes.byref(model),
-                                           ctypes.byref(err))
-    check(st == 0, "evmap_model_load_with_options reads external data", err.message)
-    if st == 0:
-        lib.evmap_model_free(model)
-    opts.layout = 7
-    st = lib.evmap_model_load_with_options(path, ctypes.byref(opts), ctypes.byref(model),
-                                           ctypes.byref(err))
-    check(st != 0 and b"unknown input layout" in err.message, "bad layout refused", err.message)
+    out = run("memory", path)
+    check(out != "ok" and "loaded from memory cannot read external data" in out,
+          "memory load refuses external data", out)
+    out = run("defaults")
+    check(out == "layout 0 max_memory 0", "load options defaults", out)
+    out = run("file", path, "0")
+    check(out == "ok", "evmap_model_load_with_options reads external data", out)
+    out = run("file", path, "7")
+    check(out != "ok" and "unknown input layout" in out, "bad layout refused", out)
 
 
 def test_nhwc(tmp):
