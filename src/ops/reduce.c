@@ -170,3 +170,41 @@ void evm_reduce_layout_make(const evm_node *node, evm_tensor *const *in, evm_red
             l->outer_count *= (size_t)x->dims[d];
     }
 }
+
+void evm_reduce_sum_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                            bool mean) {
+    evm_reduce_layout l;
+    evm_reduce_layout_make(node, in, &l);
+    const float *x = evm_f32(in[0]);
+    float *y = evm_f32(out[0]);
+    int64_t oi[EVM_MAX_RANK] = {0}, base = 0;
+    for (size_t o = 0; o < l.outer_count; o++) {
+        int64_t ii[EVM_MAX_RANK] = {0}, off = 0;
+        double acc = 0;
+        for (size_t k = 0; k < l.inner_count; k++) {
+            acc += x[base + off];
+            off = evm_reduce_next(&l.inner, ii, off);
+        }
+        /* the mean of nothing: 0 / 0, NaN */
+        y[o] = (float)(mean ? acc / (double)l.inner_count : acc);
+        base = evm_reduce_next(&l.outer, oi, base);
+    }
+}
+
+void evm_reduce_sum_backward(const evm_node *node, evm_tensor *const *in,
+                             const evm_tensor *grad_out, evm_tensor *const *grad_in, bool mean) {
+    evm_reduce_layout l;
+    evm_reduce_layout_make(node, in, &l);
+    const float *gy = evm_f32(grad_out);
+    float *gx = evm_f32(grad_in[0]);
+    int64_t oi[EVM_MAX_RANK] = {0}, base = 0;
+    for (size_t o = 0; o < l.outer_count; o++) {
+        int64_t ii[EVM_MAX_RANK] = {0}, off = 0;
+        const float g = mean ? (float)(gy[o] / (double)l.inner_count) : gy[o];
+        for (size_t k = 0; k < l.inner_count; k++) {
+            gx[base + off] = g;
+            off = evm_reduce_next(&l.inner, ii, off);
+        }
+        base = evm_reduce_next(&l.outer, oi, base);
+    }
+}

@@ -61,4 +61,12 @@ static inline int64_t evm_reduce_next(const evm_reduce_axes_ix *ix, int64_t *idx
     return off;
 }
 
+/* ReduceSum and ReduceMean (mean: divided by the reduced count): forward
+ * summed in double, and backward, each reduced element getting its output's
+ * gradient (over the count for the mean). */
+void evm_reduce_sum_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                            bool mean);
+void evm_reduce_sum_backward(const evm_node *node, evm_tensor *const *in,
+                             const evm_tensor *grad_out, evm_tensor *const *grad_in, bool mean);
+
 #endif

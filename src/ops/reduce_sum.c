@@ -10,21 +10,7 @@ static evmap_status reduce_sum_init(evm_node *node, evmap_error *err) {
 static void reduce_sum_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                                float *workspace) {
     (void)workspace;
-    evm_reduce_layout l;
-    evm_reduce_layout_make(node, in, &l);
-    const float *x = evm_f32(in[0]);
-    float *y = evm_f32(out[0]);
-    int64_t oi[EVM_MAX_RANK] = {0}, base = 0;
-    for (size_t o = 0; o < l.outer_count; o++) {
-        int64_t ii[EVM_MAX_RANK] = {0}, off = 0;
-        double acc = 0;
-        for (size_t k = 0; k < l.inner_count; k++) {
-            acc += x[base + off];
-            off = evm_reduce_next(&l.inner, ii, off);
-        }
-        y[o] = (float)acc;
-        base = evm_reduce_next(&l.outer, oi, base);
-    }
+    evm_reduce_sum_forward(node, in, out, false);
 }
 
 /* Every reduced element gets its output's gradient (also the noop form). */
@@ -33,19 +19,7 @@ static void reduce_sum_backward(const evm_node *node, evm_tensor *const *in, evm
                                 float *workspace) {
     (void)out;
     (void)workspace;
-    evm_reduce_layout l;
-    evm_reduce_layout_make(node, in, &l);
-    const float *gy = evm_f32(grad_out);
-    float *gx = evm_f32(grad_in[0]);
-    int64_t oi[EVM_MAX_RANK] = {0}, base = 0;
-    for (size_t o = 0; o < l.outer_count; o++) {
-        int64_t ii[EVM_MAX_RANK] = {0}, off = 0;
-        for (size_t k = 0; k < l.inner_count; k++) {
-            gx[base + off] = gy[o];
-            off = evm_reduce_next(&l.inner, ii, off);
-        }
-        base = evm_reduce_next(&l.outer, oi, base);
-    }
+    evm_reduce_sum_backward(node, in, grad_out, grad_in, false);
 }
 
 const evm_op_def evm_op_reduce_sum = {
