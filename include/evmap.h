@@ -487,6 +487,32 @@ void evmap_eval_uniform_noise(const float *image, size_t n, float radius, uint64
  * of noisy copies b of the image whose map is a. */
 double evmap_eval_map_distance(const float *a, const float *b, size_t n);
 
+/* Localisation against the object's mask (non-zero = object). Where pixels
+ * tie (at the maximum or at a top-K cut) each counts in proportion, the
+ * expectation over random tie-breaking; NaN map values rank last. */
+typedef struct evmap_localisation {
+    double pointing; /* pointing game: share of the map's maximal pixels that lie
+                        within `tolerance` px of the mask (1 or 0 without ties);
+                        NaN when the map has no number */
+    double mass;     /* relevance-mass accuracy: positive evidence inside the mask
+                        / all positive evidence; NaN when there is none */
+    double rank;     /* relevance-rank accuracy: share of the |mask| highest
+                        pixels inside the mask */
+    double iou;      /* IoU of the top_fraction highest pixels with the mask */
+    /* What a constant map scores (the uniform baseline): */
+    double area;             /* mask pixels / all pixels: mass and rank */
+    double pointing_uniform; /* pixels within tolerance of the mask / all */
+    double iou_uniform;      /* q·a / (q + a − q·a), q the top fraction */
+} evmap_localisation;
+
+/* The four localisation metrics of one height × width map. tolerance: the
+ * pointing game's dilation radius in pixels (Euclidean; Zhang et al. use 15
+ * at 224²); top_fraction in (0, 1]: the share of pixels (rounded, at least
+ * one) whose IoU with the mask is taken. An empty mask is an error. */
+evmap_status evmap_eval_localisation(const float *map, const unsigned char *mask, int height,
+                                     int width, int tolerance, double top_fraction,
+                                     evmap_localisation *out, evmap_error *err);
+
 /* ------------------------------------------------------------ line plots */
 
 typedef struct evmap_plot_series {

@@ -27,6 +27,12 @@ static const char evaluate_help[] =
     "  sensitivity  max-sensitivity: largest distance between the L2-normalised\n"
     "               map and the maps of copies with uniform noise (lower is better)\n"
     "  time         seconds per map\n"
+    "  localisation with --masks: pointing game (the map's maximum within --pointing-\n"
+    "               tolerance px of the object), relevance mass (share of the\n"
+    "               positive evidence on the object), relevance rank (share of\n"
+    "               the |object| highest pixels on it), IoU of the --iou-top\n"
+    "               highest pixels with the object; higher is better, and a\n"
+    "               constant map's scores are printed as 'uniform'\n"
     "\n"
     "options:\n"
     "  --model FILE            ONNX classifier (required)\n"
@@ -37,7 +43,14 @@ static const char evaluate_help[] =
     "  --labels-idx FILE       true labels (IDX): accuracy, --explain-class label\n"
     "  --labels FILE           class names, one per line (for the JSON)\n"
     "  --explain-class C       predicted (default) or label\n"
-    "  --metrics LIST          deletion,insertion,aopc,sensitivity,time (default all)\n"
+    "  --metrics LIST          deletion,insertion,aopc,sensitivity,time,localisation\n"
+    "                          (default all; localisation when --masks is given)\n"
+    "  --masks SRC             object masks (white = object): folder or IDX, one per\n"
+    "                          image, matched by name or else in order, the images'\n"
+    "                          size; resized and cropped as the images are\n"
+    "  --pointing-tolerance P  pointing game radius in px (default 15 at 224x224,\n"
+    "                          scaled to the input's shorter side)\n"
+    "  --iou-top Q             fraction of the pixels for the IoU (default 0.1)\n"
     "  --steps N               deletion/insertion steps (default 50)\n"
     "  --fill F                what removed pixels become: blur (Gaussian blur of\n"
     "                          the image, sigma = longer side / 10; default), mean\n"
@@ -116,7 +129,8 @@ static int add_method(const char *name, void *user) {
 }
 
 static int add_metric(const char *name, void *user) {
-    static const char *const names[] = {"deletion", "insertion", "aopc", "sensitivity", "time"};
+    static const char *const names[] = {"deletion",    "insertion", "aopc",
+                                        "sensitivity", "time",      "localisation"};
     eval_options *o = user;
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i])) {
@@ -124,7 +138,8 @@ static int add_metric(const char *name, void *user) {
             return 0;
         }
     return cli_usage_error(
-        "evaluate", "unknown metric '%s' (metrics: deletion, insertion, aopc, sensitivity, time)",
+        "evaluate",
+        "unknown metric '%s' (metrics: deletion, insertion, aopc, sensitivity, time, localisation)",
         name);
 }
 
@@ -165,6 +180,7 @@ static int parse_int_option(const char *a, const char *v, eval_options *o) {
         {"--aopc-window", 1, 1024, &o->aopc_window},
         {"--aopc-regions", 1, 1000000, &o->aopc_regions},
         {"--sensitivity-samples", 1, 10000, &o->sensitivity_samples},
+        {"--pointing-tolerance", 0, 4096, &o->pointing_tolerance},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(a, ints[i].name))
@@ -188,6 +204,14 @@ static int parse_number_option(const char *a, const char *v, eval_options *o) {
         if (!cli_parse_float(v, &f) || f < 0 || f > 10)
             return cli_usage_error("evaluate", "%s must be a number from 0 to 10, not '%s'", a, v);
         o->sensitivity_radius = f;
+        return 1;
+    }
+    if (!strcmp(a, "--iou-top")) {
+        float f;
+        if (!cli_parse_float(v, &f) || !(f > 0 && f <= 1))
+            return cli_usage_error("evaluate", "%s must be a fraction above 0, at most 1, not '%s'",
+                                   a, v);
+        o->iou_top = f;
         return 1;
     }
     return parse_int_option(a, v, o);
@@ -224,10 +248,13 @@ static int parse_text_option(const char *a, const char *v, eval_options *o) {
         o->labels_path = v;
     else if (!strcmp(a, "--out"))
         o->out_dir = v;
+    else if (!strcmp(a, "--masks"))
+        o->masks = v;
     else if (!strcmp(a, "--methods"))
         return each_item(v, add_method, o) ? EXIT_USAGE : 1;
     else if (!strcmp(a, "--metrics")) {
         o->metrics = 0;
+        o->metrics_given = true;
         return each_item(v, add_metric, o) ? EXIT_USAGE : 1;
     } else if (!strcmp(a, "--sensitivity-methods")) {
         if (strlen(v) >= sizeof o->sensitivity_list || !v[0])
@@ -249,6 +276,8 @@ static void set_defaults(eval_options *o, int argc, char **argv, char **data, ch
     o->fill = EVMAP_BASELINE_BLUR;
     o->sensitivity_radius = 0.02f;
     o->sensitivity_samples = 10;
+    o->pointing_tolerance = -1;
+    o->iou_top = 0.1;
     method_options_init(&o->mo, references);
     evmap_preprocess_init(&o->input.preprocess, EVMAP_PREPROCESS_NONE);
 }
@@ -271,6 +300,14 @@ static int finish_options(eval_options *o) {
         return cli_usage_error("evaluate", "no images given (--data SRC)");
     if (o->mo.sampler_file && o->mo.n_references)
         return cli_usage_error("evaluate", "give --sampler-file or --reference, not both");
+    if (!o->metrics_given && !o->masks)
+        o->metrics &= ~(unsigned)METRIC_LOCALISATION;
+    if ((o->metrics & METRIC_LOCALISATION) && !o->masks)
+        return cli_usage_error("evaluate", "the localisation metrics need the object masks "
+                                           "(--masks SRC)");
+    if (o->masks && !(o->metrics & METRIC_LOCALISATION))
+        return cli_usage_error("evaluate", "--masks is given but --metrics does not list "
+                                           "localisation");
     cli_input_finish(&o->input);
     return choose_sensitivity_methods(o) ? EXIT_USAGE : EXIT_OK;
 }

@@ -16,7 +16,8 @@ enum {
     METRIC_AOPC = 1 << 2,
     METRIC_SENSITIVITY = 1 << 3,
     METRIC_TIME = 1 << 4,
-    METRIC_ALL = (1 << 5) - 1,
+    METRIC_LOCALISATION = 1 << 5, /* needs --masks */
+    METRIC_ALL = (1 << 6) - 1,
 };
 
 typedef struct eval_options {
@@ -38,7 +39,11 @@ typedef struct eval_options {
     int aopc_regions;         /* 0: 10 % of the regions */
     float sensitivity_radius; /* fraction of the image's value range */
     int sensitivity_samples;
-    bool explain_label; /* explain the true label instead of the top-1 class */
+    bool explain_label;     /* explain the true label instead of the top-1 class */
+    const char *masks;      /* --masks: object masks for localisation */
+    int pointing_tolerance; /* px; -1: 15 at 224, scaled to the input */
+    double iou_top;         /* fraction of pixels whose IoU with the mask is taken */
+    bool metrics_given;
     const char *out_dir;
     method_options mo; /* the methods' options, PDA's sampler among them */
     cli_input_options input;
@@ -53,6 +58,7 @@ typedef struct eval_method_result {
     double *insertion;  /* n_images × points */
     double *aopc_curve; /* n_images × aopc_l */
     double *deletion_auc, *insertion_auc, *aopc, *sensitivity, *seconds;
+    double *pointing, *mass, *rank, *iou; /* localisation */
 } eval_method_result;
 
 typedef struct eval_image {
@@ -60,6 +66,8 @@ typedef struct eval_image {
     int predicted;
     int cls;  /* the class explained */
     double p; /* p(cls | image) */
+    /* a constant map's localisation scores (with --masks) */
+    double area, pointing_uniform, iou_uniform;
 } eval_image;
 
 typedef struct eval_state {
@@ -84,6 +92,12 @@ typedef struct eval_state {
     size_t *region_end;
     size_t *counts;
     eval_image *images;
+    /* --masks */
+    evmap_image_set *masks;
+    size_t *mask_of;     /* per image: its mask's index in masks */
+    unsigned char *mask; /* the current image's mask at the input size */
+    float *mask_floats;  /* scratch */
+    int tolerance;       /* pointing game, px */
     eval_method_result results[EVAL_MAX_METHODS];
     double seconds; /* the whole evaluation */
 } eval_state;
@@ -94,6 +108,10 @@ evmap_status eval_open(const eval_options *o, eval_state *s, evmap_error *err);
 evmap_status eval_prepare_sampler(const eval_options *o, eval_state *s, evmap_error *err);
 evmap_status eval_image_run(const eval_options *o, eval_state *s, size_t index, evmap_error *err);
 void eval_state_free(eval_state *s);
+
+/* evaluate_masks.c */
+evmap_status eval_open_masks(const eval_options *o, eval_state *s, evmap_error *err);
+evmap_status eval_load_mask(const eval_options *o, eval_state *s, size_t index, evmap_error *err);
 
 /* evaluate_output.c: mean ± standard error over the finished images. */
 typedef struct eval_summary {

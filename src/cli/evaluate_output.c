@@ -45,11 +45,16 @@ static const metric_column columns[] = {
     {METRIC_AOPC, "AOPC", "(higher better)", "aopc"},
     {METRIC_SENSITIVITY, "max-sensitivity", "(lower better)", "max_sensitivity"},
     {METRIC_TIME, "seconds/image", "(lower better)", "seconds"},
+    {METRIC_LOCALISATION, "pointing game", "(higher better)", "pointing_game"},
+    {METRIC_LOCALISATION, "relevance mass", "(higher better)", "relevance_mass"},
+    {METRIC_LOCALISATION, "relevance rank", "(higher better)", "relevance_rank"},
+    {METRIC_LOCALISATION, "IoU top-q", "(higher better)", "iou_top"},
 };
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
 
 static const double *column_values(const eval_method_result *r, size_t c) {
-    const double *v[] = {r->deletion_auc, r->insertion_auc, r->aopc, r->sensitivity, r->seconds};
+    const double *v[] = {r->deletion_auc, r->insertion_auc, r->aopc, r->sensitivity, r->seconds,
+                         r->pointing,     r->mass,          r->rank, r->iou};
     return v[c];
 }
 
@@ -76,10 +81,12 @@ static void print_header(const eval_options *o, const eval_state *s, FILE *f) {
         fprintf(f, ", top-1 accuracy %.1f %%", accuracy(s));
     fprintf(f, "\nclass explained: %s\n",
             o->explain_label ? "the true label (--labels-idx)" : "the model's top-1 class");
-    fprintf(f, "deletion/insertion: %d steps, removed pixels become %s", o->steps,
-            fill_names[o->fill]);
-    fprintf(f, "; AOPC: the best %d of %d regions of %dx%d px\n", s->aopc_l, s->n_regions,
-            s->aopc_k, s->aopc_k);
+    if (o->metrics & (METRIC_DELETION | METRIC_INSERTION))
+        fprintf(f, "deletion/insertion: %d steps, removed pixels become %s\n", o->steps,
+                fill_names[o->fill]);
+    if (o->metrics & METRIC_AOPC)
+        fprintf(f, "AOPC: the best %d of %d regions of %dx%d px, removed pixels become %s\n",
+                s->aopc_l, s->n_regions, s->aopc_k, s->aopc_k, fill_names[o->fill]);
     if (o->metrics & METRIC_SENSITIVITY)
         fprintf(f,
                 "max-sensitivity: L2-normalised maps, %d copies with uniform noise of radius "
@@ -88,52 +95,110 @@ static void print_header(const eval_options *o, const eval_state *s, FILE *f) {
     fprintf(f, "mean ± standard error over the images\n\n");
 }
 
-void eval_print_table(const eval_options *o, const eval_state *s, FILE *f) {
-    const int name_w = 13, w = 18;
-    print_header(o, s, f);
-    cell(f, "method", name_w);
-    for (size_t c = 0; c < N_COLUMNS; c++)
-        if (o->metrics & columns[c].flag)
-            cell(f, columns[c].title, w);
+/* A constant map's localisation scores per image (NaN for other columns). */
+static void uniform_values(const eval_state *s, size_t c, double *out) {
+    for (size_t i = 0; i < s->done; i++) {
+        const eval_image *im = &s->images[i];
+        const char *key = columns[c].key;
+        out[i] = !strcmp(key, "pointing_game")            ? im->pointing_uniform
+                 : !strcmp(key, "iou_top")                ? im->iou_uniform
+                 : columns[c].flag == METRIC_LOCALISATION ? im->area
+                                                          : NAN;
+    }
+}
+
+static void print_row(const eval_options *o, const char *name, const double *const *values,
+                      size_t n, unsigned flags, FILE *f) {
+    cell(f, name, 13);
+    for (size_t c = 0; c < N_COLUMNS; c++) {
+        if (!(o->metrics & flags & columns[c].flag))
+            continue;
+        eval_summary e = eval_summarise(values[c], n, 1);
+        char text[64] = "-";
+        if (e.n)
+            snprintf(text, sizeof text, "%.4f ± %.4f", e.mean, e.se);
+        cell(f, text, 18);
+    }
     fputc('\n', f);
-    cell(f, "", name_w);
+}
+
+/* The methods' rows for the columns in flags, and the uniform map's where
+ * it has scores. */
+static void print_block(const eval_options *o, const eval_state *s, unsigned flags, FILE *f) {
+    const double *values[N_COLUMNS];
+    cell(f, "method", 13);
     for (size_t c = 0; c < N_COLUMNS; c++)
-        if (o->metrics & columns[c].flag)
-            cell(f, columns[c].better, w);
+        if (o->metrics & flags & columns[c].flag)
+            cell(f, columns[c].title, 18);
+    fputc('\n', f);
+    cell(f, "", 13);
+    for (size_t c = 0; c < N_COLUMNS; c++)
+        if (o->metrics & flags & columns[c].flag)
+            cell(f, columns[c].better, 18);
     fputc('\n', f);
     for (int m = 0; m < o->n_methods; m++) {
-        cell(f, o->methods[m]->name, name_w);
-        for (size_t c = 0; c < N_COLUMNS; c++) {
-            if (!(o->metrics & columns[c].flag))
-                continue;
-            eval_summary e = eval_summarise(column_values(&s->results[m], c), s->done, 1);
-            char text[64] = "-";
-            if (e.n)
-                snprintf(text, sizeof text, "%.4f ± %.4f", e.mean, e.se);
-            cell(f, text, w);
-        }
-        fputc('\n', f);
+        for (size_t c = 0; c < N_COLUMNS; c++)
+            values[c] = column_values(&s->results[m], c);
+        print_row(o, o->methods[m]->name, values, s->done, flags, f);
     }
+    if (!(flags & METRIC_LOCALISATION))
+        return;
+    double *buf = malloc(sizeof(double) * (s->done ? s->done : 1) * N_COLUMNS);
+    if (!buf)
+        return;
+    for (size_t c = 0; c < N_COLUMNS; c++) {
+        uniform_values(s, c, buf + c * s->done);
+        values[c] = buf + c * s->done;
+    }
+    print_row(o, "(uniform)", values, s->done, flags, f);
+    free(buf);
+}
+
+void eval_print_table(const eval_options *o, const eval_state *s, FILE *f) {
+    print_header(o, s, f);
+    print_block(o, s, METRIC_ALL & ~(unsigned)METRIC_LOCALISATION, f);
+    if (!(o->metrics & METRIC_LOCALISATION))
+        return;
+    fprintf(f,
+            "\nlocalisation against the masks: pointing game within %d px, IoU of the top %g %% "
+            "of the pixels;\n(uniform): what a constant map scores\n\n",
+            s->tolerance, 100 * o->iou_top);
+    print_block(o, s, METRIC_LOCALISATION, f);
 }
 
 /* ------------------------------------------------------------------ CSV */
 
-static void csv_rows(const eval_options *o, const eval_state *s, FILE *f) {
+static void csv_row(const char *name, const double *const *values, size_t n, FILE *f) {
+    fprintf(f, "%s,%zu", name, n);
+    for (size_t c = 0; c < N_COLUMNS; c++) {
+        eval_summary e = eval_summarise(values[c], n, 1);
+        if (e.n)
+            fprintf(f, ",%.9g,%.9g,%zu", e.mean, e.se, e.n);
+        else
+            fputs(",,,0", f);
+    }
+    fputc('\n', f);
+}
+
+/* One row per method; with --masks a last row "(uniform)": a constant map. */
+static void csv_rows(const eval_options *o, const eval_state *s, double *buf, FILE *f) {
+    const double *values[N_COLUMNS];
     fputs("method,images", f);
     for (size_t c = 0; c < N_COLUMNS; c++)
         fprintf(f, ",%s,%s_se,%s_n", columns[c].key, columns[c].key, columns[c].key);
     fputc('\n', f);
     for (int m = 0; m < o->n_methods; m++) {
-        fprintf(f, "%s,%zu", o->methods[m]->name, s->done);
-        for (size_t c = 0; c < N_COLUMNS; c++) {
-            eval_summary e = eval_summarise(column_values(&s->results[m], c), s->done, 1);
-            if (e.n)
-                fprintf(f, ",%.9g,%.9g,%zu", e.mean, e.se, e.n);
-            else
-                fputs(",,,0", f);
-        }
-        fputc('\n', f);
+        for (size_t c = 0; c < N_COLUMNS; c++)
+            values[c] = column_values(&s->results[m], c);
+        csv_row(o->methods[m]->name, values, s->done, f);
     }
+    if (!(o->metrics & METRIC_LOCALISATION))
+        return;
+    for (size_t c = 0; c < N_COLUMNS; c++) {
+        uniform_values(s, c, buf + c * s->done);
+        values[c] = buf + c * s->done;
+    }
+    csv_row("(uniform)", values, s->done, f);
 }
 
 /* Built in memory, then written atomically. */
@@ -141,9 +206,10 @@ static evmap_status write_csv(const eval_options *o, const eval_state *s, const 
                               evmap_error *err) {
     char *buf = NULL;
     size_t size = 0;
-    FILE *mem = open_memstream(&buf, &size);
+    double *scratch = malloc(sizeof(double) * (s->done ? s->done : 1) * N_COLUMNS);
+    FILE *mem = scratch ? open_memstream(&buf, &size) : NULL;
     if (mem) {
-        csv_rows(o, s, mem);
+        csv_rows(o, s, scratch, mem);
         if (fclose(mem) != 0)
             size = 0;
     }
@@ -162,6 +228,7 @@ static evmap_status write_csv(const eval_options *o, const eval_state *s, const 
         evm_atomic_abort(&af);
     }
     free(buf);
+    free(scratch);
     return st;
 }
 
@@ -210,6 +277,11 @@ static void write_parameters(json_writer *j, const eval_options *o, const eval_s
     json_key_string(j, "ig_baseline", fill_names[o->mo.ig_baseline]);
     json_key_number(j, "smoothgrad_noise", o->mo.smoothgrad_noise);
     json_key_int(j, "smoothgrad_samples", o->mo.smoothgrad_samples);
+    if (o->metrics & METRIC_LOCALISATION) {
+        json_key_string(j, "masks", o->masks);
+        json_key_int(j, "pointing_tolerance", s->tolerance);
+        json_key_number(j, "iou_top", o->iou_top);
+    }
     json_end_object(j);
 }
 
@@ -241,6 +313,25 @@ static void write_summaries(json_writer *j, const eval_options *o, const eval_st
     json_end_object(j);
 }
 
+/* A constant map's localisation scores (mean over the images, and each). */
+static void write_uniform(json_writer *j, const eval_state *s, double *buf) {
+    json_key(j, "uniform");
+    json_begin_object(j);
+    for (size_t c = 0; c < N_COLUMNS; c++) {
+        if (columns[c].flag != METRIC_LOCALISATION)
+            continue;
+        uniform_values(s, c, buf);
+        eval_summary e = eval_summarise(buf, s->done, 1);
+        json_key(j, columns[c].key);
+        json_begin_object(j);
+        json_key_number(j, "mean", e.mean);
+        json_key_number(j, "se", e.se);
+        json_key_int(j, "n", (long long)e.n);
+        json_end_object(j);
+    }
+    json_end_object(j);
+}
+
 static void write_image(json_writer *j, const eval_options *o, const eval_state *s, size_t i) {
     const eval_image *im = &s->images[i];
     json_begin_object(j);
@@ -256,6 +347,14 @@ static void write_image(json_writer *j, const eval_options *o, const eval_state 
     if (s->names.count)
         json_key_string(j, "class_name", cli_label(&s->names, im->cls));
     json_key_number(j, "probability", im->p);
+    if (o->metrics & METRIC_LOCALISATION) {
+        json_key(j, "uniform");
+        json_begin_object(j);
+        json_key_number(j, "mask_area", im->area);
+        json_key_number(j, "pointing_game", im->pointing_uniform);
+        json_key_number(j, "iou_top", im->iou_uniform);
+        json_end_object(j);
+    }
     json_key(j, "methods");
     json_begin_object(j);
     for (int m = 0; m < o->n_methods; m++) {
@@ -275,7 +374,8 @@ static void write_image(json_writer *j, const eval_options *o, const eval_state 
 
 static evmap_status write_json(const eval_options *o, const eval_state *s, const char *path,
                                evmap_error *err) {
-    double *buf = malloc(sizeof(double) * (size_t)(s->points > s->aopc_l ? s->points : s->aopc_l));
+    size_t most = (size_t)(s->points > s->aopc_l ? s->points : s->aopc_l);
+    double *buf = malloc(sizeof(double) * (most > s->done ? most : s->done));
     if (!buf) {
         err->status = EVMAP_ERR_OUT_OF_MEMORY;
         snprintf(err->message, sizeof err->message, "out of memory writing '%s'", path);
@@ -298,6 +398,8 @@ static evmap_status write_json(const eval_options *o, const eval_state *s, const
     write_parameters(&j, o, s);
     write_numbers(&j, "fraction", s->x, s->points);
     write_summaries(&j, o, s, buf);
+    if (o->metrics & METRIC_LOCALISATION)
+        write_uniform(&j, s, buf);
     json_key(&j, "per_image");
     json_begin_array(&j);
     for (size_t i = 0; i < s->done; i++)

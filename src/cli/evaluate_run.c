@@ -143,20 +143,22 @@ static evmap_status allocate_results(const eval_options *o, eval_state *s, evmap
         r->deletion = malloc(sizeof(double) * n * (size_t)s->points);
         r->insertion = malloc(sizeof(double) * n * (size_t)s->points);
         r->aopc_curve = malloc(sizeof(double) * n * (size_t)s->aopc_l);
-        double **scalars[] = {&r->deletion_auc, &r->insertion_auc, &r->aopc, &r->sensitivity,
-                              &r->seconds};
-        for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++)
+        double **scalars[] = {&r->deletion_auc, &r->insertion_auc, &r->aopc,
+                              &r->sensitivity,  &r->seconds,       &r->pointing,
+                              &r->mass,         &r->rank,          &r->iou};
+        bool ok = r->deletion && r->insertion && r->aopc_curve;
+        for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++) {
             *scalars[k] = malloc(sizeof(double) * n);
-        if (!r->deletion || !r->insertion || !r->aopc_curve || !r->deletion_auc ||
-            !r->insertion_auc || !r->aopc || !r->sensitivity || !r->seconds)
+            ok = ok && *scalars[k];
+            for (size_t i = 0; *scalars[k] && i < n; i++)
+                (*scalars[k])[i] = NAN;
+        }
+        if (!ok)
             return fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for the results");
         for (size_t i = 0; i < n * (size_t)s->points; i++)
             r->deletion[i] = r->insertion[i] = NAN;
         for (size_t i = 0; i < n * (size_t)s->aopc_l; i++)
             r->aopc_curve[i] = NAN;
-        for (size_t i = 0; i < n; i++)
-            r->deletion_auc[i] = r->insertion_auc[i] = r->aopc[i] = r->sensitivity[i] =
-                r->seconds[i] = NAN;
     }
     return EVMAP_OK;
 }
@@ -221,6 +223,8 @@ evmap_status eval_open(const eval_options *o, eval_state *s, evmap_error *err) {
         st = evmap_runner_create(s->model, s->batch, o->mo.threads, &s->runner, err);
     if (st == EVMAP_OK)
         st = allocate_scratch(o, s, err);
+    if (st == EVMAP_OK)
+        st = eval_open_masks(o, s, err);
     return st;
 }
 
@@ -228,6 +232,10 @@ void eval_state_free(eval_state *s) {
     evmap_runner_free(s->runner);
     evmap_model_free(s->model);
     evmap_image_set_free(s->set);
+    evmap_image_set_free(s->masks);
+    free(s->mask_of);
+    free(s->mask);
+    free(s->mask_floats);
     evmap_sampler_free(s->sampler);
     evmap_idx_free_labels(s->labels);
     cli_labels_free(&s->names);
@@ -250,6 +258,10 @@ void eval_state_free(eval_state *s) {
         free(r->aopc);
         free(r->sensitivity);
         free(r->seconds);
+        free(r->pointing);
+        free(r->mass);
+        free(r->rank);
+        free(r->iou);
     }
 }
 
@@ -338,6 +350,13 @@ static evmap_status sensitivity(const eval_options *o, eval_state *s, const meth
     return EVMAP_OK;
 }
 
+/* The localisation metrics of map against the current image's mask. */
+static evmap_status localisation_of(const eval_options *o, const eval_state *s, const float *map,
+                                    evmap_localisation *out, evmap_error *err) {
+    return evmap_eval_localisation(map, s->mask, s->info.height, s->info.width, s->tolerance,
+                                   o->iou_top, out, err);
+}
+
 /* The model's top class (first on ties). */
 static int argmax(const float *p, int n) {
     int best = 0;
@@ -359,8 +378,22 @@ static evmap_status classify_image(const eval_options *o, eval_state *s, size_t 
     im->predicted = argmax(s->probs, s->info.num_classes);
     im->cls = o->explain_label ? im->label : im->predicted;
     im->p = s->probs[im->cls];
-    return evmap_eval_fill(s->input, s->info.channels, s->info.height, s->info.width, o->fill,
-                           s->fill, err);
+    st = evmap_eval_fill(s->input, s->info.channels, s->info.height, s->info.width, o->fill,
+                         s->fill, err);
+    if (st != EVMAP_OK || !(o->metrics & METRIC_LOCALISATION))
+        return st;
+    st = eval_load_mask(o, s, index, err);
+    /* A constant map's scores: the uniform baselines. */
+    size_t plane = (size_t)s->info.height * (size_t)s->info.width;
+    for (size_t p = 0; p < plane; p++)
+        s->noisy_map[p] = 1.0f;
+    evmap_localisation u = {0};
+    if (st == EVMAP_OK)
+        st = localisation_of(o, s, s->noisy_map, &u, err);
+    im->area = u.area;
+    im->pointing_uniform = u.pointing_uniform;
+    im->iou_uniform = u.iou_uniform;
+    return st;
 }
 
 /* "METHOD: message", so that a failure says which map it was. */
@@ -390,6 +423,14 @@ static evmap_status run_method(const eval_options *o, eval_state *s, int m, size
         st = curves(o, s, index, cls, r, err);
     if (st == EVMAP_OK && (o->metrics & METRIC_AOPC))
         st = aopc(s, index, cls, r, err);
+    evmap_localisation loc;
+    if (st == EVMAP_OK && (o->metrics & METRIC_LOCALISATION) &&
+        (st = localisation_of(o, s, s->map, &loc, err)) == EVMAP_OK) {
+        r->pointing[index] = loc.pointing;
+        r->mass[index] = loc.mass;
+        r->rank[index] = loc.rank;
+        r->iou[index] = loc.iou;
+    }
     if (st == EVMAP_OK && (o->metrics & METRIC_SENSITIVITY) && o->sensitivity_for[m])
         st = sensitivity(o, s, info, index, cls, r, err);
     return st;
