@@ -44,8 +44,9 @@ typedef enum evm_kinks {
      * multiply-add): v < 0, 0 <= v <= 1, v > 1. Backward takes the middle
      * piece at both bounds (as Clip). */
     EVM_KINKS_HARD,
-    EVM_KINKS_SIGNUM, /* Abs: slope sign(x): 1 where x > 0, -1 where x < 0, 0 at 0 */
+    EVM_KINKS_SIGNUM, /* Abs, ReduceL1: slope sign(x): 1 where x > 0, -1 where x < 0, 0 at 0 */
     EVM_KINKS_SELECT, /* Max/Min: to the first input (input order) equal to the output */
+    EVM_KINKS_ARGMIN, /* ReduceMin: to each reduced group's first minimum, in row-major order */
 } evm_kinks;
 
 const char *evm_kinks_name(evm_kinks kinks);
@@ -213,6 +214,12 @@ extern const evm_op_def evm_op_resize;
 extern const evm_op_def evm_op_upsample;
 extern const evm_op_def evm_op_depth_to_space;
 extern const evm_op_def evm_op_space_to_depth;
+extern const evm_op_def evm_op_reduce_min;
+extern const evm_op_def evm_op_reduce_prod;
+extern const evm_op_def evm_op_reduce_l1;
+extern const evm_op_def evm_op_reduce_sum_square;
+extern const evm_op_def evm_op_reduce_log_sum;
+extern const evm_op_def evm_op_reduce_log_sum_exp;
 
 /* Marks a Reshape whose constant shape starts with the literal 1 of a model
  * exported with a fixed batch of 1 (channel shuffles, flattening): that 1 is
