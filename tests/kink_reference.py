@@ -173,6 +173,10 @@ class FollowEvmapKinks:
         "ReduceMin": ("argmin", ("torch.amin", "Tensor.amin")),
         # torch.norm(x, p=1) (Tensor.norm calls it); other norms pass through
         "ReduceL1": ("signum", ("torch.norm",)),
+        # PyTorch exports no ThresholdedRelu node (F.threshold becomes Relu
+        # or is refused), so no call follows one: a model with one fails
+        # loudly ("kinked nodes no PyTorch call followed")
+        "ThresholdedRelu": ("threshold", ()),
         "Abs": ("signum", ("torch.abs",)),
         "Max": ("select", ("torch.maximum", "torch.max")),
         "Min": ("select", ("torch.minimum", "torch.min")),
