@@ -169,6 +169,14 @@ class FollowEvmapKinks:
         # torch.max(x, dim) (ReduceMax and ArgMax) is not followed: its
         # ReduceMax node is left over and fails loudly
         "ReduceMax": ("argmax", ("torch.amax", "Tensor.amax")),
+        # torch.min(x, dim) is not followed either (ReduceMin and ArgMin)
+        "ReduceMin": ("argmin", ("torch.amin", "Tensor.amin")),
+        # torch.norm(x, p=1) (Tensor.norm calls it); other norms pass through
+        "ReduceL1": ("signum", ("torch.norm",)),
+        # PyTorch exports no ThresholdedRelu node (F.threshold becomes Relu
+        # or is refused), so no call follows one: a model with one fails
+        # loudly ("kinked nodes no PyTorch call followed")
+        "ThresholdedRelu": ("threshold", ()),
         "Abs": ("signum", ("torch.abs",)),
         "Max": ("select", ("torch.maximum", "torch.max")),
         "Min": ("select", ("torch.minimum", "torch.min")),
@@ -281,6 +289,19 @@ class FollowEvmapKinks:
             ref = self._next("ReduceMax", x.shape, x.dtype)
             return first_max_along(x, ref, dim, keepdim)
 
+        def amin(x, dim=(), keepdim=False):
+            ref = self._next("ReduceMin", x.shape, x.dtype)
+            return first_max_along(x, -ref, dim, keepdim)  # the first minimum of ref
+
+        def norm(x, p="fro", dim=None, keepdim=False, out=None, dtype=None):
+            if not (isinstance(p, (int, float)) and p == 1) or out is not None or \
+                    dtype is not None:
+                return orig["torch.norm"](x, p, dim, keepdim, out=out, dtype=dtype)
+            # evmap's slope: sign(x), 0 at 0
+            s = torch.sign(self._next("ReduceL1", x.shape, x.dtype))
+            dims = tuple(range(x.dim())) if dim is None else dim
+            return (x * s).sum(dim=dims, keepdim=keepdim)
+
         def abs_(x, *args, **kwargs):
             if args or kwargs:
                 return orig["torch.abs"](x, *args, **kwargs)
@@ -305,6 +326,7 @@ class FollowEvmapKinks:
                    "max_pool2d": max_pool2d, "adaptive_max_pool2d": adaptive_max_pool2d,
                    "prelu": prelu, "elu": elu, "selu": selu, "hardsigmoid": hardsigmoid,
                    "hardswish": hardswish, "torch.amax": amax, "Tensor.amax": amax,
+                   "torch.amin": amin, "Tensor.amin": amin, "torch.norm": norm,
                    "torch.abs": abs_,
                    "torch.maximum": binary("Max", "torch.maximum"),
                    "torch.max": binary("Max", "torch.max"),

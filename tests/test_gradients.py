@@ -7,7 +7,8 @@
    mobilenet_v2 and densenet121 (BatchNorm statistics calibrated on random
    images) and a small random-weight CNN of the other activations and
    reductions (PRelu, Elu, Selu, HardSigmoid, HardSwish, Mish, Softplus,
-   ReduceMax, ReduceMean; exported at opsets 13 and 14):
+   ReduceMax, ReduceMean, ReduceMin, ReduceL1; exported at opsets 13 and
+   14):
    max |difference| <= 1e-3 * max |gradient|, with every kinked
    operator (Relu, LeakyRelu, Clip, MaxPool, GlobalMaxPool, PRelu, ...: the
    list comes from evmap's operator table) taking its decisions from
@@ -150,7 +151,7 @@ class ActivationsNet(torch.nn.Module):
             torch.manual_seed(0)
             self.c1, self.prelu = nn.Conv2d(1, 4, 3, padding=1), nn.PReLU(4)
             self.c2, self.c3 = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
-            self.fc = nn.Linear(8, 5)
+            self.fc = nn.Linear(16, 5)
         with torch.no_grad():
             self.prelu.weight.copy_(torch.tensor([0.1, -0.3, 0.5, 2.0]))
 
@@ -160,7 +161,8 @@ class ActivationsNet(torch.nn.Module):
         x = F.selu(x) + 2 * F.hardsigmoid(x)
         x = F.hardswish(4 * self.c3(x))
         x = F.mish(x) + F.softplus(x)
-        return self.fc(torch.cat([torch.amax(x, dim=(2, 3)), x.mean(dim=(2, 3))], 1))
+        return self.fc(torch.cat([torch.amax(x, dim=(2, 3)), x.mean(dim=(2, 3)),
+                                  torch.amin(x, dim=(2, 3)), torch.norm(x, p=1, dim=(2, 3))], 1))
 
 
 def activation_checks():

@@ -6,6 +6,7 @@
  * 0 or 1. 'saturate' (opset 19) only concerns float8 targets, which evmap
  * refuses, so it is read and has no effect. float -> float is the identity
  * and has a backward; other casts leave float and stop gradients.
+ * CastLike (castlike.c) converts with the same forward.
  */
 #include <math.h>
 #include <string.h>
@@ -67,8 +68,8 @@ static int64_t float_to_i64(float v) {
     return (int64_t)v;
 }
 
-static void cast_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                         float *workspace) {
+void evm_cast_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                      float *workspace) {
     (void)node;
     (void)workspace;
     const evm_tensor *x = in[0], *y = out[0];
@@ -110,7 +111,7 @@ const evm_op_def evm_op_cast = {
     .max_inputs = 1,
     .init = cast_init,
     .infer = cast_infer,
-    .forward = cast_forward,
+    .forward = evm_cast_forward,
     .grad_inputs = 1u << 0,
     .backward = evm_op_backward_copy, /* float -> float only: no other gets a gradient */
     .kinks = EVM_KINKS_NONE,

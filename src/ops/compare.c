@@ -1,4 +1,5 @@
-/* The shared body of Equal, Less and Greater (see compare.h). */
+/* The shared body of Equal, Less, Greater, LessOrEqual and GreaterOrEqual
+ * (see compare.h). */
 #include "compare.h"
 
 #include "strided.h"
@@ -61,6 +62,12 @@ void evm_compare_forward(evm_compare_op op, evm_tensor *const *in, evm_tensor *c
             int u = evm_bool(a)[ia], v = evm_bool(b)[ib];
             c = u < v ? -1 : u > v;
         }
-        r[i] = op == EVM_COMPARE_EQUAL ? c == 0 : op == EVM_COMPARE_LESS ? c == -1 : c == 1;
+        switch (op) {
+        case EVM_COMPARE_EQUAL: r[i] = c == 0; break;
+        case EVM_COMPARE_LESS: r[i] = c == -1; break;
+        case EVM_COMPARE_GREATER: r[i] = c == 1; break;
+        case EVM_COMPARE_LESS_OR_EQUAL: r[i] = c == -1 || c == 0; break;
+        default: r[i] = c == 1 || c == 0; break; /* GreaterOrEqual */
+        }
     }
 }

@@ -44,8 +44,11 @@ typedef enum evm_kinks {
      * multiply-add): v < 0, 0 <= v <= 1, v > 1. Backward takes the middle
      * piece at both bounds (as Clip). */
     EVM_KINKS_HARD,
-    EVM_KINKS_SIGNUM, /* Abs: slope sign(x): 1 where x > 0, -1 where x < 0, 0 at 0 */
+    EVM_KINKS_SIGNUM, /* Abs, ReduceL1: slope sign(x): 1 where x > 0, -1 where x < 0, 0 at 0 */
     EVM_KINKS_SELECT, /* Max/Min: to the first input (input order) equal to the output */
+    EVM_KINKS_ARGMIN, /* ReduceMin: to each reduced group's first minimum, in row-major order */
+    /* ThresholdedRelu: the value jumps at alpha; backward: slope 1 where x > alpha */
+    EVM_KINKS_THRESHOLD,
 } evm_kinks;
 
 const char *evm_kinks_name(evm_kinks kinks);
@@ -213,6 +216,21 @@ extern const evm_op_def evm_op_resize;
 extern const evm_op_def evm_op_upsample;
 extern const evm_op_def evm_op_depth_to_space;
 extern const evm_op_def evm_op_space_to_depth;
+extern const evm_op_def evm_op_reduce_min;
+extern const evm_op_def evm_op_reduce_prod;
+extern const evm_op_def evm_op_reduce_l1;
+extern const evm_op_def evm_op_reduce_sum_square;
+extern const evm_op_def evm_op_reduce_log_sum;
+extern const evm_op_def evm_op_reduce_log_sum_exp;
+extern const evm_op_def evm_op_log_softmax;
+extern const evm_op_def evm_op_greater_or_equal;
+extern const evm_op_def evm_op_less_or_equal;
+extern const evm_op_def evm_op_castlike;
+extern const evm_op_def evm_op_thresholded_relu;
+extern const evm_op_def evm_op_floor;
+extern const evm_op_def evm_op_ceil;
+extern const evm_op_def evm_op_cos;
+extern const evm_op_def evm_op_sin;
 
 /* Marks a Reshape whose constant shape starts with the literal 1 of a model
  * exported with a fixed batch of 1 (channel shuffles, flattening): that 1 is
@@ -245,6 +263,11 @@ void evm_op_forward_copy(const evm_node *node, evm_tensor *const *in, evm_tensor
  * order; only input 0, the data, carries a gradient). */
 void evm_op_backward_copy(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                           const evm_tensor *grad_out, evm_tensor *const *grad_in, float *workspace);
+
+/* Forward of Cast and CastLike (ops/cast.c): output 0 = input 0 converted
+ * to output 0's dtype (float32, int64 or bool). */
+void evm_cast_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                      float *workspace);
 
 /* Spatial window arithmetic shared by Conv and the pools (2-D, NCHW). */
 typedef struct evm_window2d {

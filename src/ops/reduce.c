@@ -208,3 +208,65 @@ void evm_reduce_sum_backward(const evm_node *node, evm_tensor *const *in,
         base = evm_reduce_next(&l.outer, oi, base);
     }
 }
+
+size_t evm_reduce_group_workspace(const evm_node *node, evm_tensor *const *in,
+                                  evm_tensor *const *out) {
+    (void)out;
+    evm_reduce_layout l;
+    evm_reduce_layout_make(node, in, &l);
+    return 2 * l.inner_count;
+}
+
+/* Copies output o's group (base: its first element) into v. */
+static void gather_group(const evm_reduce_layout *l, const float *x, int64_t base, float *v) {
+    int64_t ii[EVM_MAX_RANK] = {0}, off = 0;
+    for (size_t k = 0; k < l->inner_count; k++) {
+        v[k] = x[base + off];
+        off = evm_reduce_next(&l->inner, ii, off);
+    }
+}
+
+void evm_reduce_group_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                              float *workspace, evm_reduce_value_fn value) {
+    evm_reduce_layout l;
+    evm_reduce_layout_make(node, in, &l);
+    if (l.noop) {
+        evm_op_forward_copy(node, in, out, workspace);
+        return;
+    }
+    const float *x = evm_f32(in[0]);
+    float *y = evm_f32(out[0]);
+    int64_t oi[EVM_MAX_RANK] = {0}, base = 0;
+    for (size_t o = 0; o < l.outer_count; o++) {
+        gather_group(&l, x, base, workspace);
+        y[o] = value(workspace, l.inner_count);
+        base = evm_reduce_next(&l.outer, oi, base);
+    }
+}
+
+void evm_reduce_group_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                               float *workspace, evm_reduce_slope_fn slope) {
+    evm_reduce_layout l;
+    evm_reduce_layout_make(node, in, &l);
+    if (l.noop) {
+        evm_op_backward_copy(node, in, out, grad_out, grad_in, workspace);
+        return;
+    }
+    if (l.inner_count == 0)
+        return; /* the input is empty: no gradient to write */
+    const float *x = evm_f32(in[0]), *gy = evm_f32(grad_out);
+    float *gx = evm_f32(grad_in[0]);
+    float *v = workspace, *gv = workspace + l.inner_count;
+    int64_t oi[EVM_MAX_RANK] = {0}, base = 0;
+    for (size_t o = 0; o < l.outer_count; o++) {
+        gather_group(&l, x, base, v);
+        slope(v, l.inner_count, gy[o], gv);
+        int64_t ii[EVM_MAX_RANK] = {0}, off = 0;
+        for (size_t k = 0; k < l.inner_count; k++) {
+            gx[base + off] = gv[k];
+            off = evm_reduce_next(&l.inner, ii, off);
+        }
+        base = evm_reduce_next(&l.outer, oi, base);
+    }
+}

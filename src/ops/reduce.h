@@ -1,5 +1,7 @@
 /*
- * The shared body of ReduceMean, ReduceSum, ReduceMax and ReduceL2 (float32).
+ * The shared body of the Reduce* operators (float32): ReduceMean, ReduceSum,
+ * ReduceMax, ReduceMin, ReduceL1, ReduceL2, ReduceSumSquare, ReduceProd,
+ * ReduceLogSum and ReduceLogSumExp.
  *
  * Axes: the 'axes' attribute before the opset in which they became input 1
  * (ReduceSum 13, the others 18), then an optional constant 1-D int64 input.
@@ -68,5 +70,25 @@ void evm_reduce_sum_forward(const evm_node *node, evm_tensor *const *in, evm_ten
                             bool mean);
 void evm_reduce_sum_backward(const evm_node *node, evm_tensor *const *in,
                              const evm_tensor *grad_out, evm_tensor *const *grad_in, bool mean);
+
+/* Operators that see one reduced group at a time as a contiguous array
+ * (ReduceMin, ReduceProd, ReduceL1, ReduceSumSquare, ReduceLogSum,
+ * ReduceLogSumExp): value gives the group's result (n may be 0: the empty
+ * set), slope writes gv[k] = gy * d value / d v[k] for the group's n
+ * values (never called for n = 0). The group is gathered into the
+ * workspace (evm_reduce_group_workspace floats, for forward and backward)
+ * and the gradient scattered back. The noop form is the identity, as the
+ * spec says ("the output tensor would be equivalent to input tensor"), and
+ * its backward a copy. */
+typedef float (*evm_reduce_value_fn)(const float *v, size_t n);
+typedef void (*evm_reduce_slope_fn)(const float *v, size_t n, float gy, float *gv);
+
+size_t evm_reduce_group_workspace(const evm_node *node, evm_tensor *const *in,
+                                  evm_tensor *const *out);
+void evm_reduce_group_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                              float *workspace, evm_reduce_value_fn value);
+void evm_reduce_group_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_tensor *grad_out, evm_tensor *const *grad_in,
+                               float *workspace, evm_reduce_slope_fn slope);
 
 #endif

@@ -79,6 +79,21 @@ static const evm_op_def *const op_table[] = {
     [EVM_OP_UPSAMPLE] = &evm_op_upsample,
     [EVM_OP_DEPTH_TO_SPACE] = &evm_op_depth_to_space,
     [EVM_OP_SPACE_TO_DEPTH] = &evm_op_space_to_depth,
+    [EVM_OP_REDUCE_MIN] = &evm_op_reduce_min,
+    [EVM_OP_REDUCE_PROD] = &evm_op_reduce_prod,
+    [EVM_OP_REDUCE_L1] = &evm_op_reduce_l1,
+    [EVM_OP_REDUCE_SUM_SQUARE] = &evm_op_reduce_sum_square,
+    [EVM_OP_REDUCE_LOG_SUM] = &evm_op_reduce_log_sum,
+    [EVM_OP_REDUCE_LOG_SUM_EXP] = &evm_op_reduce_log_sum_exp,
+    [EVM_OP_LOG_SOFTMAX] = &evm_op_log_softmax,
+    [EVM_OP_GREATER_OR_EQUAL] = &evm_op_greater_or_equal,
+    [EVM_OP_LESS_OR_EQUAL] = &evm_op_less_or_equal,
+    [EVM_OP_CASTLIKE] = &evm_op_castlike,
+    [EVM_OP_THRESHOLDED_RELU] = &evm_op_thresholded_relu,
+    [EVM_OP_FLOOR] = &evm_op_floor,
+    [EVM_OP_CEIL] = &evm_op_ceil,
+    [EVM_OP_COS] = &evm_op_cos,
+    [EVM_OP_SIN] = &evm_op_sin,
 };
 
 /* A new kind without a table entry fails to compile here. */
@@ -100,15 +115,17 @@ bool evm_op_lookup(const char *op_type, evm_op_kind *out) {
 }
 
 const char *evm_op_supported_list(void) {
-    return "Abs, Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Constant, "
-           "ConstantOfShape, Conv, ConvTranspose, DepthToSpace, Div, Dropout, Elu, Equal, Erf, "
-           "Exp, Expand, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, GlobalMaxPool, "
-           "Greater, HardSigmoid, HardSwish, Identity, InstanceNormalization, LRN, "
-           "LayerNormalization, LeakyRelu, Less, Log, MatMul, Max, MaxPool, Mean, Min, Mish, "
-           "Mul, Neg, Not, PRelu, Pad, Pow, Range, Reciprocal, ReduceL2, ReduceMax, ReduceMean, "
-           "ReduceSum, Relu, Reshape, Resize, Selu, Shape, Sigmoid, Slice, Softmax, Softplus, "
-           "Softsign, SpaceToDepth, Split, Sqrt, Squeeze, Sub, Sum, Tanh, Tile, Transpose, "
-           "Unsqueeze, Upsample, Where";
+    return "Abs, Add, AveragePool, BatchNormalization, Cast, CastLike, Ceil, Clip, Concat, "
+           "Constant, ConstantOfShape, Conv, ConvTranspose, Cos, DepthToSpace, Div, Dropout, "
+           "Elu, Equal, Erf, Exp, Expand, Flatten, Floor, Gather, Gelu, Gemm, GlobalAveragePool, "
+           "GlobalMaxPool, Greater, GreaterOrEqual, HardSigmoid, HardSwish, Identity, "
+           "InstanceNormalization, LRN, LayerNormalization, LeakyRelu, Less, LessOrEqual, Log, "
+           "LogSoftmax, MatMul, Max, MaxPool, Mean, Min, Mish, Mul, Neg, Not, PRelu, Pad, Pow, "
+           "Range, Reciprocal, ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp, ReduceMax, "
+           "ReduceMean, ReduceMin, ReduceProd, ReduceSum, ReduceSumSquare, Relu, Reshape, "
+           "Resize, Selu, Shape, Sigmoid, Sin, Slice, Softmax, Softplus, Softsign, SpaceToDepth, "
+           "Split, Sqrt, Squeeze, Sub, Sum, Tanh, ThresholdedRelu, Tile, Transpose, Unsqueeze, "
+           "Upsample, Where";
 }
 
 const char *evm_kinks_name(evm_kinks kinks) {
@@ -120,6 +137,8 @@ const char *evm_kinks_name(evm_kinks kinks) {
     case EVM_KINKS_HARD: return "hard";
     case EVM_KINKS_SIGNUM: return "signum";
     case EVM_KINKS_SELECT: return "select";
+    case EVM_KINKS_ARGMIN: return "argmin";
+    case EVM_KINKS_THRESHOLD: return "threshold";
     default: return "undeclared";
     }
 }

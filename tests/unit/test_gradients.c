@@ -80,7 +80,7 @@ static void check_table(void) {
          * 1 and 2 have a backward */
         if (k == EVM_OP_CONSTANT || k == EVM_OP_SHAPE || k == EVM_OP_CONSTANT_OF_SHAPE ||
             k == EVM_OP_RANGE || k == EVM_OP_EQUAL || k == EVM_OP_LESS || k == EVM_OP_GREATER ||
-            k == EVM_OP_NOT)
+            k == EVM_OP_LESS_OR_EQUAL || k == EVM_OP_GREATER_OR_EQUAL || k == EVM_OP_NOT)
             continue;
         if (k == EVM_OP_WHERE) {
             check(def->backward != NULL && def->grad_inputs == (1u << 1 | 1u << 2),
