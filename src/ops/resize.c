@@ -1,20 +1,23 @@
 /*
- * Resize, opsets 10 to 19, modes 'nearest' and 'linear' (bilinear over the
- * last two axes); the kernel is resize_common.c (arithmetic in resize.h).
+ * Resize, opsets 10 to 19, modes 'nearest', 'linear' (bilinear over the
+ * last two axes) and, from opset 11, 'cubic' (bicubic over the last two
+ * axes, with cubic_coeff_a and exclude_outside); the kernel is
+ * resize_common.c (arithmetic in resize.h).
  * Opset 10: inputs X, scales; coordinates 'asymmetric' and nearest mode
  * 'simple' (ONNX Runtime's reading of that opset). Opset 11: X, roi,
  * scales, sizes (optional), with the attributes coordinate_transformation_mode
  * (half_pixel, pytorch_half_pixel, align_corners, asymmetric,
  * tf_half_pixel_for_nn; half_pixel_symmetric from opset 19) and nearest_mode;
  * from opset 13 roi and scales may be omitted; opset 18 adds axes,
- * antialias (linear: 0 only) and keep_aspect_ratio_policy ('stretch' only).
- * Exactly one of scales and sizes is given (the other omitted or empty) and
- * it must be known when the plan is made. roi is only used by
- * 'tf_crop_and_resize', which is refused, as is mode 'cubic'.
- * cubic_coeff_a and extrapolation_value only act in those; exclude_outside
- * does not change nearest or linear (it drops taps outside the input, whose
+ * antialias (linear and cubic: 0 only) and keep_aspect_ratio_policy
+ * ('stretch' only). Exactly one of scales and sizes is given (the other
+ * omitted or empty) and it must be known when the plan is made. roi is only
+ * used by 'tf_crop_and_resize', which is refused; extrapolation_value only
+ * acts there. cubic_coeff_a acts in cubic mode only; exclude_outside does
+ * not change nearest or linear (it drops taps outside the input, whose
  * weight linear's clamping already moves to the edge). All are read.
  */
+#include <math.h>
 #include <string.h>
 
 #include "resize.h"
@@ -41,9 +44,13 @@ static evmap_status resize_init(evm_node *node, evmap_error *err) {
         p->mode = EVM_RESIZE_NEAREST;
     else if (strcmp(mode, "linear") == 0)
         p->mode = EVM_RESIZE_LINEAR;
+    else if (strcmp(mode, "cubic") == 0 && node->opset >= 11)
+        p->mode = EVM_RESIZE_CUBIC;
     else
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "mode '%s' is not supported; only 'nearest' and 'linear' are", mode);
+                             "mode '%s' is not supported%s; only 'nearest', 'linear' and 'cubic' "
+                             "(from opset 11) are",
+                             mode, node->opset < 11 ? " at opset 10" : "");
     if (node->opset < 11) { /* Resize-10 */
         p->coord = EVM_RESIZE_ASYMMETRIC;
         p->nearest = EVM_NEAREST_SIMPLE;
@@ -65,19 +72,28 @@ static evmap_status resize_init(evm_node *node, evmap_error *err) {
                                            "ceil"};
     const char *coord, *nearest;
     int c = 0, nm = 0;
-    float unused_f;
+    float unused_f, cubic_a;
     int64_t exclude_outside;
     st = evm_attr_string(node, "coordinate_transformation_mode", "half_pixel", &coord, err);
     if (st == EVMAP_OK)
         st = evm_attr_string(node, "nearest_mode", "round_prefer_floor", &nearest, err);
     if (st == EVMAP_OK)
-        st = evm_attr_float(node, "cubic_coeff_a", -0.75f, &unused_f, err);
+        st = evm_attr_float(node, "cubic_coeff_a", -0.75f, &cubic_a, err);
     if (st == EVMAP_OK)
         st = evm_attr_float(node, "extrapolation_value", 0.0f, &unused_f, err);
     if (st == EVMAP_OK)
         st = evm_attr_int(node, "exclude_outside", 0, &exclude_outside, err);
     if (st != EVMAP_OK)
         return st;
+    if (exclude_outside != 0 && exclude_outside != 1)
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                             "attribute 'exclude_outside' is %lld; it must be 0 or 1",
+                             (long long)exclude_outside);
+    if (!isfinite(cubic_a))
+        return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE,
+                             "attribute 'cubic_coeff_a' is not a finite number");
+    p->cubic_a = cubic_a;
+    p->exclude_outside = exclude_outside == 1;
     if (strcmp(coord, "tf_crop_and_resize") == 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
                              "coordinate_transformation_mode 'tf_crop_and_resize' (a region of "
@@ -106,7 +122,7 @@ static evmap_status resize_init(evm_node *node, evmap_error *err) {
     if (st != EVMAP_OK)
         return st;
     /* Antialiasing only filters linear and cubic downsampling. */
-    if (antialias && p->mode == EVM_RESIZE_LINEAR)
+    if (antialias && p->mode != EVM_RESIZE_NEAREST)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED, "antialias is not supported");
     if (strcmp(policy, "stretch") != 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,

@@ -23,7 +23,18 @@
  * (all others must keep scale 1) between floor(x) and floor(x) + 1 with x
  * clamped to [0, in - 1] (what edge padding gives).
  *
- * Both modes are linear in the input with weights fixed by the shapes:
+ * Cubic (Resize-11 on) also interpolates the last two axes only, with Keys'
+ * cubic convolution kernel of parameter a (cubic_coeff_a, default -0.75):
+ *   W(s) = (a + 2)|s|^3 - (a + 3)|s|^2 + 1          for |s| <= 1
+ *          a|s|^3 - 5a|s|^2 + 8a|s| - 4a             for 1 < |s| < 2
+ *          0                                         otherwise
+ * over the four taps i = floor(x) - 1 .. floor(x) + 2 of the unclamped x,
+ * with t = x - floor(x): weights W(1 + t), W(t), W(1 - t), W(2 - t). A tap
+ * outside [0, in - 1] reads the nearest edge element (edge padding), or,
+ * with exclude_outside = 1, gets weight 0 and the remaining weights are
+ * divided by their sum. Weights are worked out in double, stored in float.
+ *
+ * All modes are linear in the input with weights fixed by the shapes:
  * backward scatters each output's gradient back with the forward's weights.
  */
 #ifndef EVM_OPS_RESIZE_H
@@ -31,7 +42,11 @@
 
 #include "op.h"
 
-typedef enum evm_resize_mode { EVM_RESIZE_NEAREST, EVM_RESIZE_LINEAR } evm_resize_mode;
+typedef enum evm_resize_mode {
+    EVM_RESIZE_NEAREST,
+    EVM_RESIZE_LINEAR,
+    EVM_RESIZE_CUBIC,
+} evm_resize_mode;
 
 typedef enum evm_resize_coord {
     EVM_RESIZE_HALF_PIXEL,
@@ -54,9 +69,11 @@ typedef struct evm_resize_params {
     evm_resize_mode mode;
     evm_resize_coord coord;
     evm_resize_nearest nearest;
-    int scales_input;  /* input holding the scales, or -1 */
-    int sizes_input;   /* input holding the sizes, or -1 */
-    int n_attr_scales; /* Upsample-7: the 'scales' attribute (else 0) */
+    float cubic_a;        /* cubic: Keys' parameter a */
+    bool exclude_outside; /* cubic: taps outside the input get weight 0 */
+    int scales_input;     /* input holding the scales, or -1 */
+    int sizes_input;      /* input holding the sizes, or -1 */
+    int n_attr_scales;    /* Upsample-7: the 'scales' attribute (else 0) */
     float attr_scales[EVM_MAX_RANK];
     int n_axes; /* Resize-18: the 'axes' attribute; 0: every axis */
     int64_t axes[EVM_MAX_RANK];

@@ -1,11 +1,11 @@
 /*
- * Resize and Upsample: output shapes, coordinate mapping, nearest and
- * bilinear kernels and their backward (see resize.h for the arithmetic).
- * Forward and backward first tabulate, per resized axis, the input index
- * (nearest) or the two input indices and the weight (linear) of every
- * output coordinate, in the workspace: int64 tables, then float weights
- * (plans and backward passes malloc their workspace, so it is aligned for
- * int64).
+ * Resize and Upsample: output shapes, coordinate mapping, nearest,
+ * bilinear and bicubic kernels and their backward (see resize.h for the
+ * arithmetic). Forward and backward first tabulate, per resized axis, the
+ * input index (nearest), the two input indices and the weight (linear) or
+ * the four input indices and weights (cubic) of every output coordinate, in
+ * the workspace: int64 tables, then float weights (plans and backward
+ * passes malloc their workspace, so it is aligned for int64).
  */
 #include <math.h>
 #include <string.h>
@@ -132,13 +132,13 @@ evmap_status evm_resize_infer(const evm_node *node, evm_tensor *const *in, evm_t
     st = get_geometry(node, in, &g, err);
     if (st != EVMAP_OK)
         return st;
-    if (p->mode == EVM_RESIZE_LINEAR)
+    if (p->mode != EVM_RESIZE_NEAREST)
         for (int d = 0; d + 2 < g.rank; d++)
             if (g.scale[d] != 1.0)
                 return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                                     "linear mode resizes axis %d of %d; only the last two axes "
+                                     "%s mode resizes axis %d of %d; only the last two axes "
                                      "(height and width) can be interpolated",
-                                     d, g.rank);
+                                     p->mode == EVM_RESIZE_LINEAR ? "linear" : "cubic", d, g.rank);
     out[0]->dtype = EVM_DTYPE_FLOAT;
     return evm_tensor_set_shape(out[0], g.rank, g.out, err);
 }
@@ -188,9 +188,39 @@ static void linear_taps(const evm_resize_params *p, const geometry *g, int d, in
     *w = (float)(x - f);
 }
 
+/* Keys' cubic convolution kernel W(s) of parameter a (resize.h). */
+static double keys(double s, double a) {
+    s = fabs(s);
+    if (s <= 1.0)
+        return ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0;
+    if (s < 2.0)
+        return ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a;
+    return 0.0;
+}
+
+/* Cubic taps along axis d for output coordinate o: four input indices
+ * (clamped to the axis) and their weights. */
+static void cubic_taps(const evm_resize_params *p, const geometry *g, int d, int64_t o,
+                       int64_t *idx, float *w) {
+    double x = source_coord(p->coord, g, d, o), f = floor(x), t = x - f;
+    const double s[4] = {1.0 + t, t, 1.0 - t, 2.0 - t};
+    double wd[4], sum = 0.0;
+    int64_t n = g->in[d], first = (int64_t)f - 1;
+    for (int k = 0; k < 4; k++) {
+        int64_t i = first + k;
+        bool outside = i < 0 || i >= n;
+        wd[k] = outside && p->exclude_outside ? 0.0 : keys(s[k], p->cubic_a);
+        idx[k] = i < 0 ? 0 : i >= n ? n - 1 : i;
+        sum += wd[k];
+    }
+    for (int k = 0; k < 4; k++)
+        w[k] = (float)(p->exclude_outside && sum != 0.0 ? wd[k] / sum : wd[k]);
+}
+
 /* The workspace: nearest, one int64 index per output coordinate of every
  * axis; linear, i0 and i1 per output row and column (int64) then the row
- * and column weights (float). */
+ * and column weights (float); cubic, four int64 indices per output row and
+ * column, then four float weights each. */
 static size_t workspace_floats(const evm_resize_params *p, const geometry *g) {
     size_t n = 0;
     if (p->mode == EVM_RESIZE_NEAREST) {
@@ -199,7 +229,7 @@ static size_t workspace_floats(const evm_resize_params *p, const geometry *g) {
         return n;
     }
     size_t oh = g->rank >= 2 ? (size_t)g->out[g->rank - 2] : 1, ow = (size_t)g->out[g->rank - 1];
-    return 5 * (oh + ow);
+    return (p->mode == EVM_RESIZE_CUBIC ? 12 : 5) * (oh + ow);
 }
 
 size_t evm_resize_workspace(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out) {
@@ -217,19 +247,26 @@ typedef struct bilinear {
     const float *wy, *wx;
 } bilinear;
 
-static void bilinear_tables(const evm_resize_params *p, geometry *g, float *workspace,
-                            bilinear *b) {
-    int r = g->rank;
-    if (r == 1) { /* a row: resize it as a 1 x n image */
+/* Makes g at least 2-D (a row is resized as a 1 x n image) and returns
+ * the number of planes, the product of all but the last two axes. */
+static size_t as_planes(geometry *g) {
+    if (g->rank == 1) {
         g->in[1] = g->in[0], g->out[1] = g->out[0];
         g->scale[1] = g->scale[0], g->length[1] = g->length[0];
         g->in[0] = g->out[0] = 1;
         g->scale[0] = g->length[0] = 1.0;
-        r = g->rank = 2;
+        g->rank = 2;
     }
-    b->planes = 1;
-    for (int d = 0; d + 2 < r; d++)
-        b->planes *= (size_t)g->in[d];
+    size_t planes = 1;
+    for (int d = 0; d + 2 < g->rank; d++)
+        planes *= (size_t)g->in[d];
+    return planes;
+}
+
+static void bilinear_tables(const evm_resize_params *p, geometry *g, float *workspace,
+                            bilinear *b) {
+    b->planes = as_planes(g);
+    int r = g->rank;
     b->ih = g->in[r - 2], b->iw = g->in[r - 1], b->oh = g->out[r - 2], b->ow = g->out[r - 1];
     int64_t *t = (int64_t *)(void *)workspace;
     int64_t *y0 = t, *y1 = y0 + b->oh, *x0 = y1 + b->oh, *x1 = x0 + b->ow;
@@ -239,6 +276,74 @@ static void bilinear_tables(const evm_resize_params *p, geometry *g, float *work
     for (int64_t o = 0; o < b->ow; o++)
         linear_taps(p, g, r - 1, o, &x0[o], &x1[o], &wx[o]);
     b->y0 = y0, b->y1 = y1, b->x0 = x0, b->x1 = x1, b->wy = wy, b->wx = wx;
+}
+
+/* Bicubic layout: planes of ih x iw in, oh x ow out, and the tables: four
+ * row indices and weights per output row (yi[4 * oy + k], wy[4 * oy + k]),
+ * four column indices and weights per output column. */
+typedef struct bicubic {
+    size_t planes;
+    int64_t ih, iw, oh, ow;
+    const int64_t *yi, *xi;
+    const float *wy, *wx;
+} bicubic;
+
+static void bicubic_tables(const evm_resize_params *p, geometry *g, float *workspace, bicubic *b) {
+    b->planes = as_planes(g);
+    int r = g->rank;
+    b->ih = g->in[r - 2], b->iw = g->in[r - 1], b->oh = g->out[r - 2], b->ow = g->out[r - 1];
+    int64_t *yi = (int64_t *)(void *)workspace, *xi = yi + 4 * b->oh;
+    float *wy = (float *)(void *)(xi + 4 * b->ow), *wx = wy + 4 * b->oh;
+    for (int64_t o = 0; o < b->oh; o++)
+        cubic_taps(p, g, r - 2, o, yi + 4 * o, wy + 4 * o);
+    for (int64_t o = 0; o < b->ow; o++)
+        cubic_taps(p, g, r - 1, o, xi + 4 * o, wx + 4 * o);
+    b->yi = yi, b->xi = xi, b->wy = wy, b->wx = wx;
+}
+
+static void bicubic_forward(const bicubic *b, const float *restrict x, float *restrict y) {
+    for (size_t pl = 0; pl < b->planes; pl++) {
+        const float *xp = x + pl * (size_t)(b->ih * b->iw);
+        float *yp = y + pl * (size_t)(b->oh * b->ow);
+        for (int64_t oy = 0; oy < b->oh; oy++) {
+            const int64_t *yi = b->yi + 4 * oy;
+            const float *wy = b->wy + 4 * oy;
+            for (int64_t ox = 0; ox < b->ow; ox++) {
+                const int64_t *xi = b->xi + 4 * ox;
+                const float *wx = b->wx + 4 * ox;
+                float acc = 0.0f;
+                for (int i = 0; i < 4; i++) {
+                    const float *row = xp + yi[i] * b->iw;
+                    float v = wx[0] * row[xi[0]] + wx[1] * row[xi[1]] + wx[2] * row[xi[2]] +
+                              wx[3] * row[xi[3]];
+                    acc += wy[i] * v;
+                }
+                yp[oy * b->ow + ox] = acc;
+            }
+        }
+    }
+}
+
+/* The transpose of bicubic_forward: scatters gy into gx (zeroed). */
+static void bicubic_backward(const bicubic *b, const float *restrict gy, float *restrict gx) {
+    for (size_t pl = 0; pl < b->planes; pl++) {
+        float *xp = gx + pl * (size_t)(b->ih * b->iw);
+        const float *yp = gy + pl * (size_t)(b->oh * b->ow);
+        for (int64_t oy = 0; oy < b->oh; oy++) {
+            const int64_t *yi = b->yi + 4 * oy;
+            const float *wy = b->wy + 4 * oy;
+            for (int64_t ox = 0; ox < b->ow; ox++) {
+                const int64_t *xi = b->xi + 4 * ox;
+                const float *wx = b->wx + 4 * ox;
+                float v = yp[oy * b->ow + ox];
+                for (int i = 0; i < 4; i++) {
+                    float *row = xp + yi[i] * b->iw, u = wy[i] * v;
+                    for (int j = 0; j < 4; j++)
+                        row[xi[j]] += wx[j] * u;
+                }
+            }
+        }
+    }
 }
 
 /* Nearest tables: per axis, the input index of each output coordinate. */
@@ -300,6 +405,12 @@ void evm_resize_forward(const evm_node *node, evm_tensor *const *in, evm_tensor 
         });
         return;
     }
+    if (p->mode == EVM_RESIZE_CUBIC) {
+        bicubic c;
+        bicubic_tables(p, &g, workspace, &c);
+        bicubic_forward(&c, x, y);
+        return;
+    }
     bilinear b;
     bilinear_tables(p, &g, workspace, &b);
     for (size_t pl = 0; pl < b.planes; pl++) {
@@ -336,6 +447,12 @@ void evm_resize_backward(const evm_node *node, evm_tensor *const *in, evm_tensor
             for (int64_t j = 0; j < n_last; j++)
                 gx[base + last[j]] += gy[o + (size_t)j];
         });
+        return;
+    }
+    if (p->mode == EVM_RESIZE_CUBIC) {
+        bicubic c;
+        bicubic_tables(p, &g, workspace, &c);
+        bicubic_backward(&c, gy, gx);
         return;
     }
     bilinear b;
