@@ -16,7 +16,8 @@ mkdir -p "$OUT/onnx" "$OUT/png" "$OUT/jpeg" "$OUT/idx" "$OUT/sampler"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# ---- ONNX: every conformance model, the repo's models, small classifiers.
+# ---- ONNX: every conformance model, the repo's models, small classifiers
+# (PyTorch exports; fuzz/make_weight_seeds.py for non-float32 weights).
 if [ -d "$ONNXDATA" ]; then
     find "$ONNXDATA" -name '*.onnx' -size -1024k | while read -r f; do
         # The test name keeps seeds apart: every conformance model is model.onnx.
@@ -68,6 +69,10 @@ for name, m, shape in [("tiny_gray.onnx", Tiny(), (1, 1, 8, 8)),
                           opset_version=opset, input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
 PYEOF
+# Weights stored as float16 (raw and int32_data, special values, a Constant
+# node), bfloat16 and float64, and two refused variants.
+"$PY" fuzz/make_weight_seeds.py "$OUT/onnx" ||
+    echo "make_corpus: float16/bfloat16/float64 weight seeds skipped (python3 lacks onnx)"
 # Hand-made edge cases: empty, one byte, a protobuf tag with a huge length.
 : >"$OUT/onnx/edge_empty"
 printf '\010' >"$OUT/onnx/edge_one_byte"
