@@ -279,6 +279,22 @@ def test_external(tmp):
           r.stderr)
 
 
+def test_nan_weights(tmp):
+    """A NaN in the weights reaches the output, as in PyTorch: evmap must not
+    turn it into a plausible number (Relu once mapped NaN to 0)."""
+    w1 = W1.copy()
+    w1[0, 0, 1, 1] = np.nan
+    inits = [numpy_helper.from_array(a, n) for n, a in [("W1", w1), ("B1", B1), ("W2", W2),
+                                                         ("B2", B2)]]
+    path = os.path.join(tmp, "nan.onnx")
+    save(make_model(inits), path)
+    r, out = classify(path)
+    want = reference(w1, B1, W2, B2)
+    finite = out is not None and np.all(np.isfinite(np.array(out["probs"], np.float64)))
+    check(np.all(np.isnan(want)) and (r.returncode != 0 or not finite),
+          "NaN weights: no finite probabilities (PyTorch gives NaN)", r.stdout[:300] + r.stderr)
+
+
 def test_memory_load(tmp):
     """The C API (through build/tests/load_model, which links the library of
     this build, sanitized or not): evmap_model_load_memory refuses external
@@ -393,6 +409,7 @@ def main():
         test_memory_load(tmp)
         test_nhwc(tmp)
         test_inputs(tmp)
+        test_nan_weights(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")

@@ -311,6 +311,13 @@ evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int
     if (!info->ends_in_softmax)
         for (int i = 0; i < count; i++)
             softmax_row(probs + (size_t)i * (size_t)k, k);
+    /* A NaN must not leave as a probability that looks like an answer. */
+    for (size_t i = 0; i < (size_t)k * (size_t)count; i++)
+        if (!(probs[i] >= 0.0f))
+            return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                            "the model's output for image %zu of the batch is not a number (NaN): "
+                            "its weights or this input hold NaN, or the logits overflow float32",
+                            i / (size_t)k);
     return EVMAP_OK;
 }
 

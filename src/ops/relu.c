@@ -1,4 +1,6 @@
-/* Relu: y = max(x, 0). Element-wise, so its receptive field is the identity. */
+/* Relu: y = max(x, 0), NaN passed on (as PyTorch does: a NaN in the network
+ * must not turn into a plausible 0). Element-wise, so its receptive field is
+ * the identity. */
 #include "op.h"
 
 static void relu_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
@@ -8,7 +10,7 @@ static void relu_forward(const evm_node *node, evm_tensor *const *in, evm_tensor
     const float *x = evm_f32(in[0]);
     float *y = evm_f32(out[0]);
     for (size_t i = 0; i < in[0]->count; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = x[i] > 0.0f || x[i] != x[i] ? x[i] : 0.0f;
 }
 
 static void relu_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
