@@ -777,6 +777,14 @@ def demo_check(tmp):
            f"{2 * len(stems)} model/image pairs, sampler saved; make demo runs scripts/demo: "
            f"{runs_script}" + (f"; missing {missing[:3]}" if missing else "")
            + (f"; stderr {r.stderr.strip()[-300:]}" if r.returncode else ""))
+    scene = os.path.join(out, "scenes_cnn")
+    files = sorted(os.listdir(scene)) if os.path.isdir(scene) else []
+    maps = [f for f in files if f.startswith("00011_sandal.efficient.c") and f.endswith(".npy")]
+    shape = np.load(os.path.join(scene, maps[0])).shape if maps else None
+    accuracy = [line for line in r.stdout.splitlines() if "accuracy" in line]
+    report(shape == (224, 224) and "00011_sandal.efficient.json" in files and accuracy,
+           f"make demo explains a 224x224 scene with the efficient method (map {shape}) and "
+           f"prints the scenes' accuracy ({accuracy[:1]})")
 
 
 def main():
