@@ -17,6 +17,10 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 /* Prints "evmap: message" and returns the exit code for the error's status. */
 int cli_report(const evmap_error *err);
 
+/* Sets err (status and formatted message) and returns the status. */
+evmap_status cli_fail(evmap_error *err, evmap_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Prints "evmap <command>: message" plus a hint to --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -10,6 +10,15 @@
 
 #include "cli.h"
 
+evmap_status cli_fail(evmap_error *err, evmap_status st, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    err->status = st;
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
 int cli_report(const evmap_error *err) {
     fprintf(stderr, "evmap: %s\n", err->message[0] ? err->message : evmap_status_name(err->status));
     return evmap_status_is_bad_input(err->status) ? EXIT_USAGE : EXIT_RUNTIME;

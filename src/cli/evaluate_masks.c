@@ -1,24 +1,11 @@
 /* evmap evaluate --masks: the object masks of the localisation metrics,
  * matched to the images by name (stem) or else by order, and brought to the
  * model's input size by the images' own preprocessing. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "evaluate.h"
-
-static evmap_status fail(evmap_error *err, evmap_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static evmap_status fail(evmap_error *err, evmap_status st, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    err->status = st;
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return st;
-}
 
 /* The mask named like image i, or SIZE_MAX. Linear search: a few thousand
  * images at most, once each. */
@@ -46,11 +33,11 @@ static evmap_status match_masks(const eval_options *o, eval_state *s, evmap_erro
             s->mask_of[i] = i;
         return EVMAP_OK;
     }
-    return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                "--masks '%s': no mask is named like image '%s', and its %zu masks are too few "
-                "to match the %zu images by order; give one mask per image, named like the "
-                "image or in the same order",
-                o->masks, evmap_image_set_name(s->set, missing), count, s->n_images);
+    return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                    "--masks '%s': no mask is named like image '%s', and its %zu masks are too few "
+                    "to match the %zu images by order; give one mask per image, named like the "
+                    "image or in the same order",
+                    o->masks, evmap_image_set_name(s->set, missing), count, s->n_images);
 }
 
 evmap_status eval_open_masks(const eval_options *o, eval_state *s, evmap_error *err) {
@@ -61,7 +48,7 @@ evmap_status eval_open_masks(const eval_options *o, eval_state *s, evmap_error *
     s->mask = malloc(plane);
     s->mask_floats = malloc(sizeof(float) * plane);
     if (!s->mask_of || !s->mask || !s->mask_floats)
-        return fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for the masks");
+        return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for the masks");
     evmap_status st = evmap_image_set_create(&s->masks, err);
     evmap_image_set_limit_memory(s->masks, o->input.max_memory);
     if (st == EVMAP_OK)
@@ -83,11 +70,12 @@ evmap_status eval_load_mask(const eval_options *o, eval_state *s, size_t i, evma
     if (st == EVMAP_OK)
         st = evmap_image_set_load(s->masks, j, &mask, err);
     if (st == EVMAP_OK && (mask->width != image->width || mask->height != image->height))
-        st = fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                  "mask '%s' (from '%s') is %dx%d but image '%s' is %dx%d; a mask must have its "
-                  "image's size",
-                  evmap_image_set_name(s->masks, j), evmap_image_set_path(s->masks, j), mask->width,
-                  mask->height, evmap_image_set_name(s->set, i), image->width, image->height);
+        st = cli_fail(
+            err, EVMAP_ERR_INVALID_ARGUMENT,
+            "mask '%s' (from '%s') is %dx%d but image '%s' is %dx%d; a mask must have its "
+            "image's size",
+            evmap_image_set_name(s->masks, j), evmap_image_set_path(s->masks, j), mask->width,
+            mask->height, evmap_image_set_name(s->set, i), image->width, image->height);
     /* The images' resize and crop, without their normalisation. */
     evmap_preprocess geometry = o->input.preprocess;
     for (int c = 0; c < 3; c++) {
@@ -101,10 +89,10 @@ evmap_status eval_load_mask(const eval_options *o, eval_state *s, size_t i, evma
     for (size_t p = 0; st == EVMAP_OK && p < plane; p++)
         area += s->mask[p] = s->mask_floats[p] > 0.5f;
     if (st == EVMAP_OK && area == 0)
-        st = fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                  "mask '%s' (from '%s') has no object pixel (white = object) at the model's "
-                  "input size; every image needs its object",
-                  evmap_image_set_name(s->masks, j), evmap_image_set_path(s->masks, j));
+        st = cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                      "mask '%s' (from '%s') has no object pixel (white = object) at the model's "
+                      "input size; every image needs its object",
+                      evmap_image_set_name(s->masks, j), evmap_image_set_path(s->masks, j));
     evmap_image_free(image);
     evmap_image_free(mask);
     return st;

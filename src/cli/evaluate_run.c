@@ -1,23 +1,10 @@
 /* evmap evaluate: opening everything, then the maps and metrics of one image. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "evaluate.h"
-
-static evmap_status fail(evmap_error *err, evmap_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static evmap_status fail(evmap_error *err, evmap_status st, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    err->status = st;
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return st;
-}
 
 /* ---------------------------------------------------------------- setup */
 
@@ -26,23 +13,23 @@ static evmap_status open_labels(const eval_options *o, eval_state *s, evmap_erro
     if (o->labels_path) {
         st = cli_labels_load(o->labels_path, &s->names, err);
         if (st == EVMAP_OK && s->names.count != s->info.num_classes)
-            return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                        "labels file '%s' has %d lines but the model has %d classes",
-                        o->labels_path, s->names.count, s->info.num_classes);
+            return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                            "labels file '%s' has %d lines but the model has %d classes",
+                            o->labels_path, s->names.count, s->info.num_classes);
     }
     if (st != EVMAP_OK || !o->labels_idx)
         return st;
     st = evmap_idx_load_labels(o->labels_idx, &s->labels, &s->n_labels, err);
     if (st == EVMAP_OK && s->n_labels < s->n_images)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "--labels-idx '%s' holds %zu labels but %zu images are evaluated",
-                    o->labels_idx, s->n_labels, s->n_images);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "--labels-idx '%s' holds %zu labels but %zu images are evaluated",
+                        o->labels_idx, s->n_labels, s->n_images);
     for (size_t i = 0; st == EVMAP_OK && i < s->n_images; i++)
         if (s->labels[i] >= s->info.num_classes)
-            return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                        "--labels-idx '%s': label %d of image %zu is not a class of the model "
-                        "(0 to %d)",
-                        o->labels_idx, s->labels[i], i, s->info.num_classes - 1);
+            return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                            "--labels-idx '%s': label %d of image %zu is not a class of the model "
+                            "(0 to %d)",
+                            o->labels_idx, s->labels[i], i, s->info.num_classes - 1);
     return st;
 }
 
@@ -53,15 +40,15 @@ static evmap_status load_sampler_file(const eval_options *o, eval_state *s, evma
         return st;
     cli_preprocess_tag(&o->input.preprocess, &s->info, want, sizeof want);
     if (strcmp(tag, want))
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "sampler file '%s' was fitted for '%s', but this run uses '%s'",
-                    o->mo.sampler_file, tag, want);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "sampler file '%s' was fitted for '%s', but this run uses '%s'",
+                        o->mo.sampler_file, tag, want);
     int k = evmap_sampler_window(s->sampler), p = evmap_sampler_pad(s->sampler);
     if ((o->mo.window && o->mo.window != k) || (o->mo.pad_given && o->mo.pad != p))
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "sampler file '%s' was fitted for window %d and pad %d, not window %d and "
-                    "pad %d",
-                    o->mo.sampler_file, k, p, o->mo.window ? o->mo.window : k, o->mo.pad);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "sampler file '%s' was fitted for window %d and pad %d, not window %d and "
+                        "pad %d",
+                        o->mo.sampler_file, k, p, o->mo.window ? o->mo.window : k, o->mo.pad);
     snprintf(s->sampler_source, sizeof s->sampler_source, "%s", o->mo.sampler_file);
     return EVMAP_OK;
 }
@@ -109,9 +96,9 @@ evmap_status eval_prepare_sampler(const eval_options *o, eval_state *s, evmap_er
         return load_sampler_file(o, s, err);
     if (o->mo.n_references)
         return fit_sampler(o, s, err);
-    return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                "pda needs the conditional sampler: give --sampler-file F (from 'evmap "
-                "fit-sampler') or --reference SRC (training images)");
+    return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                    "pda needs the conditional sampler: give --sampler-file F (from 'evmap "
+                    "fit-sampler') or --reference SRC (training images)");
 }
 
 /* The AOPC regions and the number removed (default 10 % of them). */
@@ -119,20 +106,20 @@ static evmap_status plan_aopc(const eval_options *o, eval_state *s, evmap_error 
     int h = s->info.height, w = s->info.width;
     /* the metrics' pixel orders are ints (evmap_eval_pixel_order's limit) */
     if ((size_t)h * (size_t)w > (1u << 30))
-        return fail(err, EVMAP_ERR_TOO_LARGE,
-                    "the %dx%d model input is above evaluate's limit of 2^30 pixels", w, h);
+        return cli_fail(err, EVMAP_ERR_TOO_LARGE,
+                        "the %dx%d model input is above evaluate's limit of 2^30 pixels", w, h);
     s->aopc_k = o->aopc_window ? o->aopc_window : evmap_pda_default_window(h, w);
     if (s->aopc_k > h || s->aopc_k > w)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "--aopc-window %d is larger than the %dx%d model input", s->aopc_k, w, h);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "--aopc-window %d is larger than the %dx%d model input", s->aopc_k, w, h);
     s->n_regions = evmap_eval_region_count(h, w, s->aopc_k);
     s->aopc_l = o->aopc_regions ? o->aopc_regions : (int)lround(0.1 * s->n_regions);
     if (s->aopc_l < 1)
         s->aopc_l = 1;
     if (s->aopc_l > s->n_regions)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "--aopc-regions %d is more than the %d regions of %dx%d pixels", s->aopc_l,
-                    s->n_regions, s->aopc_k, s->aopc_k);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "--aopc-regions %d is more than the %d regions of %dx%d pixels", s->aopc_l,
+                        s->n_regions, s->aopc_k, s->aopc_k);
     return EVMAP_OK;
 }
 
@@ -154,7 +141,7 @@ static evmap_status allocate_results(const eval_options *o, eval_state *s, evmap
                 (*scalars[k])[i] = NAN;
         }
         if (!ok)
-            return fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for the results");
+            return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for the results");
         for (size_t i = 0; i < n * (size_t)s->points; i++)
             r->deletion[i] = r->insertion[i] = NAN;
         for (size_t i = 0; i < n * (size_t)s->aopc_l; i++)
@@ -181,7 +168,7 @@ static evmap_status allocate_scratch(const eval_options *o, eval_state *s, evmap
     s->images = calloc(s->n_images, sizeof(eval_image));
     if (!s->input || !s->fill || !s->noisy || !s->map || !s->noisy_map || !s->batch_images ||
         !s->probs || !s->order || !s->region_end || !s->counts || !s->x || !s->images)
-        return fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+        return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
     for (int t = 0; t < s->points; t++)
         s->x[t] = (double)evmap_eval_step_pixels(plane, o->steps, t) / (double)plane;
     return allocate_results(o, s, err);
@@ -198,7 +185,7 @@ static evmap_status open_images(const eval_options *o, eval_state *s, evmap_erro
     if (o->limit && s->n_images > o->limit)
         s->n_images = o->limit;
     if (s->n_images == 0)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, "the data sources hold no images");
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "the data sources hold no images");
     return EVMAP_OK;
 }
 
@@ -211,7 +198,8 @@ evmap_status eval_open(const eval_options *o, eval_state *s, evmap_error *err) {
     if (st == EVMAP_OK)
         st = open_labels(o, s, err);
     if (st == EVMAP_OK && o->explain_label && !s->labels)
-        st = fail(err, EVMAP_ERR_INVALID_ARGUMENT, "--explain-class label needs --labels-idx FILE");
+        st = cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                      "--explain-class label needs --labels-idx FILE");
     if (st == EVMAP_OK)
         st = plan_aopc(o, s, err);
     s->points = o->steps + 1;

@@ -6,12 +6,6 @@
 
 #include "explain.h"
 
-static evmap_status fail(evmap_error *err, evmap_status st, const char *msg) {
-    err->status = st;
-    snprintf(err->message, sizeof err->message, "%s", msg);
-    return st;
-}
-
 evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err) {
     evmap_status st = cli_load_model(o->model_path, &o->input, &s->model, err);
     if (st == EVMAP_OK)
@@ -22,7 +16,7 @@ evmap_status explain_open(const explain_options *o, explain_state *s, evmap_erro
             char msg[512];
             snprintf(msg, sizeof msg, "labels file '%s' has %d lines but the model has %d classes",
                      o->labels_path, s->labels.count, s->info.num_classes);
-            return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+            return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
         }
     }
     if (st == EVMAP_OK)
@@ -44,7 +38,7 @@ evmap_status explain_open(const explain_options *o, explain_state *s, evmap_erro
     s->probs = malloc(sizeof(float) * (size_t)s->info.num_classes);
     s->maps = malloc(sizeof(float) * pixels * (size_t)max_targets);
     if (!s->input || !s->probs || !s->maps)
-        return fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+        return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
     return EVMAP_OK;
 }
 
@@ -70,14 +64,14 @@ static evmap_status load_sampler_file(const explain_options *o, explain_state *s
     if (strcmp(tag, want)) {
         snprintf(msg, sizeof msg, "sampler file '%s' was fitted for '%s', but this run uses '%s'",
                  o->mo.sampler_file, tag, want);
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
     }
     int k = evmap_sampler_window(s->sampler), p = evmap_sampler_pad(s->sampler);
     if ((o->mo.window && o->mo.window != k) || (o->mo.pad_given && o->mo.pad != p)) {
         snprintf(msg, sizeof msg,
                  "sampler file '%s' was fitted for window %d and pad %d, not window %d and pad %d",
                  o->mo.sampler_file, k, p, o->mo.window ? o->mo.window : k, o->mo.pad);
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
     }
     s->window = k;
     snprintf(s->sampler_source, sizeof s->sampler_source, "%s", o->mo.sampler_file);
@@ -89,10 +83,10 @@ static evmap_status fit_conditional(const explain_options *o, explain_state *s, 
                                     evmap_sampler **out, char *source, size_t source_size,
                                     evmap_error *err) {
     if (o->mo.n_references == 0)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "the conditional sampler must be fitted on reference images: give "
-                    "--reference SRC (e.g. training images), or --sampler-file F from 'evmap "
-                    "fit-sampler', or choose --sampler marginal|constant");
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "the conditional sampler must be fitted on reference images: give "
+                        "--reference SRC (e.g. training images), or --sampler-file F from 'evmap "
+                        "fit-sampler', or choose --sampler marginal|constant");
     float *stack;
     size_t n;
     evmap_status st =
@@ -128,9 +122,9 @@ static evmap_status fit_conditional(const explain_options *o, explain_state *s, 
 static evmap_status make_marginal(const explain_options *o, explain_state *s, int k,
                                   evmap_sampler **out, evmap_error *err) {
     if (o->mo.n_references == 0)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "the marginal sampler takes its samples from reference images: give "
-                    "--reference SRC");
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "the marginal sampler takes its samples from reference images: give "
+                        "--reference SRC");
     float *stack;
     size_t n;
     evmap_status st =
@@ -145,7 +139,7 @@ static evmap_status make_marginal(const explain_options *o, explain_state *s, in
                  "hold only %zu",
                  o->mo.pda_samples, n);
         free(stack);
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
     }
     st = evmap_sampler_marginal(stack, n, s->info.channels, s->info.height, s->info.width, k, out,
                                 err);
@@ -161,23 +155,23 @@ static evmap_status validate(const explain_options *o, const explain_state *s, e
         if (o->classes[i] >= s->info.num_classes) {
             snprintf(msg, sizeof msg, "--class %d is out of range: the model has classes 0 to %d",
                      o->classes[i], s->info.num_classes - 1);
-            return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+            return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
         }
     const int *roi = o->mo.roi;
     if (roi[2] > 0 && (roi[0] + roi[2] > s->info.width || roi[1] + roi[3] > s->info.height)) {
         snprintf(msg, sizeof msg, "--roi %d,%d,%d,%d is not inside the %dx%d model input", roi[0],
                  roi[1], roi[2], roi[3], s->info.width, s->info.height);
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
     }
     if (roi[2] > 0 && (roi[2] < s->window || roi[3] < s->window)) {
         snprintf(msg, sizeof msg, "--roi %dx%d is smaller than the %dx%d window", roi[2], roi[3],
                  s->window, s->window);
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
     }
     if (s->window > s->info.height || s->window > s->info.width) {
         snprintf(msg, sizeof msg, "window %d is larger than the %dx%d model input", s->window,
                  s->info.width, s->info.height);
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
     }
     return EVMAP_OK;
 }
@@ -209,7 +203,7 @@ static evmap_status prepare_coarse_sampler(const explain_options *o, explain_sta
         snprintf(msg, sizeof msg,
                  "--coarse-window %d must be larger than the window (%d) and fit the %dx%d input",
                  k2, s->window, s->info.width, s->info.height);
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
     }
     if (o->mo.coarse_sampler_file) {
         char tag[256];
@@ -218,15 +212,16 @@ static evmap_status prepare_coarse_sampler(const explain_options *o, explain_sta
         if (st == EVMAP_OK && evmap_sampler_window(s->coarse_sampler) != k2) {
             snprintf(msg, sizeof msg, "--coarse-sampler-file '%s' has window %d, not %d",
                      o->mo.coarse_sampler_file, evmap_sampler_window(s->coarse_sampler), k2);
-            return fail(err, EVMAP_ERR_INVALID_ARGUMENT, msg);
+            return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "%s", msg);
         }
         return st;
     }
     if (o->mo.sampler_file && !strcmp(evmap_sampler_kind_name(s->sampler), "conditional") &&
         o->mo.n_references == 0)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "--refine below 1 needs a sampler for the coarse window too: give "
-                    "--coarse-sampler-file F (evmap fit-sampler --window K2) or --reference SRC");
+        return cli_fail(
+            err, EVMAP_ERR_INVALID_ARGUMENT,
+            "--refine below 1 needs a sampler for the coarse window too: give "
+            "--coarse-sampler-file F (evmap fit-sampler --window K2) or --reference SRC");
     return make_sampler(o, s, k2, &s->coarse_sampler, source, sizeof source, err);
 }
 

@@ -5,11 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static evmap_status fail(evmap_error *err, evmap_status st, const char *msg) {
-    err->status = st;
-    snprintf(err->message, sizeof err->message, "%s", msg);
-    return st;
-}
+#include "cli.h"
 
 static void pda_options(const method_options *o, const evmap_sampler *sampler, int samples,
                         const int *classes, int n_classes, evmap_pda_options *p) {
@@ -48,9 +44,9 @@ static evmap_status run_efficient(const method_info *m, const method_options *o,
                                   evmap_error *err) {
     (void)m;
     if (!o->sampler)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "efficient needs a fitted sampler: give --sampler-file F (from 'evmap "
-                    "fit-sampler') or --reference SRC (training images)");
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "efficient needs a fitted sampler: give --sampler-file F (from 'evmap "
+                        "fit-sampler') or --reference SRC (training images)");
     evmap_efficient_options e;
     evmap_efficient_options_init(&e);
     pda_options(o, o->sampler, o->pda_samples, classes, n_classes, &e.pda);
@@ -66,9 +62,9 @@ static evmap_status run_pda(const method_info *m, const method_options *o, const
                             evmap_explain_stats *stats, evmap_error *err) {
     (void)m;
     if (!o->sampler)
-        return fail(err, EVMAP_ERR_INVALID_ARGUMENT,
-                    "pda needs a fitted sampler: give --sampler-file F (from 'evmap "
-                    "fit-sampler') or --reference SRC (training images)");
+        return cli_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "pda needs a fitted sampler: give --sampler-file F (from 'evmap "
+                        "fit-sampler') or --reference SRC (training images)");
     return run_pda_with(o, o->sampler, o->pda_samples, model, input, classes, n_classes, maps,
                         stats, err);
 }
