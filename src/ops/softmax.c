@@ -1,70 +1,20 @@
 /*
  * Softmax on float32, numerically stable (the maximum is subtracted before
- * exp, so large inputs do not overflow).
- * Opset < 13: x is viewed as 2-D [prod(dims[:axis]), prod(dims[axis:])]
- * (axis defaults to 1) and each row is normalised over its whole length.
- * Opset >= 13: normalised along the single axis (default -1).
- * Both cases are "outer x n x inner" blocks normalised over n: inner is 1 for
- * the old rule and for the last axis (contiguous rows); otherwise the maxima
+ * exp, so large inputs do not overflow), over the axes of softmax_axes.h:
+ * "outer x n x inner" blocks normalised over n. Where inner > 1 the maxima
  * and sums of the inner positions are kept in the workspace so that the
  * loops still run over contiguous memory.
  */
 #include <math.h>
 #include <stdlib.h>
 
-#include "op.h"
-
-typedef struct softmax_params {
-    int64_t axis;   /* as written (or the opset's default) */
-    bool coerce_2d; /* opset < 13: normalise over all axes from axis on */
-} softmax_params;
-
-static evmap_status softmax_init(evm_node *node, evmap_error *err) {
-    softmax_params *p = evm_node_alloc_params(node, sizeof *p, err);
-    if (!p)
-        return EVMAP_ERR_OUT_OF_MEMORY;
-    p->coerce_2d = node->opset < 13;
-    return evm_attr_int(node, "axis", p->coerce_2d ? 1 : -1, &p->axis, err);
-}
-
-/* Splits x's shape into outer x n x inner around the normalised axes. */
-static void softmax_split(const softmax_params *p, const evm_tensor *x, size_t *outer, size_t *n,
-                          size_t *inner) {
-    int axis = (int)(p->axis < 0 ? p->axis + x->rank : p->axis);
-    *outer = *n = *inner = 1;
-    for (int d = 0; d < x->rank; d++) {
-        size_t s = (size_t)x->dims[d];
-        if (d < axis)
-            *outer *= s;
-        else if (d == axis || p->coerce_2d)
-            *n *= s;
-        else
-            *inner *= s;
-    }
-}
-
-static evmap_status softmax_infer(const evm_node *node, evm_tensor *const *in,
-                                  evm_tensor *const *out, evmap_error *err) {
-    const softmax_params *p = node->params;
-    evmap_status st = evm_op_require_float(node, in, 0, err);
-    if (st != EVMAP_OK)
-        return st;
-    int axis;
-    int rank = in[0]->rank;
-    /* A rank-0 input has no axis; numpy treats it as one value. */
-    if (rank > 0) {
-        st = evm_op_axis(node, p->axis, rank, &axis, err);
-        if (st != EVMAP_OK)
-            return st;
-    }
-    return evm_op_infer_same(node, in, out, err);
-}
+#include "softmax_axes.h"
 
 static size_t softmax_workspace(const evm_node *node, evm_tensor *const *in,
                                 evm_tensor *const *out) {
     (void)out;
     size_t outer, n, inner;
-    softmax_split(node->params, in[0], &outer, &n, &inner);
+    evm_softmax_axes_split(node->params, in[0], &outer, &n, &inner);
     return inner > 1 ? 2 * inner : 0;
 }
 
@@ -108,7 +58,7 @@ static void softmax_columns(const float *restrict x, float *restrict y, size_t n
 static void softmax_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                             float *workspace) {
     size_t outer, n, inner;
-    softmax_split(node->params, in[0], &outer, &n, &inner);
+    evm_softmax_axes_split(node->params, in[0], &outer, &n, &inner);
     if (in[0]->count == 0)
         return;
     const float *x = evm_f32(in[0]);
@@ -130,7 +80,7 @@ static void softmax_backward(const evm_node *node, evm_tensor *const *in, evm_te
                              float *workspace) {
     (void)workspace;
     size_t outer, n, inner;
-    softmax_split(node->params, in[0], &outer, &n, &inner);
+    evm_softmax_axes_split(node->params, in[0], &outer, &n, &inner);
     if (in[0]->count == 0)
         return;
     const float *y = evm_f32(out[0]), *g = evm_f32(grad_out);
@@ -150,8 +100,8 @@ const evm_op_def evm_op_softmax = {
     .name = "Softmax",
     .min_inputs = 1,
     .max_inputs = 1,
-    .init = softmax_init,
-    .infer = softmax_infer,
+    .init = evm_softmax_axes_init,
+    .infer = evm_softmax_axes_infer,
     .forward = softmax_forward,
     .workspace = softmax_workspace,
     .grad_inputs = 1u << 0,
