@@ -8,6 +8,14 @@
  * failure, so the list stays true. A listed case rejected for its reason
  * counts as passed (evmap did what the list says); a listed case the test
  * data lacks (another libonnx-testdata version) as skipped.
+ *
+ * Cases that use operators evmap does not implement are not run; the same
+ * file lists every such operator with its reason ("operator:" lines), and
+ * each case is counted under the reason of its unimplemented operators (the
+ * one listed first in the file when they differ). An unimplemented operator
+ * the list lacks fails the case that uses it; a listed operator that evmap
+ * now implements, or that no case uses any more, fails too, so that this
+ * list stays true as well.
  */
 #include <dirent.h>
 #include <math.h>
@@ -38,18 +46,80 @@ typedef struct scope_reason {
 
 #define MAX_REASONS 64
 
+/* "operator: <op_type> -> <reason>": an operator evmap does not implement;
+ * outside the default domain, op_type is written "<domain>.<op_type>" as
+ * evmap's load error writes it. Reasons group operators, in file order. */
+typedef struct scope_operator {
+    char name[96];
+    int group;
+    int cases; /* cases that use it */
+} scope_operator;
+
+typedef struct scope_group {
+    char reason[240];
+    int cases; /* cases counted under this reason */
+} scope_group;
+
+#define MAX_OPERATORS 256
+#define MAX_GROUPS 32
+#define MAX_CASE_OPS 32
+
 typedef struct runner {
     const char *filter;
+    const char *scope_path;
     int verbose;
     scope_entry *scope;
     int n_scope;
     scope_reason reasons[MAX_REASONS];
     int n_reasons;
+    scope_operator operators[MAX_OPERATORS];
+    int n_operators;
+    scope_group groups[MAX_GROUPS];
+    int n_groups;
     int passed, failed, skipped, rejected, other_ops;
 } runner;
 
 static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static scope_operator *find_operator(runner *r, const char *name) {
+    for (int i = 0; i < r->n_operators; i++)
+        if (strcmp(r->operators[i].name, name) == 0)
+            return &r->operators[i];
+    return NULL;
+}
+
+/* Parses "operator: NAME -> REASON"; a new reason starts a group. */
+static void add_operator(runner *r, const char *path, char *line) {
+    char *arrow = strstr(line, " -> ");
+    if (!arrow || r->n_operators == MAX_OPERATORS) {
+        fprintf(stderr, "conformance: %s: bad operator line: %s", path, line);
+        exit(2);
+    }
+    *arrow = '\0';
+    char *name = line + 9 + strspn(line + 9, " \t");
+    name[strcspn(name, " \t")] = '\0';
+    char *reason = arrow + 4 + strspn(arrow + 4, " \t");
+    reason[strcspn(reason, "\n")] = '\0';
+    if (!*name || !*reason || find_operator(r, name)) {
+        fprintf(stderr, "conformance: %s: operator '%s' listed twice or without a reason\n", path,
+                name);
+        exit(2);
+    }
+    int group = 0;
+    while (group < r->n_groups && strcmp(r->groups[group].reason, reason) != 0)
+        group++;
+    if (group == r->n_groups) {
+        if (r->n_groups == MAX_GROUPS) {
+            fprintf(stderr, "conformance: %s: more than %d operator reasons\n", path, MAX_GROUPS);
+            exit(2);
+        }
+        snprintf(r->groups[r->n_groups++].reason, sizeof r->groups[0].reason, "%s", reason);
+    }
+    scope_operator *op = &r->operators[r->n_operators++];
+    snprintf(op->name, sizeof op->name, "%s", name);
+    op->group = group;
 }
 
 static void load_scope(runner *r, const char *path) {
@@ -76,6 +146,10 @@ static void load_scope(runner *r, const char *path) {
             arrow += 4;
             arrow[strcspn(arrow, "\n")] = '\0';
             snprintf(sr->needle, sizeof sr->needle, "%s", arrow);
+            continue;
+        }
+        if (strncmp(line, "operator:", 9) == 0) {
+            add_operator(r, path, line);
             continue;
         }
         scope_entry *e = &r->scope[r->n_scope];
@@ -110,28 +184,50 @@ static scope_entry *find_scope(runner *r, const char *name) {
     return NULL;
 }
 
-/* True when every node of the model uses an operator evmap implements. */
-static int uses_only_supported_ops(const char *model_path) {
+static int is_default_domain(const char *domain) {
+    return !domain || !*domain || strcmp(domain, "ai.onnx") == 0;
+}
+
+/* True when evmap runs this operator (name as in an "operator:" line). */
+static int is_implemented(const char *name) {
+    evm_op_kind kind;
+    return !strchr(name, '.') && evm_op_lookup(name, &kind) && evm_op_get(kind)->forward;
+}
+
+/* Collects the distinct operators of the model evmap does not implement, in
+ * graph order, named as "operator:" lines name them; returns their number,
+ * or -1 when the model cannot be read (run_case then reports why). */
+static int unsupported_ops(const char *model_path, char names[][96]) {
     void *data;
     size_t size;
     if (evm_onnx_read_file(model_path, EVM_MAX_MODEL_BYTES, &data, &size, NULL) != EVMAP_OK)
-        return 0;
+        return -1;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
     free(data);
     if (!mp || !mp->graph) {
         if (mp)
             onnx__model_proto__free_unpacked(mp, NULL);
-        return 0;
+        return -1;
     }
-    int ok = 1;
-    for (size_t i = 0; i < mp->graph->n_node && ok; i++) {
-        const Onnx__NodeProto *n = mp->graph->node[i];
-        evm_op_kind kind;
-        int default_domain = !n->domain || !*n->domain || strcmp(n->domain, "ai.onnx") == 0;
-        ok = default_domain && evm_op_lookup(n->op_type, &kind) && evm_op_get(kind)->forward;
+    int n = 0;
+    for (size_t i = 0; i < mp->graph->n_node; i++) {
+        const Onnx__NodeProto *node = mp->graph->node[i];
+        char name[96];
+        const char *op_type = node->op_type ? node->op_type : "";
+        if (is_default_domain(node->domain))
+            snprintf(name, sizeof name, "%s", op_type);
+        else
+            snprintf(name, sizeof name, "%s.%s", node->domain, op_type);
+        if (is_implemented(name))
+            continue;
+        int known = 0;
+        for (int j = 0; j < n && !known; j++)
+            known = strcmp(names[j], name) == 0;
+        if (!known && n < MAX_CASE_OPS)
+            snprintf(names[n++], sizeof names[0], "%s", name);
     }
     onnx__model_proto__free_unpacked(mp, NULL);
-    return ok;
+    return n;
 }
 
 static int close_enough(float got, float want) {
@@ -319,6 +415,47 @@ static void judge(runner *r, const char *name, int result, const char *why) {
     }
 }
 
+/* Accounts for a case that uses operators evmap does not implement: counted
+ * under the first-listed reason among its operators, or a failure naming
+ * each operator the list lacks. */
+static void judge_unsupported(runner *r, const char *name, char ops[][96], int n_ops) {
+    scope_entry *scope = find_scope(r, name);
+    int group = MAX_GROUPS, unlisted = 0;
+    if (scope) {
+        scope->seen = 1;
+        r->failed++;
+        printf("FAIL      %s: listed out of scope, but uses operator '%s' evmap does not "
+               "implement; list the operator instead of the case\n",
+               name, ops[0]);
+        return;
+    }
+    for (int i = 0; i < n_ops; i++) {
+        scope_operator *op = find_operator(r, ops[i]);
+        if (!op) {
+            unlisted++;
+            printf("FAIL      %s: uses operator '%s', which evmap does not implement and "
+                   "%s does not list; add an 'operator:' line with its reason\n",
+                   name, ops[i], r->scope_path);
+            continue;
+        }
+        op->cases++;
+        if (op->group < group)
+            group = op->group;
+    }
+    if (unlisted) {
+        r->failed++;
+        return;
+    }
+    r->other_ops++;
+    r->groups[group].cases++;
+    if (r->verbose) {
+        printf("other-op  %s:", name);
+        for (int i = 0; i < n_ops; i++)
+            printf("%s %s", i ? "," : "", ops[i]);
+        printf(" (%s)\n", r->groups[group].reason);
+    }
+}
+
 static void run_directory(runner *r, const char *root) {
     DIR *d = opendir(root);
     if (!d) {
@@ -338,12 +475,16 @@ static void run_directory(runner *r, const char *root) {
         char case_dir[1024], model[1100], why[512] = "";
         snprintf(case_dir, sizeof case_dir, "%s/%s", root, names[i]);
         snprintf(model, sizeof model, "%s/model.onnx", case_dir);
-        if ((r->filter && !strstr(names[i], r->filter)) || !uses_only_supported_ops(model)) {
-            r->other_ops += !r->filter || strstr(names[i], r->filter) != NULL;
-            free(names[i]);
-            continue;
-        }
-        judge(r, names[i], run_case(case_dir, why, sizeof why), why);
+        char ops[MAX_CASE_OPS][96];
+        int n_ops = 0;
+        if (!r->filter || strstr(names[i], r->filter))
+            n_ops = unsupported_ops(model, ops);
+        else
+            n_ops = -2; /* filtered out */
+        if (n_ops > 0)
+            judge_unsupported(r, names[i], ops, n_ops);
+        else if (n_ops != -2)
+            judge(r, names[i], run_case(case_dir, why, sizeof why), why);
         free(names[i]);
     }
     free(names);
@@ -377,14 +518,29 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    int all_dirs = n_dirs == 0;
     if (n_dirs == 0) {
         dirs[n_dirs++] = "/usr/share/libonnx-testdata/data/node";
         dirs[n_dirs++] = "/usr/share/libonnx-testdata/data/pytorch-converted";
         dirs[n_dirs++] = "/usr/share/libonnx-testdata/data/pytorch-operator";
     }
+    r.scope_path = scope_path;
     load_scope(&r, scope_path);
     for (int i = 0; i < n_dirs; i++)
         run_directory(&r, dirs[i]);
+    for (int i = 0; i < r.n_operators; i++) {
+        const scope_operator *op = &r.operators[i];
+        if (is_implemented(op->name)) {
+            r.failed++;
+            printf("FAIL      operator %s is listed in %s, but evmap implements it now; remove "
+                   "its line\n",
+                   op->name, scope_path);
+        } else if (!op->cases && all_dirs && !r.filter) {
+            r.failed++;
+            printf("FAIL      operator %s is listed in %s, but no case uses it; remove its line\n",
+                   op->name, scope_path);
+        }
+    }
     for (int i = 0; i < r.n_scope && !r.filter; i++)
         if (!r.scope[i].seen) {
             r.skipped++; /* another libonnx-testdata version */
@@ -393,6 +549,10 @@ int main(int argc, char **argv) {
     printf("conformance: %d cases passed, %d failed, %d rejected as out of scope for the reasons "
            "listed in %s, %d use operators evmap does not implement\n",
            r.passed, r.failed, r.rejected, scope_path, r.other_ops);
+    printf("cases with operators evmap does not implement, by the reason listed for them:\n");
+    for (int i = 0; i < r.n_groups; i++)
+        printf("%6d  %s\n", r.groups[i].cases, r.groups[i].reason);
+    printf("%6d  in all\n", r.other_ops);
     printf("%d passed, %d failed, %d skipped\n", r.passed + r.rejected, r.failed, r.skipped);
     free(r.scope);
     return r.failed ? 1 : 0;
