@@ -164,6 +164,6 @@ int main(void) {
     test_rank_and_iou();
     test_uniform();
     test_bad_arguments();
-    printf("test_localisation: %d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
