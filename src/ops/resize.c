@@ -131,7 +131,8 @@ static evmap_status resize_init(evm_node *node, evmap_error *err) {
     if (n_axes > EVM_MAX_RANK)
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "attribute 'axes' has %zu values",
                              n_axes);
-    memcpy(p->axes, axes, n_axes * sizeof *axes);
+    if (n_axes) /* no attribute: axes is NULL, which memcpy must not see */
+        memcpy(p->axes, axes, n_axes * sizeof *axes);
     p->n_axes = (int)n_axes;
     return EVMAP_OK;
 }
