@@ -288,6 +288,9 @@ typedef struct evmap_explain_stats {
     size_t backward_images; /* images pushed back through the network (gradients) */
     char layer[256];        /* Grad-CAM's layer; the efficient method's split layer */
     size_t coarse_windows;  /* the efficient method's coarse pass (included in windows) */
+    size_t grid_positions;  /* the efficient method: window positions in its map (evaluated
+                             * or interpolated) */
+    int grid_levels;        /* ... and the adaptive grid's levels (1: the coarse lattice) */
 } evmap_explain_stats;
 
 /* Computes PDA maps for one preprocessed image (C × H × W floats). maps
@@ -316,11 +319,25 @@ typedef struct evmap_efficient_options {
                                           * stands elsewhere. 1: no coarse pass. */
     const evmap_sampler *coarse_sampler; /* the coarse pass's sampler (window K2 > k,
                                           * moved with stride k); needed when Q < 1 */
-    int around_image; /* non-zero: expand around the image (the gradient limit) */
+    int around_image;      /* non-zero: expand around the image (the gradient limit) */
+    int grid;              /* adaptive grid (when refine is 1): windows are first evaluated every
+                            * grid-th position (in --stride steps), then cells whose corners
+                            * differ are halved down to neighbouring positions, and the rest is
+                            * interpolated; 1: every position; 0: evmap_efficient_default_grid */
+    double grid_threshold; /* halve a cell when its corners' WE differ by more than this
+                            * fraction of the coarse lattice's WE range (default
+                            * EVMAP_DEFAULT_GRID_THRESHOLD); 0: wherever they differ */
 } evmap_efficient_options;
 
-/* PDA's defaults, split NULL (auto) and the default refine (docs/efficient.md). */
+#define EVMAP_DEFAULT_GRID_THRESHOLD 0.1
+
+/* PDA's defaults, split NULL (auto), the default refine, grid 0 (the default
+ * for the image) and the default grid threshold (docs/efficient.md). */
 void evmap_efficient_options_init(evmap_efficient_options *options);
+
+/* The adaptive grid's default coarse step for windows k×k on an image
+ * height × width (docs/efficient.md: chosen by measurement). */
+int evmap_efficient_default_grid(int height, int width, int k);
 
 /* The split layer --split auto uses for this model (its value name, or
  * "input" / "output"), written into name. */

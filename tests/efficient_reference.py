@@ -216,3 +216,77 @@ def decode_windows(maps, k, windows, used):
         sol, *_ = np.linalg.lstsq(a[rows], b[rows], rcond=None)
         out[cols, t] = sol
     return out
+
+
+def adaptive_grid(windows, we, step, threshold):
+    """The adaptive window grid (DESIGN.md 1.3) over the lattice of windows
+    (grid order, rows first), given every window's WE (n × T).
+
+    Coarse lattice: every step-th row and column of positions and the last
+    ones. A cell (its four corners known) is halved along each side longer
+    than one position when, for some target, max - min of its corners
+    exceeds threshold × (max - min of that target over the coarse lattice),
+    or a corner is not finite; its new corners become known. Positions never
+    evaluated take the bilinear value of the corners of the smallest final
+    cell holding them (ties: the first cell in row, then column order).
+
+    Returns (evaluated mask over the windows, WE with the interpolated
+    values, the smallest distance of a tested cell's largest relative spread
+    from the threshold: how far the decisions are from a rounding tie)."""
+    rows = sorted({i for i, _ in windows})
+    cols = sorted({j for _, j in windows})
+    ny, nx, t_count = len(rows), len(cols), we.shape[1]
+    field = we.reshape(ny, nx, t_count)
+    known = np.zeros((ny, nx), bool)
+
+    def lattice(n):
+        return sorted(set(range(0, n, step)) | {n - 1})
+
+    lr, lc = lattice(ny), lattice(nx)
+    for a in lr:
+        for b in lc:
+            known[a, b] = True
+    coarse = field[np.ix_(lr, lc)].reshape(-1, t_count)
+    span = np.array([np.ptp(coarse[np.isfinite(coarse[:, t]), t]) if np.isfinite(coarse[:, t]).any()
+                     else 0.0 for t in range(t_count)])
+    pairs = lambda ax: list(zip(ax[:-1], ax[1:])) if len(ax) > 1 else [(ax[0], ax[0])]  # noqa: E731
+    final, margin = [], [math.inf]
+
+    def visit(i0, j0, i1, j1):
+        corners = field[[i0, i0, i1, i1], [j0, j1, j0, j1]]
+        if not np.isfinite(corners).all():
+            split = True
+        else:
+            spread = corners.max(axis=0) - corners.min(axis=0)
+            ratio = max([spread[t] / span[t] for t in range(t_count) if span[t] > 0] or [0.0])
+            split = ratio > threshold
+            if i1 - i0 >= 2 or j1 - j0 >= 2:
+                margin[0] = min(margin[0], abs(ratio - threshold))
+        if split and (i1 - i0 >= 2 or j1 - j0 >= 2):
+            ii = [i0, (i0 + i1) // 2, i1] if i1 - i0 >= 2 else [i0, i1]
+            jj = [j0, (j0 + j1) // 2, j1] if j1 - j0 >= 2 else [j0, j1]
+            for a in ii:
+                for b in jj:
+                    known[a, b] = True
+            for a0, a1 in pairs(ii):
+                for b0, b1 in pairs(jj):
+                    visit(a0, b0, a1, b1)
+        else:
+            final.append((i0, j0, i1, j1))
+
+    for i0, i1 in pairs(lr):
+        for j0, j1 in pairs(lc):
+            visit(i0, j0, i1, j1)
+    out = field.copy()
+    for i in range(ny):
+        for j in range(nx):
+            if known[i, j]:
+                continue
+            holding = [c for c in final if c[0] <= i <= c[2] and c[1] <= j <= c[3]]
+            i0, j0, i1, j1 = min(holding, key=lambda c: ((c[2] - c[0] + 1) * (c[3] - c[1] + 1),
+                                                         c[0], c[1]))
+            fy = (i - i0) / (i1 - i0) if i1 > i0 else 0.0
+            fx = (j - j0) / (j1 - j0) if j1 > j0 else 0.0
+            out[i, j] = ((1 - fy) * ((1 - fx) * field[i0, j0] + fx * field[i0, j1])
+                         + fy * ((1 - fx) * field[i1, j0] + fx * field[i1, j1]))
+    return known.reshape(-1), out.reshape(-1, t_count), margin[0]

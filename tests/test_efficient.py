@@ -15,6 +15,8 @@
   with a coarse pass first, equals Q = 1's (the coarse pass draws from its
   own random stream); at Q = 0.5 the JSON records it and half the windows;
 - bad options exit 2 with one line.
+Every check that compares with plain windows passes --grid 1 (every window
+position evaluated, as in PDA).
 
 Against an independent numpy + PyTorch reference (tests/efficient_reference.py,
 written from the definitions; the marginal sampler makes it deterministic):
@@ -29,7 +31,11 @@ written from the definitions; the marginal sampler makes it deterministic):
   first; ties by window order), the least-squares scale of the others and
   the composed map. The refined set and the scale evmap used are read back
   from its map (a pixel map of stride-grid windows determines the
-  per-window values: tests/efficient_reference.decode_windows).
+  per-window values: tests/efficient_reference.decode_windows);
+- the adaptive grid (--grid N --grid-threshold T): the positions evaluated
+  (coarse lattice with the last row and column, cells halved where their
+  corners' evidence differs), the interpolated rest and the map, against
+  the reference's own quadtree (efficient_reference.adaptive_grid).
 Every map must agree within 1e-3 log2 odds with the same NaN pixels.
 """
 import json
@@ -144,7 +150,7 @@ def window_mean_cases(tmp, refs, nets, fine_stride):
     for name, model, stem, classes, k, stride, roi, laplace_n, split in cases:
         what = f"efficient = reference: {name}, stride {stride}"
         try:
-            args = ["--window", str(k), "--stride", str(stride), "--split", split]
+            args = ["--window", str(k), "--stride", str(stride), "--split", split, "--grid", "1"]
             if roi:
                 args += ["--roi", ",".join(map(str, roi))]
             args += ["--laplace-n", str(laplace_n)] if laplace_n else ["--no-laplace"]
@@ -196,7 +202,8 @@ def refinement_cases(tmp, refs, nets, fine, fine_stride):
                                                                 classes, 100000)
                 coarse = ref.pixel_map(x.shape[1:], k2, coarse_windows, coarse_we)
                 got_coarse, _ = run_maps(tmp, f"coarse{k2}", MODEL, stem, classes, "--window",
-                                         str(k2), "--stride", str(k), "--split", "input")
+                                         str(k2), "--stride", str(k), "--split", "input",
+                                         "--grid", "1")
                 check_maps(f"coarse map, {k2}x{k2} windows at stride {k} = reference",
                            got_coarse, coarse)
                 coarse_maps[k2] = coarse_windows, coarse
@@ -253,6 +260,40 @@ def refinement_cases(tmp, refs, nets, fine, fine_stride):
             report(False, f"{what}: {type(e).__name__}: {e}")
 
 
+def adaptive_grid_cases(tmp, refs, nets, fine_stride):
+    """Part 4: the adaptive grid against the reference's quadtree."""
+    cases = [
+        # name, model, image, classes, k, roi, grid, threshold
+        ("cnn boot, classes 9,7", MODEL, "9_ankle_boot", [9, 7], 4, None, 2, 0.2),
+        ("cnn boot, classes 9,7, coarse step 4", MODEL, "9_ankle_boot", [9, 7], 4, None, 4,
+         0.05),
+        ("resnet trouser, class 1, k 5, roi 3,2,22,20", RESNET, "1_trouser", [1], 5,
+         (3, 2, 22, 20), 3, 0.3),
+    ]
+    for name, model, stem, classes, k, roi, step, threshold in cases:
+        what = f"--grid {step} --grid-threshold {threshold} = reference: {name}"
+        try:
+            x = ref.load_gray(os.path.join(DEMO, stem + ".png"))
+            windows, we = ref.window_evidence(nets[model], x, refs, k, fine_stride, classes,
+                                              100000, "input", roi)
+            known, we_grid, margin = ref.adaptive_grid(windows, we, step, threshold)
+            report(margin >= 1e-4, f"{what}: the reference's decisions are robust (closest "
+                   f"relative spread {margin:.2g} from the threshold)")
+            args = ["--window", str(k), "--stride", str(fine_stride), "--split", "input",
+                    "--grid", str(step), "--grid-threshold", str(threshold)]
+            if roi:
+                args += ["--roi", ",".join(map(str, roi))]
+            got, meta = run_maps(tmp, f"grid{step}_{stem}", model, stem, classes, *args)
+            p = meta["parameters"]
+            report(meta["windows"] == int(known.sum()) and p["grid_positions"] == len(windows)
+                   and p["grid"] == step and known.sum() < len(windows),
+                   f"  {meta['windows']} of {p['grid_positions']} positions evaluated in "
+                   f"{p['grid_levels']} levels (reference {int(known.sum())} of {len(windows)})")
+            check_maps("  map = reference", got, ref.pixel_map(x.shape[1:], k, windows, we_grid))
+        except Exception as e:  # a crash is a failure; go on
+            report(False, f"{what}: {type(e).__name__}: {e}")
+
+
 def reference_checks(tmp):
     import torch
     torch.set_num_threads(2)
@@ -268,6 +309,7 @@ def reference_checks(tmp):
         report(False, "no fine windows for the refinement checks")
         return
     refinement_cases(tmp, refs, nets, fine, fine_stride)
+    adaptive_grid_cases(tmp, refs, nets, fine_stride)
 
 
 def pda_and_limit_checks(tmp):
@@ -277,7 +319,8 @@ def pda_and_limit_checks(tmp):
         subprocess.run([EVMAP, "fit-sampler", "--model", MODEL, "--window", str(k),
                         "--patches", "4000", "--quiet", "-o", path, TRAIN], check=True)
     pda, _ = explain(tmp, "pda", "pda", "--sampler-file", k4)
-    eff, meta = explain(tmp, "out", "efficient", "--sampler-file", k4, "--split", "output")
+    eff, meta = explain(tmp, "out", "efficient", "--sampler-file", k4, "--split", "output",
+                        "--grid", "1")
     e = rel(eff, pda)
     report(e <= 1e-4 and meta["parameters"]["split"] == "output",
            f"--split output = exact PDA: {e:.1e}")
@@ -286,7 +329,8 @@ def pda_and_limit_checks(tmp):
                          (RESNET, "/layer1/Relu_output_0")):
         args = ("--sampler", "constant", "--fill", "0.3")
         want, pda_meta = explain(tmp, "occ", "pda", *args, model=model)
-        got, meta = explain(tmp, "one", "efficient", *args, "--split", layer, model=model)
+        got, meta = explain(tmp, "one", "efficient", *args, "--split", layer, "--grid", "1",
+                            model=model)
         e = rel(got, want)
         report(e <= 1e-4 and meta["parameters"]["split"] == layer,
                f"{os.path.basename(model)}: one draw, expanded around the window at "
@@ -297,7 +341,7 @@ def pda_and_limit_checks(tmp):
 
     x, g = input_gradient(tmp)
     limit = ("--split", "input", "--expand", "image", "--window", "1", "--sampler",
-             "constant", "--no-laplace")
+             "constant", "--no-laplace", "--grid", "1")
     got, _ = explain(tmp, "zero", "efficient", *limit, "--fill", "zero")
     gxi, _ = explain(tmp, "gxi", "gradxinput", "--score", "logodds")
     e = rel(got, gxi / math.log(2))
@@ -309,7 +353,8 @@ def pda_and_limit_checks(tmp):
         e = rel(got, want)
         report(e <= 1e-4, f"the same with fill {v} = dlo/dx (x - {v}) / ln 2: {e:.1e}")
 
-    full, _ = explain(tmp, "q1", "efficient", "--sampler-file", k4, "--split", "input")
+    full, _ = explain(tmp, "q1", "efficient", "--sampler-file", k4, "--split", "input",
+                      "--grid", "1")
     allq, meta = explain(tmp, "qall", "efficient", "--sampler-file", k4,
                          "--coarse-sampler-file", k8, "--split", "input", "--refine",
                          "0.9999999")
@@ -329,6 +374,10 @@ def pda_and_limit_checks(tmp):
         (["--refine", "0", "--sampler", "constant"], "--refine"),
         (["--refine", "0.5", "--sampler-file", k4], "coarse"),
         (["--steps", "3", "--sampler", "constant"], "--steps"),
+        (["--grid", "0", "--sampler", "constant"], "--grid"),
+        (["--grid-threshold", "-0.5", "--sampler", "constant"], "--grid-threshold"),
+        (["--grid", "2", "--refine", "0.5", "--sampler-file", k4, "--coarse-sampler-file", k8],
+         "--grid"),
     ]
     for args, needle in bad:
         out = os.path.join(tmp, "bad")

@@ -79,6 +79,7 @@ static const char evaluate_help[] =
     "  --window k              pda and occlusion: window (default as explain)\n"
     "  --stride s              pda and occlusion: window step (default 1)\n"
     "  --laplace-n N, --no-laplace, --no-locality   pda and occlusion, as explain\n"
+    "  --grid N, --grid-threshold T   efficient: its adaptive window grid, as explain\n"
     "  --occlusion-fill F      occlusion: zero (default), mean or a number\n"
     "  --score S               gradient methods: logodds (default) or logit\n"
     "  --ig-steps N            ig: path steps (default 50)\n"

@@ -122,6 +122,16 @@ static void write_pda_parameters(json_writer *j, const explain_options *o, const
         json_key_string(j, "split", r->stats->layer);
         json_key_string(j, "expand", o->mo.around_image ? "image" : "window");
         json_key_number(j, "refine", o->mo.refine);
+        if (o->mo.refine >= 1) {
+            json_key_int(j, "grid",
+                         o->mo.grid ? o->mo.grid
+                                    : evmap_efficient_default_grid(s->info.height, s->info.width,
+                                                                   s->window));
+            json_key_number(j, "grid_threshold", o->mo.grid_threshold);
+            json_key_int(j, "grid_levels", r->stats->grid_levels);
+            json_key_int(j, "grid_positions", (long long)r->stats->grid_positions);
+            json_key_int(j, "coarse_windows", (long long)r->stats->coarse_windows);
+        }
         if (o->mo.refine < 1) {
             json_key_int(j, "coarse_window",
                          o->mo.coarse_window ? o->mo.coarse_window : 2 * s->window);

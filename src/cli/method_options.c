@@ -18,6 +18,7 @@ void method_options_init(method_options *o, char **references) {
     o->stride = 1;
     o->laplace_n = 100000;
     o->refine = 1.0;
+    o->grid_threshold = EVMAP_DEFAULT_GRID_THRESHOLD;
     o->occlusion = EVMAP_BASELINE_ZERO;
     snprintf(o->fill, sizeof o->fill, "zero");
     o->score = EVMAP_SCORE_LOGODDS;
@@ -85,6 +86,9 @@ static const option_spec specs[] = {
     INT_OPTION("--batch", "--batch", 0, 1, 65536, batch),
     INT_OPTION("--threads", "--threads", 0, 1, 1024, threads),
     INT_OPTION("--coarse-window", NULL, MOPT_EFFICIENT, 2, 1024, coarse_window),
+    INT_OPTION("--grid", "--grid", MOPT_EFFICIENT, 1, 1024, grid),
+    OPTION("--grid-threshold", "--grid-threshold", MOPT_EFFICIENT, KIND_F64, 0, HUGE_VAL, false,
+           grid_threshold, "{o} must be a number >= 0, not '{v}'"),
     /* the two commands word a bad --seed and --patches differently */
     OPTION("--seed", NULL, 0, KIND_SEED, 0, 2147483647.0, false, seed,
            "{o} must be a non-negative whole number"),
@@ -307,7 +311,8 @@ int method_option_groups_check(const char *command, const method_info *m, unsign
         "--steps and --baseline",
         "--noise",
         "--layer",
-        "--split, --expand, --refine, --coarse-window and --coarse-sampler-file",
+        "--split, --expand, --grid, --grid-threshold, --refine, --coarse-window and "
+        "--coarse-sampler-file",
     };
     unsigned extra = given & ~m->options;
     for (unsigned g = 0; g < sizeof group_names / sizeof group_names[0]; g++)

@@ -52,6 +52,8 @@ static evmap_status run_efficient(const method_info *m, const method_options *o,
     pda_options(o, o->sampler, o->pda_samples, classes, n_classes, &e.pda);
     e.split = o->split;
     e.refine = o->refine;
+    e.grid = o->grid;
+    e.grid_threshold = o->grid_threshold;
     e.coarse_sampler = o->coarse_sampler;
     e.around_image = o->around_image;
     return evmap_efficient(model, input, &e, maps, stats, err);

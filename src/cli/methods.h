@@ -37,8 +37,8 @@ enum {
     MOPT_STEPS = 1 << 4,     /* --steps, --baseline */
     MOPT_NOISE = 1 << 5,     /* --noise */
     MOPT_LAYER = 1 << 6,     /* --layer */
-    MOPT_EFFICIENT = 1 << 7, /* --split, --expand, --refine, --coarse-window,
-                              * --coarse-sampler-file */
+    MOPT_EFFICIENT = 1 << 7, /* --split, --expand, --grid, --grid-threshold, --refine,
+                              * --coarse-window, --coarse-sampler-file */
 };
 
 typedef struct method_options {
@@ -55,6 +55,8 @@ typedef struct method_options {
     const char *split;                   /* NULL: auto */
     double refine;                       /* Q (default 1: no coarse pass) */
     int coarse_window;                   /* K2; 0: 2k */
+    int grid;                            /* adaptive grid's coarse step; 0: the default */
+    double grid_threshold;               /* its threshold */
     bool around_image;
     const char *coarse_sampler_file;
     /* occlusion */

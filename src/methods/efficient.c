@@ -1,20 +1,25 @@
 /*
  * The efficient method (DESIGN.md 1.3): PDA with the network above a split
- * layer replaced by its first-order expansion (pda_expansion.c), and
- * adaptive refinement: a coarse pass with K2×K2 windows moved by k, then
- * only the k×k windows whose coarse |WE| is in the top fraction Q, the
- * coarse map standing elsewhere. The coarse pass draws from its own random
- * stream, so with Q = 1 the windows and draws are exactly PDA's.
+ * layer replaced by its first-order expansion (pda_expansion.c), on an
+ * adaptive window grid (adaptive_grid.c): windows evaluated on a coarse
+ * lattice of positions, refined where their evidence changes, interpolated
+ * elsewhere. With grid 1 every position is evaluated with exactly PDA's
+ * windows and draws. The older refinement (Q < 1): a coarse pass with
+ * K2×K2 windows moved by k, then only the k×k windows whose coarse |WE| is
+ * in the top fraction Q, the coarse map standing elsewhere; its coarse pass
+ * draws from its own random stream.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/error.h"
 #include "engine/model_internal.h"
 #include "samplers/sampler_api.h"
+#include "adaptive_grid.h"
 #include "pda_internal.h"
 
 /* The default refinement, chosen from bench/efficient (docs/efficient.md). */
@@ -24,6 +29,13 @@ void evmap_efficient_options_init(evmap_efficient_options *o) {
     memset(o, 0, sizeof *o);
     evmap_pda_options_init(&o->pda);
     o->refine = DEFAULT_REFINE;
+    o->grid_threshold = EVMAP_DEFAULT_GRID_THRESHOLD;
+}
+
+int evmap_efficient_default_grid(int height, int width, int k) {
+    (void)height;
+    (void)width;
+    return k / 2 > 1 ? k / 2 : 1;
 }
 
 /* -------------------------------------------------------------- split */
@@ -67,6 +79,12 @@ static evmap_status resolve_split(const evmap_model *model, const char *split, i
                         "output or auto)",
                         split);
     return EVMAP_OK;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static const char *split_name(const evmap_model *model, int value) {
@@ -161,6 +179,7 @@ typedef struct efficient_run {
     double *score;
     unsigned char *keep;
     double *refined; /* kept windows × targets: their WE */
+    double *all_we;  /* windows × targets: every window's WE */
     double *sum;     /* H × W scratch for compose */
     uint32_t *count;
     size_t n_windows, n_coarse, n_kept;
@@ -188,6 +207,14 @@ static evmap_status check_options(efficient_run *e, evmap_error *err) {
                             "the coarse window (%d) must be larger than the window (%d)",
                             evmap_sampler_window(o->coarse_sampler), k);
     }
+    if (o->grid < 0 || !(o->grid_threshold >= 0 && isfinite(o->grid_threshold)))
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "--grid must be 0 (auto) or a positive step, and --grid-threshold a "
+                        "fraction >= 0");
+    if (o->refine < 1 && o->grid > 1)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "--refine below 1 and --grid above 1 are two different refinements; "
+                        "give one of them");
     e->n_targets = o->pda.n_classes;
     e->pixels = (size_t)e->model->info.height * (size_t)e->model->info.width;
     return resolve_split(e->model, o->split, &e->split, err);
@@ -224,14 +251,39 @@ static evmap_status plan_refinement(efficient_run *e, evmap_error *err) {
     e->score = malloc(sizeof *e->score * (e->n_windows + 1));
     e->keep = malloc(e->n_windows + 1);
     e->refined = malloc(sizeof(double) * (e->n_windows + 1) * (size_t)e->n_targets);
+    e->all_we = malloc(sizeof(double) * (e->n_windows + 1) * (size_t)e->n_targets);
     e->sum = malloc(sizeof(double) * e->pixels);
     e->count = malloc(sizeof(uint32_t) * e->pixels);
-    if (!e->windows || !e->score || !e->keep || !e->refined || !e->sum || !e->count)
+    if (!e->windows || !e->score || !e->keep || !e->refined || !e->all_we || !e->sum || !e->count)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
     pda_window_grid(info->height, info->width, k, o->pda.stride, o->pda.roi, e->windows);
     e->n_kept = (size_t)ceil(o->refine * (double)e->n_windows);
     e->progress = (two_pass_progress){&o->pda, 0, e->n_coarse + e->n_kept};
     return EVMAP_OK;
+}
+
+/* The maps of windows win[0..n) with evidence we[n][n_targets]: each pixel
+ * the mean over the windows covering it, as in PDA (NaN: none covers it). */
+static void windows_to_maps(const pda_window *win, size_t n, const double *we, int n_targets, int k,
+                            int height, int width, double *sum, uint32_t *count, float *maps) {
+    size_t pixels = (size_t)height * (size_t)width;
+    for (int t = 0; t < n_targets; t++) {
+        memset(sum, 0, sizeof(double) * pixels);
+        memset(count, 0, sizeof(uint32_t) * pixels);
+        for (size_t i = 0; i < n; i++) {
+            double v = we[i * (size_t)n_targets + (size_t)t];
+            if (!isfinite(v))
+                continue;
+            for (int dy = 0; dy < k; dy++)
+                for (int dx = 0; dx < k; dx++) {
+                    size_t p = (size_t)(win[i].y + dy) * (size_t)width + (size_t)(win[i].x + dx);
+                    sum[p] += v;
+                    count[p]++;
+                }
+        }
+        for (size_t p = 0; p < pixels; p++)
+            maps[(size_t)t * pixels + p] = count[p] ? (float)(sum[p] / count[p]) : NAN;
+    }
 }
 
 /* Every k×k window's WE: computed for the refined windows, estimated from
@@ -243,6 +295,7 @@ static evmap_status plan_refinement(efficient_run *e, evmap_error *err) {
 static void compose(const efficient_run *e, const double *refined, float *maps) {
     const evmap_model_info *info = &e->model->info;
     int k = evmap_sampler_window(e->opt->pda.sampler), n_t = e->n_targets;
+    double *we = e->all_we;
     for (int t = 0; t < n_t; t++) {
         const float *coarse = e->coarse + (size_t)t * e->pixels;
         double fc = 0, cc = 0;
@@ -257,26 +310,13 @@ static void compose(const efficient_run *e, const double *refined, float *maps) 
             }
         }
         double scale = cc > 0 && fc > 0 ? fc / cc : 1.0;
-        double *sum = e->sum;
-        uint32_t *count = e->count;
-        memset(sum, 0, sizeof(double) * e->pixels);
-        memset(count, 0, sizeof(uint32_t) * e->pixels);
-        for (size_t i = 0, j = 0; i < e->n_windows; i++) {
-            pda_window w = e->windows[i];
-            double we = e->keep[i] ? refined[j++ * n_t + t]
-                                   : scale * window_mean(coarse, info->width, k, w);
-            if (!isfinite(we))
-                continue;
-            for (int dy = 0; dy < k; dy++)
-                for (int dx = 0; dx < k; dx++) {
-                    size_t p = (size_t)(w.y + dy) * (size_t)info->width + (size_t)(w.x + dx);
-                    sum[p] += we;
-                    count[p]++;
-                }
-        }
-        for (size_t p = 0; p < e->pixels; p++)
-            maps[(size_t)t * e->pixels + p] = count[p] ? (float)(sum[p] / count[p]) : NAN;
+        for (size_t i = 0, j = 0; i < e->n_windows; i++)
+            we[i * n_t + t] = e->keep[i]
+                                  ? refined[j++ * n_t + t]
+                                  : scale * window_mean(coarse, info->width, k, e->windows[i]);
     }
+    windows_to_maps(e->windows, e->n_windows, we, n_t, k, info->height, info->width, e->sum,
+                    e->count, maps);
 }
 
 static void add_stats(evmap_explain_stats *total, const evmap_explain_stats *coarse) {
@@ -320,6 +360,104 @@ static evmap_status refined_run(efficient_run *e, float *maps, evmap_explain_sta
     return st;
 }
 
+/* ------------------------------------------------------ adaptive grid */
+
+/* Progress over the grid's levels: the total grows as levels are added. */
+typedef struct level_progress {
+    const evmap_pda_options *user;
+    size_t before; /* windows of the finished levels */
+} level_progress;
+
+static int report_level(void *user, size_t done, size_t total) {
+    const level_progress *p = user;
+    return p->user->progress(p->user->progress_user, p->before + done, p->before + total);
+}
+
+static void add_level_stats(evmap_explain_stats *total, const evmap_explain_stats *level,
+                            bool first) {
+    if (first) {
+        *total = *level;
+        total->coarse_windows = level->windows;
+        return;
+    }
+    total->windows += level->windows;
+    total->forward_images += level->forward_images;
+    total->backward_images += level->backward_images;
+    total->macs += level->macs;
+    total->macs_naive += level->macs_naive;
+}
+
+/* Evaluates the grid's pending positions (one PDA pass over them). */
+static evmap_status evaluate_level(efficient_run *e, agrid *g, level_progress *progress,
+                                   evmap_explain_stats *stats, float *maps, evmap_error *err) {
+    const evmap_efficient_options *o = e->opt;
+    evmap_pda_options level = o->pda;
+    /* each level draws from its own stream */
+    level.seed = o->pda.seed + 0x9e3779b97f4a7c15ull * (uint64_t)g->levels;
+    if (o->pda.progress) {
+        level.progress = report_level;
+        level.progress_user = progress;
+    }
+    pda_extension ext = {.split_value = e->split,
+                         .around_window = !o->around_image,
+                         .keep = g->pending,
+                         .window_we = e->refined};
+    evmap_explain_stats level_stats;
+    size_t n = g->n_pending;
+    evmap_status st = pda_execute(e->model, e->input, &level, &ext, maps, &level_stats, err);
+    if (st != EVMAP_OK)
+        return st;
+    add_level_stats(stats, &level_stats, g->levels == 0);
+    agrid_store(g, e->refined);
+    progress->before += n;
+    return EVMAP_OK;
+}
+
+static evmap_status adaptive_run(efficient_run *e, float *maps, evmap_explain_stats *stats,
+                                 evmap_error *err) {
+    const evmap_efficient_options *o = e->opt;
+    const evmap_model_info *info = &e->model->info;
+    int k = evmap_sampler_window(o->pda.sampler);
+    e->n_windows = pda_window_grid(info->height, info->width, k, o->pda.stride, o->pda.roi, NULL);
+    if (e->n_windows == 0)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "no %d×%d window with stride %d fits the region of interest", k, k,
+                        o->pda.stride);
+    e->windows = malloc(sizeof *e->windows * e->n_windows);
+    e->refined = malloc(sizeof(double) * e->n_windows * (size_t)e->n_targets);
+    e->sum = malloc(sizeof(double) * e->pixels);
+    e->count = malloc(sizeof(uint32_t) * e->pixels);
+    if (!e->windows || !e->refined || !e->sum || !e->count)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    pda_window_grid(info->height, info->width, k, o->pda.stride, o->pda.roi, e->windows);
+    /* the windows form a lattice, rows first */
+    size_t nx = 0;
+    while (nx < e->n_windows && e->windows[nx].y == e->windows[0].y)
+        nx++;
+    int step = o->grid > 0 ? o->grid : evmap_efficient_default_grid(info->height, info->width, k);
+    agrid g;
+    evmap_status st = agrid_init(&g, (int)(e->n_windows / nx), (int)nx, e->n_targets, step, err);
+    if (st != EVMAP_OK)
+        return st;
+    level_progress progress = {&o->pda, 0};
+    size_t pending = g.n_pending;
+    while (st == EVMAP_OK && pending > 0) {
+        st = evaluate_level(e, &g, &progress, stats, maps, err);
+        if (st == EVMAP_OK)
+            st = agrid_refine(&g, o->grid_threshold, &pending, err);
+    }
+    if (st == EVMAP_OK)
+        st = agrid_interpolate(&g, err);
+    if (st == EVMAP_OK) {
+        windows_to_maps(e->windows, e->n_windows, g.value, e->n_targets, k, info->height,
+                        info->width, e->sum, e->count, maps);
+        stats->grid_positions = e->n_windows;
+        stats->grid_levels = g.levels;
+    }
+    agrid_free(&g);
+    return st;
+}
+
 evmap_status evmap_efficient(const evmap_model *model, const float *input,
                              const evmap_efficient_options *options, float *maps,
                              evmap_explain_stats *stats, evmap_error *err) {
@@ -330,19 +468,22 @@ evmap_status evmap_efficient(const evmap_model *model, const float *input,
     if (!stats)
         stats = &local_stats;
     evmap_status st = check_options(&e, err);
+    double t0 = now_seconds();
     if (st == EVMAP_OK && options->refine < 1) {
         st = refined_run(&e, maps, stats, err);
     } else if (st == EVMAP_OK) {
-        pda_extension ext = {.split_value = e.split, .around_window = !options->around_image};
-        st = pda_execute(model, input, &options->pda, &ext, maps, stats, err);
+        st = adaptive_run(&e, maps, stats, err);
     }
-    if (st == EVMAP_OK)
+    if (st == EVMAP_OK) {
         snprintf(stats->layer, sizeof stats->layer, "%s", split_name(model, e.split));
+        stats->seconds = now_seconds() - t0;
+    }
     free(e.coarse);
     free(e.windows);
     free(e.score);
     free(e.keep);
     free(e.refined);
+    free(e.all_we);
     free(e.sum);
     free(e.count);
     return st;
