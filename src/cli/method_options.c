@@ -311,8 +311,8 @@ int method_option_groups_check(const char *command, const method_info *m, unsign
         "--steps and --baseline",
         "--noise",
         "--layer",
-        "--split, --expand, --grid, --grid-threshold, --refine, --coarse-window and "
-        "--coarse-sampler-file",
+        ("--split, --expand, --grid, --grid-threshold, --refine, --coarse-window and "
+         "--coarse-sampler-file"),
     };
     unsigned extra = given & ~m->options;
     for (unsigned g = 0; g < sizeof group_names / sizeof group_names[0]; g++)
