@@ -197,6 +197,8 @@ static evmap_status check_options(efficient_run *e, evmap_error *err) {
                         "the efficient method explains classes; use --method pda for --target");
     if (!o->pda.sampler)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "the efficient method needs a sampler");
+    if (o->pda.n_classes < 1 || !o->pda.classes)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "no target class given");
     int k = evmap_sampler_window(o->pda.sampler);
     if (o->refine < 1) {
         if (!o->coarse_sampler)
