@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "engine/model_internal.h"
 #include "samplers/sampler_api.h"
@@ -79,12 +79,6 @@ static evmap_status resolve_split(const evmap_model *model, const char *split, i
                         "output or auto)",
                         split);
     return EVMAP_OK;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static const char *split_name(const evmap_model *model, int value) {
@@ -470,7 +464,7 @@ evmap_status evmap_efficient(const evmap_model *model, const float *input,
     if (!stats)
         stats = &local_stats;
     evmap_status st = check_options(&e, err);
-    double t0 = now_seconds();
+    double t0 = evm_seconds();
     if (st == EVMAP_OK && options->refine < 1) {
         st = refined_run(&e, maps, stats, err);
     } else if (st == EVMAP_OK) {
@@ -478,7 +472,7 @@ evmap_status evmap_efficient(const evmap_model *model, const float *input,
     }
     if (st == EVMAP_OK) {
         snprintf(stats->layer, sizeof stats->layer, "%s", split_name(model, e.split));
-        stats->seconds = now_seconds() - t0;
+        stats->seconds = evm_seconds() - t0;
     }
     free(e.coarse);
     free(e.windows);

@@ -5,8 +5,8 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "gradient_internal.h"
 
@@ -32,12 +32,6 @@ void evmap_gradient_options_init(evmap_gradient_options *o) {
     o->samples = 50;
     o->batch = 16;
     o->target_channel = -1;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 evmap_status evmap_input_gradient(const evmap_model *model, const float *input, evmap_score score,
@@ -120,7 +114,7 @@ evmap_status evmap_gradient_map(const evmap_model *model, const float *input,
                                 evmap_explain_stats *stats, evmap_error *err) {
     if (!model || !input || !options || !maps)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_gradient_map: NULL argument");
-    double t0 = now_seconds();
+    double t0 = evm_seconds();
     const char *layer = NULL;
     evmap_status st = check_options(options, err);
     if (st == EVMAP_OK)
@@ -142,7 +136,7 @@ evmap_status evmap_gradient_map(const evmap_model *model, const float *input,
         memset(stats, 0, sizeof *stats);
         stats->forward_images = r.forward_images;
         stats->backward_images = r.backward_images;
-        stats->seconds = now_seconds() - t0;
+        stats->seconds = evm_seconds() - t0;
         if (layer)
             snprintf(stats->layer, sizeof stats->layer, "%s", layer);
     }

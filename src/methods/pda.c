@@ -12,8 +12,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "engine/model_internal.h"
 #include "samplers/sampler_api.h"
@@ -36,12 +36,6 @@ void evmap_pda_options_init(evmap_pda_options *o) {
     o->samples = 10;
     o->laplace_n = 100000;
     o->target_channel = -1;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ------------------------------------------------------------- targets */
@@ -487,7 +481,7 @@ static void write_stats(const pda_run *r, double t0, evmap_explain_stats *stats)
     stats->windows = r->n_windows;
     stats->forward_images = r->forward_images;
     stats->backward_images = r->expansion ? (size_t)r->n_targets : 0;
-    stats->seconds = now_seconds() - t0;
+    stats->seconds = evm_seconds() - t0;
     stats->locality = r->local != NULL;
     stats->macs_naive = (images + 1) * r->image_macs;
     stats->macs = r->image_macs + (r->local ? evm_local_macs(r->local) : 0) + images * batch_macs;
@@ -543,7 +537,7 @@ evmap_status pda_execute(const evmap_model *model, const float *input,
                          evmap_explain_stats *stats, evmap_error *err) {
     if (!model || !input || !options || !maps)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_pda: NULL argument");
-    double t0 = now_seconds();
+    double t0 = evm_seconds();
     pda_run r = {.model = model, .opt = options, .input = input, .ext = ext};
     r.c = model->info.channels;
     r.h = model->info.height;
