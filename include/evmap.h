@@ -108,11 +108,21 @@ evmap_status evmap_model_load_memory_with_options(const void *data, size_t size,
                                                   const evmap_model_load_options *options,
                                                   evmap_model **out, evmap_error *err);
 
-/* Image input the model expects: channels, height, width (batch excluded). */
+/* A free input side is planned at this size until evmap_model_set_input_size
+ * (or, when the model cannot run there, at the first of a few common sizes
+ * it runs at: 32, 28, 64, 96, 128, 256, 299, 384, 512). */
+#define EVMAP_TRIAL_SIDE 224
+
+/* Image input the model expects: channels, height, width (batch excluded).
+ * A side the file leaves free (symbolic or missing) has free_height or
+ * free_width set; height and width then hold the size the model is set to
+ * (EVMAP_TRIAL_SIDE after loading). */
 typedef struct evmap_model_info {
     int channels;
     int height;
     int width;
+    int free_height; /* 1: any height the graph can run at */
+    int free_width;
     int num_classes;
     int ends_in_softmax; /* 1: outputs are probabilities; 0: logits (evmap applies softmax) */
     size_t num_nodes;
@@ -122,6 +132,15 @@ typedef struct evmap_model_info {
 
 evmap_status evmap_model_get_info(const evmap_model *model, evmap_model_info *out,
                                   evmap_error *err);
+
+/* Sets the input size of a model with a free side: later runners and
+ * methods run at height x width; runners made earlier keep their size. A
+ * fixed side must keep its value. The graph is planned once at the size to
+ * check it runs there: a node that cannot (a spatial size shrinking to zero,
+ * a Reshape or Gemm needing one exact size) is an EVMAP_ERR_UNSUPPORTED
+ * naming the node and the size, and the model keeps its previous size. */
+evmap_status evmap_model_set_input_size(evmap_model *model, int height, int width,
+                                        evmap_error *err);
 
 /* A runner executes one model for a fixed batch size. Create it once and run it
  * many times: planning, buffer allocation and shape inference happen here. */
@@ -138,6 +157,10 @@ void evmap_runner_free(evmap_runner *runner);
  * costs the work of count images, not of a full batch. */
 evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int count,
                                    float *probs, evmap_error *err);
+
+/* Bytes the runner's buffers take (activations and scratch; the model's
+ * weights, shared by all its runners, not counted). */
+uint64_t evmap_runner_memory(const evmap_runner *runner);
 
 /* Images the runner has pushed through the network so far: the work done
  * (partial batches count their own size). */
@@ -210,6 +233,10 @@ void evmap_preprocess_init(evmap_preprocess *p, evmap_preprocess_preset preset);
 evmap_status evmap_preprocess_image(const evmap_image *image, const evmap_preprocess *p,
                                     int channels, int height, int width, float *out,
                                     evmap_error *err);
+/* The width and height an image has after p's resize and crop (what a model
+ * with free sides runs it at). */
+evmap_status evmap_preprocess_size(const evmap_image *image, const evmap_preprocess *p, int *width,
+                                   int *height, evmap_error *err);
 
 /* ---------------------------------------------------------------- samplers */
 

@@ -20,7 +20,9 @@ static const char classify_help[] =
     "                        (resize 256, center crop 224, ImageNet mean/std)\n"
     "  --mean a,b,c          custom per-channel mean (after scaling to [0,1])\n"
     "  --std a,b,c           custom per-channel standard deviation\n"
-    "  --size WxH            resize to this size instead of the preset's\n"
+    "  --size WxH            resize to this size instead of the preset's (a model\n"
+    "                        with a free input size runs each image at its own\n"
+    "                        size otherwise; docs/models.md)\n"
     "  --top K|all           classes shown per image (default 1)\n"
     "  --json                one JSON object per image and line; softmax_applied\n"
     "                        says whether evmap turned the model's logits into\n"
@@ -122,7 +124,7 @@ static void top_classes(const float *p, int n, int k, int *order) {
 
 static void print_result(const classify_options *o, const evmap_image_set *set, size_t index,
                          const float *p, int k, int *order, const cli_labels *labels,
-                         bool softmax_applied, evmap_layout layout) {
+                         bool softmax_applied, evmap_layout layout, const int *size) {
     int shown = o->top == 0 || o->top > k ? k : o->top;
     top_classes(p, k, shown, order);
     if (o->json) {
@@ -137,8 +139,8 @@ static void print_result(const classify_options *o, const evmap_image_set *set, 
             json_write_string(stdout, cli_label(labels, order[i]));
             printf(", \"prob\": %.9g}", (double)p[order[i]]);
         }
-        printf("], \"softmax_applied\": %s, \"layout\": \"%s\"}\n",
-               softmax_applied ? "true" : "false", evmap_layout_name(layout));
+        printf("], \"softmax_applied\": %s, \"layout\": \"%s\", \"input_size\": [%d, %d]}\n",
+               softmax_applied ? "true" : "false", evmap_layout_name(layout), size[0], size[1]);
         return;
     }
     printf("%s", evmap_image_set_name(set, index));
@@ -150,26 +152,64 @@ static void print_result(const classify_options *o, const evmap_image_set *set, 
     putchar('\n');
 }
 
+/* Images of different sizes (a model with a free side) never share a batch:
+ * each size has a bucket holding a runner planned for it and the images
+ * waiting for a full batch. At most MAX_SIZES buckets are open, together
+ * within --max-memory; results are printed in input order from a ring of the
+ * last RING_BATCHES × batch images. */
+enum { MAX_SIZES = 4, RING_BATCHES = 2 * MAX_SIZES, MAX_FAILED_SIZES = 16 };
+
+typedef struct size_bucket {
+    int width, height; /* 0 x 0: unused */
+    evmap_runner *runner;
+    float *inputs;   /* batch × C × H × W */
+    size_t *members; /* the images waiting in inputs */
+    int count;
+    uint64_t last_used;
+} size_bucket;
+
+typedef enum { PENDING = 0, DONE, FAILED } image_state;
+
 typedef struct classify_state {
     evmap_model *model;
     evmap_model_info info;
-    evmap_runner *runner;
     evmap_image_set *set;
     cli_labels labels;
     uint8_t *truth;
     size_t n_truth;
-    float *inputs, *probs;
+    int batch;
+    size_bucket buckets[MAX_SIZES];
+    uint64_t clock;
+    int failed_sizes[MAX_FAILED_SIZES][2]; /* sizes the model refused */
+    char failed_messages[MAX_FAILED_SIZES][512];
+    int n_failed_sizes;
+    /* results of images [cursor, cursor + ring) by index modulo ring */
+    size_t ring, cursor;
+    float *ring_probs;
+    int *ring_size; /* width, height */
+    uint8_t *ring_state;
     int *order;
+    size_t correct, classified, failed;
+    char failed_names[256];
 } classify_state;
 
+static void bucket_release(size_bucket *b) {
+    evmap_runner_free(b->runner);
+    free(b->inputs);
+    free(b->members);
+    *b = (size_bucket){0};
+}
+
 static void state_free(classify_state *s) {
-    evmap_runner_free(s->runner);
+    for (int i = 0; i < MAX_SIZES; i++)
+        bucket_release(&s->buckets[i]);
     evmap_model_free(s->model);
     evmap_image_set_free(s->set);
     cli_labels_free(&s->labels);
     evmap_idx_free_labels(s->truth);
-    free(s->inputs);
-    free(s->probs);
+    free(s->ring_probs);
+    free(s->ring_size);
+    free(s->ring_state);
     free(s->order);
 }
 
@@ -202,42 +242,247 @@ static evmap_status open_all(const classify_options *o, classify_state *s, evmap
     return st;
 }
 
-static evmap_status classify_all(const classify_options *o, classify_state *s, evmap_error *err) {
+/* Prints the results of the images at the cursor that are ready, in order. */
+static void print_ready(const classify_options *o, classify_state *s) {
     size_t n = evmap_image_set_count(s->set);
-    int batch = (size_t)o->batch > n ? (int)n : o->batch;
-    size_t per_image = (size_t)s->info.channels * s->info.height * s->info.width;
     int k = s->info.num_classes;
-    s->inputs = malloc(sizeof(float) * per_image * (size_t)batch);
-    s->probs = malloc(sizeof(float) * (size_t)k * (size_t)batch);
-    s->order = malloc(sizeof(int) * (size_t)k);
-    if (!s->inputs || !s->probs || !s->order) {
-        err->status = EVMAP_ERR_OUT_OF_MEMORY;
-        snprintf(err->message, sizeof err->message, "out of memory");
-        return err->status;
-    }
-    evmap_status st = evmap_runner_create(s->model, batch, o->threads, &s->runner, err);
-    size_t correct = 0;
-    for (size_t first = 0; st == EVMAP_OK && first < n; first += (size_t)batch) {
-        int count = n - first < (size_t)batch ? (int)(n - first) : batch;
-        for (int i = 0; st == EVMAP_OK && i < count; i++)
-            st = cli_load_input(s->set, first + (size_t)i, &o->input.preprocess, &s->info,
-                                s->inputs + per_image * (size_t)i, err);
-        if (st == EVMAP_OK)
-            st = evmap_runner_classify(s->runner, s->inputs, count, s->probs, err);
-        for (int i = 0; st == EVMAP_OK && i < count; i++) {
-            const float *p = s->probs + (size_t)k * (size_t)i;
+    while (s->cursor < n && s->ring_state[s->cursor % s->ring] != PENDING) {
+        size_t slot = s->cursor % s->ring;
+        if (s->ring_state[slot] == DONE) {
+            const float *p = s->ring_probs + (size_t)k * slot;
             if (!o->quiet)
-                print_result(o, s->set, first + (size_t)i, p, k, s->order, &s->labels,
-                             !s->info.ends_in_softmax, s->info.layout);
+                print_result(o, s->set, s->cursor, p, k, s->order, &s->labels,
+                             !s->info.ends_in_softmax, s->info.layout, s->ring_size + 2 * slot);
             if (s->truth) {
                 top_classes(p, k, 1, s->order);
-                correct += s->order[0] == s->truth[first + (size_t)i];
+                s->correct += s->order[0] == s->truth[s->cursor];
             }
+            s->classified++;
+        }
+        s->ring_state[slot] = PENDING;
+        s->cursor++;
+    }
+}
+
+/* Runs the images waiting in bucket b and stores their results. */
+static evmap_status flush(classify_state *s, size_bucket *b, evmap_error *err) {
+    if (b->count == 0)
+        return EVMAP_OK;
+    int k = s->info.num_classes;
+    float *probs = malloc(sizeof(float) * (size_t)k * (size_t)b->count);
+    if (!probs)
+        return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    evmap_status st = evmap_runner_classify(b->runner, b->inputs, b->count, probs, err);
+    for (int i = 0; st == EVMAP_OK && i < b->count; i++) {
+        size_t slot = b->members[i] % s->ring;
+        memcpy(s->ring_probs + (size_t)k * slot, probs + (size_t)k * (size_t)i,
+               sizeof(float) * (size_t)k);
+        s->ring_size[2 * slot] = b->width;
+        s->ring_size[2 * slot + 1] = b->height;
+        s->ring_state[slot] = DONE;
+    }
+    free(probs);
+    b->count = 0;
+    return st;
+}
+
+/* The refusal recorded for width x height, or NULL. */
+static const char *failed_size(const classify_state *s, int width, int height) {
+    for (int i = 0; i < s->n_failed_sizes; i++)
+        if (s->failed_sizes[i][0] == width && s->failed_sizes[i][1] == height)
+            return s->failed_messages[i];
+    return NULL;
+}
+
+static uint64_t bucket_memory(const classify_state *s, const size_bucket *b) {
+    return evmap_runner_memory(b->runner) + sizeof(float) * (size_t)s->batch *
+                                                (size_t)s->info.channels * (size_t)b->width *
+                                                (size_t)b->height;
+}
+
+/* A runner for the model's current size within what --max-memory leaves
+ * beside the open buckets; when that is too little, the others are run and
+ * closed first. */
+static evmap_status runner_within_memory(const classify_options *o, classify_state *s,
+                                         size_bucket *b, evmap_error *err) {
+    uint64_t limit = o->input.max_memory, others = 0;
+    for (int i = 0; i < MAX_SIZES; i++)
+        if (&s->buckets[i] != b)
+            others += bucket_memory(s, &s->buckets[i]);
+    if (limit && others) {
+        evmap_model_limit_memory(s->model, limit > others ? limit - others : 1);
+        evmap_status st = evmap_runner_create(s->model, s->batch, o->threads, &b->runner, err);
+        evmap_model_limit_memory(s->model, limit);
+        if (st != EVMAP_ERR_TOO_LARGE)
+            return st;
+        for (int i = 0; i < MAX_SIZES; i++) {
+            if (&s->buckets[i] == b)
+                continue;
+            st = flush(s, &s->buckets[i], err);
+            if (st != EVMAP_OK)
+                return st;
+            bucket_release(&s->buckets[i]);
         }
     }
-    if (st == EVMAP_OK && s->truth)
-        printf("accuracy: %zu/%zu = %.2f%%\n", correct, n, 100.0 * (double)correct / (double)n);
+    return evmap_runner_create(s->model, s->batch, o->threads, &b->runner, err);
+}
+
+/* Opens a bucket for width x height in slot b (flushed and emptied first).
+ * A size the model refuses is recorded and reported as EVMAP_ERR_UNSUPPORTED. */
+static evmap_status bucket_open(const classify_options *o, classify_state *s, size_bucket *b,
+                                int width, int height, evmap_error *err) {
+    evmap_status st = flush(s, b, err);
+    if (st != EVMAP_OK)
+        return st;
+    bucket_release(b);
+    st = evmap_model_set_input_size(s->model, height, width, err);
+    if (st == EVMAP_OK)
+        st = runner_within_memory(o, s, b, err);
+    if (st != EVMAP_OK) {
+        if (s->n_failed_sizes < MAX_FAILED_SIZES) {
+            int i = s->n_failed_sizes++;
+            s->failed_sizes[i][0] = width, s->failed_sizes[i][1] = height;
+            snprintf(s->failed_messages[i], sizeof s->failed_messages[i], "%s", err->message);
+        }
+        return st;
+    }
+    size_t per_image = (size_t)s->info.channels * (size_t)width * (size_t)height;
+    b->inputs = malloc(sizeof(float) * per_image * (size_t)s->batch);
+    b->members = malloc(sizeof(size_t) * (size_t)s->batch);
+    if (!b->inputs || !b->members)
+        return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for a batch of %d x %d images",
+                        width, height);
+    b->width = width;
+    b->height = height;
+    return EVMAP_OK;
+}
+
+/* The bucket for width x height: an open one, a free slot, or the least
+ * recently used one, flushed. */
+static evmap_status bucket_for(const classify_options *o, classify_state *s, int width, int height,
+                               size_bucket **out, evmap_error *err) {
+    size_bucket *pick = &s->buckets[0];
+    for (int i = 0; i < MAX_SIZES; i++) {
+        size_bucket *b = &s->buckets[i];
+        if (b->runner && b->width == width && b->height == height) {
+            *out = b;
+            b->last_used = ++s->clock;
+            return EVMAP_OK;
+        }
+        if (!b->runner ? pick->runner != NULL : pick->runner && b->last_used < pick->last_used)
+            pick = b;
+    }
+    evmap_status st = bucket_open(o, s, pick, width, height, err);
+    pick->last_used = ++s->clock;
+    *out = st == EVMAP_OK ? pick : NULL;
     return st;
+}
+
+/* One image the model cannot run at its size: reported, and the run goes on
+ * (a single image's refusal is the run's error instead). */
+static void note_failure(classify_state *s, size_t index, const char *message, evmap_error *err) {
+    const char *name = evmap_image_set_name(s->set, index);
+    if (evmap_image_set_count(s->set) > 1)
+        fprintf(stderr, "evmap: %s: %s\n", name, message);
+    else
+        cli_fail(err, EVMAP_ERR_UNSUPPORTED, "%s: %s", name, message);
+    size_t used = strlen(s->failed_names);
+    if (used < sizeof s->failed_names - 1)
+        snprintf(s->failed_names + used, sizeof s->failed_names - used, "%s%s",
+                 s->failed ? ", " : "", name);
+    s->failed++;
+    s->ring_state[index % s->ring] = FAILED;
+}
+
+/* Keeps the ring from overflowing: runs the bucket that holds the image at
+ * the cursor while image index would not fit. */
+static evmap_status make_room(const classify_options *o, classify_state *s, size_t index,
+                              evmap_error *err) {
+    print_ready(o, s);
+    while (index - s->cursor >= s->ring) {
+        size_bucket *holder = NULL;
+        for (int i = 0; i < MAX_SIZES && !holder; i++)
+            for (int j = 0; j < s->buckets[i].count; j++)
+                if (s->buckets[i].members[j] == s->cursor)
+                    holder = &s->buckets[i];
+        if (!holder)
+            return cli_fail(err, EVMAP_ERR_INTERNAL, "classify: image %zu is in no batch",
+                            s->cursor);
+        evmap_status st = flush(s, holder, err);
+        if (st != EVMAP_OK)
+            return st;
+        print_ready(o, s);
+    }
+    return EVMAP_OK;
+}
+
+/* Loads image index and adds it to the batch of its size. */
+static evmap_status add_image(const classify_options *o, classify_state *s, size_t index,
+                              evmap_error *err) {
+    evmap_image *img = NULL;
+    evmap_preprocess pre;
+    int width, height;
+    evmap_status st = evmap_image_set_load(s->set, index, &img, err);
+    if (st == EVMAP_OK)
+        st = cli_image_geometry(&s->info, img, &o->input.preprocess, &pre, &width, &height, err);
+    const char *refused = st == EVMAP_OK ? failed_size(s, width, height) : NULL;
+    size_bucket *b = NULL;
+    if (st == EVMAP_OK && !refused)
+        st = bucket_for(o, s, width, height, &b, err);
+    bool free_size = s->info.free_height || s->info.free_width;
+    if (refused || (free_size && st != EVMAP_OK && !b && st != EVMAP_ERR_IO &&
+                    st != EVMAP_ERR_BAD_FILE && st != EVMAP_ERR_INTERNAL)) {
+        /* this size only: the other images go on */
+        char message[sizeof err->message];
+        snprintf(message, sizeof message, "%s", refused ? refused : err->message);
+        note_failure(s, index, message, err);
+        evmap_image_free(img);
+        return EVMAP_OK;
+    }
+    if (st == EVMAP_OK) {
+        size_t per_image = (size_t)s->info.channels * (size_t)width * (size_t)height;
+        st = evmap_preprocess_image(img, &pre, s->info.channels, height, width,
+                                    b->inputs + per_image * (size_t)b->count, err);
+    }
+    evmap_image_free(img);
+    if (st != EVMAP_OK)
+        return st;
+    b->members[b->count++] = index;
+    return b->count == s->batch ? flush(s, b, err) : EVMAP_OK;
+}
+
+static evmap_status classify_all(const classify_options *o, classify_state *s, evmap_error *err) {
+    size_t n = evmap_image_set_count(s->set);
+    s->batch = (size_t)o->batch > n ? (int)n : o->batch;
+    s->ring = (size_t)s->batch * RING_BATCHES;
+    int k = s->info.num_classes;
+    s->ring_probs = malloc(sizeof(float) * (size_t)k * s->ring);
+    s->ring_size = malloc(sizeof(int) * 2 * s->ring);
+    s->ring_state = calloc(s->ring, 1);
+    s->order = malloc(sizeof(int) * (size_t)k);
+    if (!s->ring_probs || !s->ring_size || !s->ring_state || !s->order)
+        return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    evmap_status st = EVMAP_OK;
+    for (size_t i = 0; st == EVMAP_OK && i < n; i++) {
+        st = make_room(o, s, i, err);
+        if (st == EVMAP_OK)
+            st = add_image(o, s, i, err);
+    }
+    for (int i = 0; st == EVMAP_OK && i < MAX_SIZES; i++)
+        st = flush(s, &s->buckets[i], err);
+    if (st != EVMAP_OK)
+        return st;
+    print_ready(o, s);
+    if (s->truth && s->classified)
+        printf("accuracy: %zu/%zu = %.2f%%\n", s->correct, s->classified,
+               100.0 * (double)s->correct / (double)s->classified);
+    if (s->failed && n > 1)
+        return cli_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "%zu of %zu images could not be classified at their size (%s%s); the "
+                        "others were",
+                        s->failed, n, s->failed_names,
+                        strlen(s->failed_names) >= sizeof s->failed_names - 1 ? ", ..." : "");
+    return s->failed ? err->status : EVMAP_OK;
 }
 
 int cmd_classify(int argc, char **argv) {

@@ -77,7 +77,20 @@ void cli_input_finish(cli_input_options *opt);
 evmap_status cli_load_model(const char *path, const cli_input_options *opt, evmap_model **out,
                             evmap_error *err);
 
-/* Loads image index of set and preprocesses it for the model into out. */
+/* The preprocessing (out) and size an image runs at with a model: the
+ * model's size when fixed; for a free side, the size the preprocessing gives
+ * the image, where a fixed other side and no --size resize the image to that
+ * side keeping its aspect ratio (docs/models.md). */
+evmap_status cli_image_geometry(const evmap_model_info *info, const evmap_image *img,
+                                const evmap_preprocess *pre, evmap_preprocess *out, int *width,
+                                int *height, evmap_error *err);
+/* A model with a free side: sets it (and info) to the size image index of
+ * set runs at. Nothing for a fixed model. */
+evmap_status cli_size_to_image(evmap_model *model, evmap_model_info *info,
+                               const evmap_image_set *set, size_t index,
+                               const evmap_preprocess *pre, evmap_error *err);
+/* Loads image index of set and preprocesses it for the model at its current
+ * size into out (a model with a free side: resized to that size). */
 evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evmap_preprocess *pre,
                             const evmap_model_info *info, float *out, evmap_error *err);
 

@@ -303,12 +303,82 @@ evmap_status cli_load_model(const char *path, const cli_input_options *opt, evma
     return evmap_model_load_with_options(path, &lo, out, err);
 }
 
+/* pre, turned into a plain resize to width x height with its normalisation. */
+static evmap_preprocess resize_to(const evmap_preprocess *pre, int width, int height) {
+    evmap_preprocess r;
+    evmap_preprocess_init(&r, EVMAP_PREPROCESS_CUSTOM);
+    if (pre->preset != EVMAP_PREPROCESS_NONE) {
+        memcpy(r.mean, pre->mean, sizeof r.mean);
+        memcpy(r.std, pre->std, sizeof r.std);
+    }
+    r.width = width;
+    r.height = height;
+    return r;
+}
+
+static int scaled_side(int side, int to, int from) {
+    long v = lround((double)side * to / from);
+    return v < 1 ? 1 : v > 65535 ? 65535 : (int)v;
+}
+
+evmap_status cli_image_geometry(const evmap_model_info *info, const evmap_image *img,
+                                const evmap_preprocess *pre, evmap_preprocess *out, int *width,
+                                int *height, evmap_error *err) {
+    *out = *pre;
+    *width = info->width;
+    *height = info->height;
+    if (!info->free_height && !info->free_width)
+        return EVMAP_OK; /* evmap_preprocess_image checks the size */
+    int w, h;
+    evmap_status st = evmap_preprocess_size(img, pre, &w, &h, err);
+    if (st != EVMAP_OK)
+        return st;
+    /* No size asked for: a fixed side is met by resizing, keeping the aspect ratio. */
+    bool sized = pre->preset == EVMAP_PREPROCESS_IMAGENET ||
+                 (pre->preset == EVMAP_PREPROCESS_CUSTOM && (pre->width || pre->height));
+    if (!sized && !info->free_height && h != info->height) {
+        w = info->free_width ? scaled_side(w, info->height, h) : info->width;
+        h = info->height;
+        *out = resize_to(pre, w, h);
+    } else if (!sized && !info->free_width && w != info->width) {
+        h = info->free_height ? scaled_side(h, info->width, w) : info->height;
+        w = info->width;
+        *out = resize_to(pre, w, h);
+    }
+    *width = w;
+    *height = h;
+    return EVMAP_OK;
+}
+
+evmap_status cli_size_to_image(evmap_model *model, evmap_model_info *info,
+                               const evmap_image_set *set, size_t index,
+                               const evmap_preprocess *pre, evmap_error *err) {
+    if (!info->free_height && !info->free_width)
+        return EVMAP_OK;
+    evmap_image *img = NULL;
+    evmap_preprocess own;
+    int w, h;
+    evmap_status st = evmap_image_set_load(set, index, &img, err);
+    if (st == EVMAP_OK)
+        st = cli_image_geometry(info, img, pre, &own, &w, &h, err);
+    evmap_image_free(img);
+    if (st == EVMAP_OK)
+        st = evmap_model_set_input_size(model, h, w, err);
+    if (st == EVMAP_OK)
+        st = evmap_model_get_info(model, info, err);
+    return st;
+}
+
 evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evmap_preprocess *pre,
                             const evmap_model_info *info, float *out, evmap_error *err) {
     evmap_image *img = NULL;
     evmap_status st = evmap_image_set_load(set, index, &img, err);
+    evmap_preprocess own = *pre;
+    /* a model with a free side: every image is resized to its current size */
+    if (st == EVMAP_OK && (info->free_height || info->free_width))
+        own = resize_to(pre, info->width, info->height);
     if (st == EVMAP_OK)
-        st = evmap_preprocess_image(img, pre, info->channels, info->height, info->width, out, err);
+        st = evmap_preprocess_image(img, &own, info->channels, info->height, info->width, out, err);
     evmap_image_free(img);
     return st;
 }

@@ -195,6 +195,9 @@ evmap_status eval_open(const eval_options *o, eval_state *s, evmap_error *err) {
         st = evmap_model_get_info(s->model, &s->info, err);
     if (st == EVMAP_OK)
         st = open_images(o, s, err);
+    /* A model with a free side runs every image at the first one's size. */
+    if (st == EVMAP_OK)
+        st = cli_size_to_image(s->model, &s->info, s->set, 0, &o->input.preprocess, err);
     if (st == EVMAP_OK)
         st = open_labels(o, s, err);
     if (st == EVMAP_OK && o->explain_label && !s->labels)

@@ -281,8 +281,20 @@ int cmd_explain(int argc, char **argv) {
             st = cli_make_out_dir(o.out_dir, &err);
         if (st == EVMAP_OK)
             st = explain_prepare_sampler(&o, &s, &err);
-        for (size_t i = 0; st == EVMAP_OK && i < evmap_image_set_count(s.set); i++)
+        size_t n = st == EVMAP_OK ? evmap_image_set_count(s.set) : 0, refused = 0;
+        for (size_t i = 0; st == EVMAP_OK && i < n; i++) {
             st = explain_image(&o, &s, i, &err);
+            if (st != EVMAP_OK && s.size_refused && n > 1) { /* the others go on */
+                cli_report(&err);
+                refused++;
+                st = EVMAP_OK;
+            }
+        }
+        if (st == EVMAP_OK && refused)
+            st = cli_fail(&err, EVMAP_ERR_UNSUPPORTED,
+                          "%zu of %zu images could not be explained at their size (above); the "
+                          "others are in %s/",
+                          refused, n, o.out_dir);
         if (st == EVMAP_ERR_CANCELLED) {
             fprintf(stderr,
                     "evmap: interrupted; finished images are in '%s', the current one "

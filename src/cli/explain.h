@@ -46,6 +46,8 @@ typedef struct explain_state {
     float *input; /* C × H × W */
     float *probs; /* num_classes */
     float *maps;  /* targets × H × W */
+    int max_targets;
+    bool size_refused; /* the last image failed only for its size (the run goes on) */
 } explain_state;
 
 evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err);

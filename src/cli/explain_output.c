@@ -210,6 +210,11 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
     char tag[256];
     cli_preprocess_tag(&o->input.preprocess, &s->info, tag, sizeof tag);
     json_key_string(&j, "input", tag);
+    json_key(&j, "input_size"); /* width, height: what the model ran at */
+    json_begin_array(&j);
+    json_number(&j, s->info.width);
+    json_number(&j, s->info.height);
+    json_end_array(&j);
     json_key_string(&j, "layout", evmap_layout_name(s->info.layout));
     json_key_string(&j, "units", map_units(o));
     write_parameters(&j, o, s, r);

@@ -6,6 +6,21 @@
 
 #include "explain.h"
 
+/* The classifier and the buffers for the model's current size. */
+static evmap_status size_buffers(const explain_options *o, explain_state *s, evmap_error *err) {
+    evmap_runner_free(s->classifier);
+    s->classifier = NULL;
+    free(s->input);
+    free(s->maps);
+    size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
+    s->input = malloc(sizeof(float) * pixels * (size_t)s->info.channels);
+    s->maps = malloc(sizeof(float) * pixels * (size_t)s->max_targets);
+    if (!s->input || !s->maps)
+        return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for a %d x %d image",
+                        s->info.width, s->info.height);
+    return evmap_runner_create(s->model, 1, o->mo.threads, &s->classifier, err);
+}
+
 evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err) {
     evmap_status st = cli_load_model(o->model_path, &o->input, &s->model, err);
     if (st == EVMAP_OK)
@@ -24,22 +39,27 @@ evmap_status explain_open(const explain_options *o, explain_state *s, evmap_erro
     evmap_image_set_limit_memory(s->set, o->input.max_memory);
     for (int i = 0; st == EVMAP_OK && i < o->n_images; i++)
         st = evmap_image_set_add(s->set, o->images[i], err);
-    if (st == EVMAP_OK)
-        st = evmap_runner_create(s->model, 1, o->mo.threads, &s->classifier, err);
+    /* A model with a free side starts at the first image's size (the
+     * default window and the references follow it); a size it refuses is
+     * reported with that image. */
+    if (st == EVMAP_OK && evmap_image_set_count(s->set) > 0) {
+        evmap_error ignored = {0};
+        if (cli_size_to_image(s->model, &s->info, s->set, 0, &o->input.preprocess, &ignored) !=
+            EVMAP_OK)
+            st = evmap_model_get_info(s->model, &s->info, err);
+    }
     if (st != EVMAP_OK)
         return st;
-    size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
     int max_targets = o->top > o->n_classes ? o->top : o->n_classes;
     if (max_targets < 1)
         max_targets = 1;
     if (max_targets > s->info.num_classes)
         max_targets = s->info.num_classes;
-    s->input = malloc(sizeof(float) * pixels * (size_t)s->info.channels);
+    s->max_targets = max_targets;
     s->probs = malloc(sizeof(float) * (size_t)s->info.num_classes);
-    s->maps = malloc(sizeof(float) * pixels * (size_t)max_targets);
-    if (!s->input || !s->probs || !s->maps)
+    if (!s->probs)
         return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
-    return EVMAP_OK;
+    return size_buffers(o, s, err);
 }
 
 void explain_state_free(explain_state *s) {
@@ -300,11 +320,50 @@ static evmap_status explain_maps(const explain_options *o, explain_state *s,
     return method_map(o->info, &mo, s->model, s->input, targets, n_targets, s->maps, stats, err);
 }
 
+/* A model with a free side runs each image at its own size: sets it and
+ * remakes what depends on it. A size the model or the options cannot take
+ * fails this image only (s->size_refused). */
+static evmap_status resize_for(const explain_options *o, explain_state *s, const char *stem,
+                               int width, int height, evmap_error *err) {
+    if (width == s->info.width && height == s->info.height)
+        return EVMAP_OK;
+    evmap_status st = evmap_model_set_input_size(s->model, height, width, err);
+    if (st == EVMAP_OK)
+        st = evmap_model_get_info(s->model, &s->info, err);
+    if (st == EVMAP_OK)
+        st = validate(o, s, err);
+    if (st == EVMAP_OK)
+        return size_buffers(o, s, err);
+    char msg[sizeof err->message];
+    snprintf(msg, sizeof msg, "%s", err->message);
+    s->size_refused = true;
+    return cli_fail(err, st, "%s: %s", stem, msg);
+}
+
+/* Loads image index into s->input at the size the model runs it at. */
+static evmap_status load_image(const explain_options *o, explain_state *s, size_t index,
+                               evmap_error *err) {
+    evmap_image *img = NULL;
+    evmap_preprocess pre;
+    int w, h;
+    evmap_status st = evmap_image_set_load(s->set, index, &img, err);
+    if (st == EVMAP_OK)
+        st = cli_image_geometry(&s->info, img, &o->input.preprocess, &pre, &w, &h, err);
+    if (st == EVMAP_OK)
+        st = resize_for(o, s, evmap_image_set_name(s->set, index), w, h, err);
+    if (st == EVMAP_OK)
+        st = evmap_preprocess_image(img, &pre, s->info.channels, s->info.height, s->info.width,
+                                    s->input, err);
+    evmap_image_free(img);
+    return st;
+}
+
 evmap_status explain_image(const explain_options *o, explain_state *s, size_t index,
                            evmap_error *err) {
     static int targets[EXPLAIN_MAX_CLASSES];
     evmap_sampler *per_image = NULL, *coarse_per_image = NULL;
-    evmap_status st = cli_load_input(s->set, index, &o->input.preprocess, &s->info, s->input, err);
+    s->size_refused = false;
+    evmap_status st = load_image(o, s, index, err);
     if (st == EVMAP_OK)
         st = evmap_runner_classify(s->classifier, s->input, 1, s->probs, err);
     bool coarse = !strcmp(o->method, "efficient") && o->mo.refine < 1;

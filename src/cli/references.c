@@ -47,8 +47,13 @@ void cli_preprocess_tag(const evmap_preprocess *p, const evmap_model_info *shape
     const char *name = p->preset == EVMAP_PREPROCESS_NONE       ? "none"
                        : p->preset == EVMAP_PREPROCESS_IMAGENET ? "imagenet"
                                                                 : "custom";
-    int used = snprintf(buf, size, "preprocess=%s input=%dx%dx%d", name, shape->channels,
-                        shape->height, shape->width);
+    /* a free side is "*": a sampler fitted at one size serves every size */
+    char h[16] = "*", w[16] = "*";
+    if (!shape->free_height)
+        snprintf(h, sizeof h, "%d", shape->height);
+    if (!shape->free_width)
+        snprintf(w, sizeof w, "%d", shape->width);
+    int used = snprintf(buf, size, "preprocess=%s input=%dx%sx%s", name, shape->channels, h, w);
     evmap_preprocess preset;
     evmap_preprocess_init(&preset, p->preset);
     bool other_norm = memcmp(p->mean, preset.mean, sizeof p->mean) != 0 ||

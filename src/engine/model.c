@@ -1,6 +1,7 @@
 /*
  * Public model and runner API over the graph and plan layers. A model is an
- * image classifier with one float input N×C×H×W (C, H, W fixed) and one
+ * image classifier with one float input N×C×H×W (C fixed; H and W fixed or
+ * set per image size) and one
  * output N×K (trailing 1s allowed); probabilities come from the graph's own
  * Softmax when it ends in one, otherwise evmap applies softmax to the logits.
  */
@@ -50,13 +51,18 @@ int evm_model_logits_value(const evmap_model *model) {
     return softmax < 0 ? model->graph->outputs[0] : model->graph->nodes[softmax].inputs[0];
 }
 
-evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err) {
+evmap_status evm_model_plan_sized(const evmap_model *model, int batch, int height, int width,
+                                  evm_plan **out, evmap_error *err) {
     evm_tensor shape = {.dtype = EVM_DTYPE_FLOAT};
-    int64_t dims[4] = {batch, model->info.channels, model->info.height, model->info.width};
+    int64_t dims[4] = {batch, model->info.channels, height, width};
     evmap_status st = evm_tensor_set_shape(&shape, 4, dims, err);
     if (st != EVMAP_OK)
         return st;
     return evm_plan_create(model->graph, &shape, out, err);
+}
+
+evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err) {
+    return evm_model_plan_sized(model, batch, model->info.height, model->info.width, out, err);
 }
 
 /* A model exported with a fixed batch of 1 often bakes that 1 into Reshape
@@ -80,25 +86,91 @@ static void mark_batch_reshapes(evmap_model *m, const evm_plan *plan) {
     }
 }
 
+/* The number of class scores of a batch-1 plan's output; 0 when the output
+ * is not N×K (trailing 1s allowed) float scores. */
+static size_t class_count(evm_plan *plan) {
+    const evm_tensor *out = evm_plan_output(plan, 0);
+    bool batch_first = out->rank >= 1 && out->dims[0] == 1;
+    for (int i = 2; i < out->rank; i++)
+        batch_first = batch_first && out->dims[i] == 1;
+    return out->dtype == EVM_DTYPE_FLOAT && batch_first ? out->count : 0;
+}
+
+/* A model with a free side is planned at the first of these sides (for
+ * each free one) it runs at: common training sizes, so that a model whose
+ * head needs one exact size (Flatten and Gemm after the convolutions) still
+ * loads at it. */
+static const int trial_sides[] = {EVMAP_TRIAL_SIDE, 32, 28, 64, 96, 128, 256, 299, 384, 512};
+
+static evmap_status plan_trial(evmap_model *m, evm_plan **plan, evmap_error *err) {
+    evmap_model_info *info = &m->info;
+    evmap_status st = evm_model_plan(m, 1, plan, err);
+    if (st == EVMAP_OK || (!info->free_height && !info->free_width))
+        return st;
+    evmap_error first = *err;
+    int height = info->height, width = info->width;
+    for (size_t i = 1; i < sizeof trial_sides / sizeof *trial_sides; i++) {
+        info->height = info->free_height ? trial_sides[i] : height;
+        info->width = info->free_width ? trial_sides[i] : width;
+        if (evm_model_plan(m, 1, plan, err) == EVMAP_OK)
+            return EVMAP_OK;
+    }
+    info->height = height, info->width = width;
+    *err = first;
+    evm_error_prefix(err, "at the trial size %d x %d (width x height)", width, height);
+    return first.status;
+}
+
 /* Plans batch 1 once to learn the number of classes (and the batch axis of
  * fixed-batch Reshapes). */
 static evmap_status check_output(evmap_model *m, evmap_error *err) {
     evm_plan *plan;
-    evmap_status st = evm_model_plan(m, 1, &plan, err);
+    evmap_status st = plan_trial(m, &plan, err);
     if (st != EVMAP_OK)
         return st;
     mark_batch_reshapes(m, plan);
-    const evm_tensor *out = evm_plan_output(plan, 0);
-    size_t k = out->count;
-    bool batch_first = out->rank >= 1 && out->dims[0] == 1;
-    for (int i = 2; i < out->rank; i++)
-        batch_first = batch_first && out->dims[i] == 1;
-    if (out->dtype != EVM_DTYPE_FLOAT || !batch_first || k < 2 || k > 1000000)
+    size_t k = class_count(plan);
+    if (k < 2 || k > 1000000)
         st = evm_fail(err, EVMAP_ERR_UNSUPPORTED, "output '%s' must hold class scores N×K (K ≥ 2)",
                       m->graph->values[m->graph->outputs[0]].name);
     m->info.num_classes = (int)k;
     evm_plan_free(plan);
     return st;
+}
+
+evmap_status evmap_model_set_input_size(evmap_model *model, int height, int width,
+                                        evmap_error *err) {
+    if (!model)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_model_set_input_size: NULL model");
+    evmap_model_info *info = &model->info;
+    if (height < 1 || width < 1 || height > 65535 || width > 65535)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "input size %d x %d (width x height) is out of range (1-65535)", width,
+                        height);
+    if ((!info->free_height && height != info->height) ||
+        (!info->free_width && width != info->width))
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "the model's input is fixed at %d x %d (width x height), not %d x %d; "
+                        "resize the image to it (--size)",
+                        info->width, info->height, width, height);
+    if (height == info->height && width == info->width)
+        return EVMAP_OK;
+    evm_plan *plan;
+    evmap_status st = evm_model_plan_sized(model, 1, height, width, &plan, err);
+    if (st != EVMAP_OK) {
+        evm_error_prefix(err, "the model cannot run at %d x %d (width x height)", width, height);
+        return st;
+    }
+    size_t k = class_count(plan);
+    evm_plan_free(plan);
+    if (k != (size_t)info->num_classes)
+        return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
+                        "the model gives %zu scores at %d x %d (width x height), not the %d of "
+                        "its trial size: its output is not one score per class there",
+                        k, width, height, info->num_classes);
+    info->height = height;
+    info->width = width;
+    return EVMAP_OK;
 }
 
 static void count_parameters(evmap_model *m) {
@@ -241,6 +313,8 @@ evmap_status evmap_runner_create(const evmap_model *model, int batch, int thread
     r->model = model;
     r->batch = batch;
     r->threads = threads;
+    r->height = model->info.height;
+    r->width = model->info.width;
     evmap_status st = evm_model_plan(model, batch, &r->plan, err);
     if (st != EVMAP_OK) {
         free(r);
@@ -279,7 +353,8 @@ static evmap_status plan_for(evmap_runner *runner, int count, evm_plan **out, ev
     if (!runner->tail || runner->tail_batch != count) {
         evm_plan_free(runner->tail);
         runner->tail = NULL;
-        evmap_status st = evm_model_plan(runner->model, count, &runner->tail, err);
+        evmap_status st = evm_model_plan_sized(runner->model, count, runner->height, runner->width,
+                                               &runner->tail, err);
         if (st != EVMAP_OK)
             return st;
         runner->tail_batch = count;
@@ -300,7 +375,7 @@ evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int
     if (st != EVMAP_OK)
         return st;
     const evmap_model_info *info = &runner->model->info;
-    size_t per_image = (size_t)info->channels * (size_t)info->height * (size_t)info->width;
+    size_t per_image = (size_t)info->channels * (size_t)runner->height * (size_t)runner->width;
     memcpy(evm_plan_input(plan, 0)->data, input, per_image * (size_t)count * sizeof(float));
     evm_runner_set_threads(runner);
     evm_plan_run(plan);
@@ -319,6 +394,14 @@ evmap_status evmap_runner_classify(evmap_runner *runner, const float *input, int
                             "its weights or this input hold NaN, or the logits overflow float32",
                             i / (size_t)k);
     return EVMAP_OK;
+}
+
+static uint64_t plan_memory(const evm_plan *plan) {
+    return plan ? (uint64_t)plan->activation_bytes + plan->workspace_floats * sizeof(float) : 0;
+}
+
+uint64_t evmap_runner_memory(const evmap_runner *runner) {
+    return runner ? plan_memory(runner->plan) + plan_memory(runner->tail) : 0;
 }
 
 uint64_t evmap_runner_images_run(const evmap_runner *runner) {

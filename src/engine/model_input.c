@@ -1,9 +1,8 @@
 /*
  * The model's image input: one float32 input of rank 4 with fixed channels
- * (1 or 3), height and width. Its layout in the file is NCHW or NHWC (as
- * tf2onnx writes it); for NHWC a Transpose (perm 0,2,3,1) is inserted at load
- * time after a new NCHW input, so that callers and the rest of the engine
- * see NCHW only.
+ * (1 or 3); its height and width may be fixed or free (symbolic). Its layout in the file is NCHW or
+ * NHWC (as tf2onnx writes it); for NHWC a Transpose (perm 0,2,3,1) is inserted at load time after a
+ * new NCHW input, so that callers and the rest of the engine see NCHW only.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -135,21 +134,22 @@ evmap_status evm_model_check_input(evmap_model *m, evmap_layout layout, evmap_er
     bool nhwc = layout == EVMAP_LAYOUT_NHWC;
     int axis_c = nhwc ? 3 : 1, axis_h = nhwc ? 1 : 2, axis_w = nhwc ? 2 : 3;
     for (int i = 1; i < 4; i++)
-        if (d[i] <= 0 || d[i] > 65535)
-            return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
-                            "input '%s' has no fixed %s; re-export the model with a fixed "
-                            "image size",
-                            in->name,
-                            i == axis_c   ? "channel count"
-                            : i == axis_h ? "height"
-                                          : "width");
+        if (d[i] > 65535 || (i == axis_c && d[i] <= 0))
+            return evm_fail(
+                err, EVMAP_ERR_UNSUPPORTED,
+                "input '%s' %s; evmap takes 1 or 3 channels and sides up to 65535", in->name,
+                d[i] <= 0 ? "has no fixed channel count" : "declares a side over 65535");
     if (!is_channel_count(d[axis_c]))
         return evm_fail(err, EVMAP_ERR_UNSUPPORTED,
                         "input '%s' has %lld channels; evmap handles gray (1) and RGB (3) images%s",
                         in->name, (long long)d[axis_c], nhwc ? " (read as NHWC)" : "");
+    /* A free side (symbolic or missing) runs at each image's size; until a
+     * caller sets one, the model is planned at a trial size. */
     m->info.channels = (int)d[axis_c];
-    m->info.height = (int)d[axis_h];
-    m->info.width = (int)d[axis_w];
+    m->info.free_height = d[axis_h] <= 0;
+    m->info.free_width = d[axis_w] <= 0;
+    m->info.height = m->info.free_height ? EVMAP_TRIAL_SIDE : (int)d[axis_h];
+    m->info.width = m->info.free_width ? EVMAP_TRIAL_SIDE : (int)d[axis_w];
     m->info.layout = layout;
     /* any int64 in the file: only 1..INT_MAX is a batch size */
     m->declared_batch = d[0] >= 1 && d[0] <= INT_MAX ? (int)d[0] : -1;

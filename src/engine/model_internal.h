@@ -14,8 +14,9 @@ struct evmap_model {
 
 struct evmap_runner {
     const evmap_model *model;
-    evm_plan *plan; /* planned for batch images */
-    evm_plan *tail; /* planned for tail_batch < batch images, made when first needed */
+    evm_plan *plan;    /* planned for batch images */
+    evm_plan *tail;    /* planned for tail_batch < batch images, made when first needed */
+    int height, width; /* the model's input size when the runner was made */
     int batch;
     int tail_batch;
     int threads;         /* 0: OpenBLAS default */
@@ -27,8 +28,11 @@ struct evmap_runner {
  * inserts a Transpose so that the graph takes NCHW. */
 evmap_status evm_model_check_input(evmap_model *model, evmap_layout layout, evmap_error *err);
 
-/* Plans the model for a batch of images. */
+/* Plans the model for a batch of images of the model's current size. */
 evmap_status evm_model_plan(const evmap_model *model, int batch, evm_plan **out, evmap_error *err);
+/* ... of height x width. */
+evmap_status evm_model_plan_sized(const evmap_model *model, int batch, int height, int width,
+                                  evm_plan **out, evmap_error *err);
 
 /* The value holding the logits: the input of the final Softmax when the
  * graph ends in one, else output 0. */

@@ -273,6 +273,20 @@ static evmap_status check_arguments(const evmap_image *image, const evmap_prepro
     return EVMAP_OK;
 }
 
+evmap_status evmap_preprocess_size(const evmap_image *image, const evmap_preprocess *p, int *width,
+                                   int *height, evmap_error *err) {
+    if (!image || !p || !width || !height)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "evmap_preprocess_size: NULL argument");
+    if (image->width <= 0 || image->height <= 0)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "image of %d x %d pixels is not valid",
+                        image->width, image->height);
+    geometry g;
+    evmap_status st = plan_geometry(image, p, &g, err);
+    if (st == EVMAP_OK)
+        *width = g.cw, *height = g.ch;
+    return st;
+}
+
 static const char *preset_name(evmap_preprocess_preset preset) {
     switch (preset) {
     case EVMAP_PREPROCESS_NONE: return "none";

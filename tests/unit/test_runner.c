@@ -130,6 +130,16 @@ int main(void) {
         printf("0 passed, 1 failed\n");
         return 1;
     }
+    /* a fixed-size model keeps its size (free sizes: tests/test_free_sizes.py) */
+    check(!info.free_height && !info.free_width, "fashion_cnn's input size is fixed");
+    check(evmap_model_set_input_size(model, info.height, info.width, &err) == EVMAP_OK,
+          "setting a fixed model to its own size is allowed");
+    check(evmap_model_set_input_size(model, info.height + 1, info.width, &err) ==
+                  EVMAP_ERR_INVALID_ARGUMENT &&
+              strstr(err.message, "fixed at 28 x 28") != NULL,
+          "setting a fixed model to another size is refused, naming its size");
+    check(evmap_model_set_input_size(model, 0, 5, &err) == EVMAP_ERR_INVALID_ARGUMENT,
+          "a zero side is refused");
     runner_checks(model, &info);
     gradient_checks(model, &info);
     evmap_model_free(model);
