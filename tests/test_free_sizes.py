@@ -19,7 +19,8 @@ The models (exported once into $MODELS, random weights):
    input_size is the image's size;
 2. a folder of text lines of mixed widths with --batch 2 (each batch one
    width): every line's probabilities against PyTorch's, in input order; a
-   taller image is resized to height 32 keeping its aspect ratio;
+   taller image is resized to height 32 keeping its aspect ratio; evaluate
+   runs the folder at the first image's size;
 3. refusals: a line too narrow for the model fails with one line naming the
    node and the size, the other images are still classified and the summary
    names it, exit 2; a single image: exactly one line, exit 2; the fixed-head
@@ -179,6 +180,17 @@ def text_lines(all_models):
         report(len(lines) == 8 and lines[7]["input_size"] == [40, 32],
                f"textline: a 60x48 image runs at height 32 keeping its aspect ratio "
                f"({lines[7]['input_size'] if len(lines) == 8 else '?'})")
+
+        # evaluate: every image at the first one's size
+        r = subprocess.run([EVMAP, "evaluate", "--model", path, "--methods", "saliency,random",
+                            "--metrics", "deletion,insertion", "--steps", "4", "--data", tmp,
+                            "--out", os.path.join(tmp, "eval")], capture_output=True, text=True)
+        meta = json.load(open(os.path.join(tmp, "eval", "evaluate.json"))) \
+            if r.returncode == 0 else {}
+        report(r.returncode == 0 and "8 image(s) at 40 x 32" in r.stdout and
+               meta.get("input_size") == [40, 32],
+               f"textline: evaluate runs the mixed widths at the first one's 40x32 "
+               f"(exit {r.returncode}{', ' + r.stderr.strip()[-200:] if r.returncode else ''})")
 
         # a line too narrow: refused alone, the others classified
         write_png(tmp, "line5_narrow", 32, 4, 1, 300)

@@ -76,8 +76,14 @@ evmap_status eval_load_mask(const eval_options *o, eval_state *s, size_t i, evma
             "image's size",
             evmap_image_set_name(s->masks, j), evmap_image_set_path(s->masks, j), mask->width,
             mask->height, evmap_image_set_name(s->set, i), image->width, image->height);
-    /* The images' resize and crop, without their normalisation. */
+    /* The images' resize and crop (a model with a free side: the resize to
+     * its size, as cli_load_input), without their normalisation. */
     evmap_preprocess geometry = o->input.preprocess;
+    if (s->info.free_height || s->info.free_width) {
+        evmap_preprocess_init(&geometry, EVMAP_PREPROCESS_CUSTOM);
+        geometry.width = s->info.width;
+        geometry.height = s->info.height;
+    }
     for (int c = 0; c < 3; c++) {
         geometry.mean[c] = 0;
         geometry.std[c] = 1;

@@ -76,7 +76,8 @@ static double accuracy(const eval_state *s) {
 }
 
 static void print_header(const eval_options *o, const eval_state *s, FILE *f) {
-    fprintf(f, "evmap evaluate: %s, %zu image(s)", o->model_path, s->done);
+    fprintf(f, "evmap evaluate: %s, %zu image(s) at %d x %d", o->model_path, s->done, s->info.width,
+            s->info.height);
     if (s->labels)
         fprintf(f, ", top-1 accuracy %.1f %%", accuracy(s));
     fprintf(f, "\nclass explained: %s\n",
@@ -392,6 +393,11 @@ static evmap_status write_json(const eval_options *o, const eval_state *s, const
     json_end_array(&j);
     json_key_string(&j, "model", o->model_path);
     json_key_int(&j, "images", (long long)s->done);
+    json_key(&j, "input_size"); /* width, height: what every image ran at */
+    json_begin_array(&j);
+    json_number(&j, s->info.width);
+    json_number(&j, s->info.height);
+    json_end_array(&j);
     json_key_bool(&j, "complete", s->done == s->n_images);
     json_key_number(&j, "accuracy_percent", s->labels ? accuracy(s) : NAN);
     json_key_number(&j, "seconds", s->seconds);
