@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "model_internal.h"
+#include "base/sgemm.h"
 #include "onnx_load.h"
 #include "ops/op.h"
 
@@ -293,6 +294,7 @@ void evmap_runner_free(evmap_runner *runner) {
         return;
     evm_plan_free(runner->plan);
     evm_plan_free(runner->tail);
+    evm_pool_free(runner->pool);
     free(runner);
 }
 
@@ -315,8 +317,12 @@ evmap_status evmap_runner_create(const evmap_model *model, int batch, int thread
     r->threads = threads;
     r->height = model->info.height;
     r->width = model->info.width;
-    evmap_status st = evm_model_plan(model, batch, &r->plan, err);
+    int pool_threads = threads > 0 ? threads : evm_pool_default_threads();
+    evmap_status st = evm_pool_create(pool_threads, &r->pool, err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, batch, &r->plan, err);
     if (st != EVMAP_OK) {
+        evm_pool_free(r->pool);
         free(r);
         return st;
     }
@@ -325,9 +331,8 @@ evmap_status evmap_runner_create(const evmap_model *model, int batch, int thread
 }
 
 void evm_runner_set_threads(const evmap_runner *runner) {
-    /* OpenBLAS keeps one global pool; set it only when it differs. */
-    if (runner->threads > 0 && openblas_get_num_threads() != runner->threads)
-        openblas_set_num_threads(runner->threads);
+    evm_sgemm_init_blas();
+    evm_pool_use(runner->pool);
 }
 
 /* Softmax over one row, in place, in double for stable sums. */

@@ -4,6 +4,7 @@
 
 #include "evmap.h"
 #include "graph.h"
+#include "base/pool.h"
 #include "plan.h"
 
 struct evmap_model {
@@ -20,6 +21,7 @@ struct evmap_runner {
     int batch;
     int tail_batch;
     int threads;         /* 0: OpenBLAS default */
+    evm_pool *pool;      /* its threads (base/pool.h); NULL: one */
     uint64_t images_run; /* images pushed through the network (evmap_runner_images_run) */
 };
 
@@ -38,7 +40,8 @@ evmap_status evm_model_plan_sized(const evmap_model *model, int batch, int heigh
  * graph ends in one, else output 0. */
 int evm_model_logits_value(const evmap_model *model);
 
-/* Applies the runner's thread count to OpenBLAS. */
+/* Makes the runner's pool the calling thread's current one (OpenBLAS stays
+ * single-threaded). */
 void evm_runner_set_threads(const evmap_runner *runner);
 
 #endif

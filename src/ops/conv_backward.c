@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conv_internal.h"
+#include "base/sgemm.h"
 
 /* For stride 1, the input gradient is itself a convolution: of the output
  * gradient with the flipped, transposed weights (flip_part), padded by what
@@ -171,7 +172,7 @@ static void conv_backward_gemm(const evm_conv2d_shape *s, const float *gy, const
                 b = j.tmp;
                 ldb = cols;
             }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.kdim, cols, g.mg, 1.0f,
+            evm_sgemm(true, false, g.kdim, cols, g.mg, 1.0f,
                         w + (size_t)gi * g.mg * g.kdim, g.kdim, b, ldb, 0.0f, work, cols);
             evm_conv_parallel(col2im_part, &j, (size_t)g.kdim * cols);
         }

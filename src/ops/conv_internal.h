@@ -50,15 +50,14 @@ size_t evm_conv_kernel_workspace(const evm_conv2d_shape *s);
 void evm_conv_run(const evm_conv2d_shape *s, const float *x, const float *w, const float *bias,
                   float *y, float *workspace);
 
-/* ---- threading (conv.c) ---- */
+/* ---- threading (conv_parallel.c) ---- */
 
 /* A phase of data movement split into parts: part i of n handles the i-th
  * n-th of the items (evm_conv_items_range). */
 typedef void (*conv_part_fn)(void *ctx, int part, int parts);
 
-/* Runs fn over all parts, on extra threads when the phase touches enough
- * floats. A thread that cannot start has its part run here instead, so this
- * cannot fail. */
+/* Runs fn over all parts, on the pool's threads when the phase touches
+ * enough floats (all in the caller without a pool), so this cannot fail. */
 void evm_conv_parallel(conv_part_fn fn, void *ctx, size_t floats);
 
 /* Items [*lo, *hi) of n that part `part` of `parts` handles. */

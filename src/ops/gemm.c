@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "op.h"
+#include "base/sgemm.h"
 
 typedef struct gemm_params {
     float alpha, beta;
@@ -148,8 +149,7 @@ static void gemm_forward(const evm_node *node, evm_tensor *const *in, evm_tensor
                         evm_f32(in[0]), 1, 1.0f, y, 1);
         return;
     }
-    cblas_sgemm(CblasRowMajor, p->trans_a ? CblasTrans : CblasNoTrans,
-                p->trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, p->alpha,
+    evm_sgemm(p->trans_a, p->trans_b, (int)m, (int)n, (int)k, p->alpha,
                 evm_f32(in[0]), (int)in[0]->dims[1], evm_f32(in[1]), (int)in[1]->dims[1],
                 with_c ? 1.0f : 0.0f, y, (int)n);
 }
@@ -168,7 +168,7 @@ static void product(bool tx, bool ty, int64_t rows, int64_t cols, int64_t inner,
         memset(out, 0, sizeof(float) * (size_t)(rows * cols));
         return;
     }
-    cblas_sgemm(CblasRowMajor, tx ? CblasTrans : CblasNoTrans, ty ? CblasTrans : CblasNoTrans,
+    evm_sgemm(tx, ty,
                 (int)rows, (int)cols, (int)inner, alpha, x, (int)ldx, y, (int)ldy, 0.0f, out,
                 (int)cols);
 }
