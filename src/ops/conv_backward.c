@@ -172,8 +172,8 @@ static void conv_backward_gemm(const evm_conv2d_shape *s, const float *gy, const
                 b = j.tmp;
                 ldb = cols;
             }
-            evm_sgemm(true, false, g.kdim, cols, g.mg, 1.0f,
-                        w + (size_t)gi * g.mg * g.kdim, g.kdim, b, ldb, 0.0f, work, cols);
+            evm_sgemm(true, false, g.kdim, cols, g.mg, 1.0f, w + (size_t)gi * g.mg * g.kdim, g.kdim,
+                      b, ldb, 0.0f, work, cols);
             evm_conv_parallel(col2im_part, &j, (size_t)g.kdim * cols);
         }
     }

@@ -44,13 +44,13 @@ static inline void row_taps(const evm_conv2d_shape *s, const float *x, const flo
  * registers: the same sums in the same order as row_taps (no contraction
  * into FMA under -std=c11), so the results are bitwise equal. The AVX2 clone
  * runs on CPUs that have it. */
-__attribute__((target_clones("avx2", "default"))) static void depthwise_row(
-    const evm_conv2d_shape *s, const float *x, const float *kern, float bias, int oy, float *d) {
+__attribute__((target_clones("avx2", "default"))) static void
+depthwise_row(const evm_conv2d_shape *s, const float *x, const float *kern, float bias, int oy,
+              float *d) {
     const evm_window2d *k = &s->win;
     int top = oy - k->pad_begin[0], left = -k->pad_begin[1];
-    bool fast = k->kernel[0] == 3 && k->kernel[1] == 3 && k->stride[0] == 1 &&
-                k->stride[1] == 1 && k->dilation[0] == 1 && k->dilation[1] == 1 && top >= 0 &&
-                top + 2 < s->h;
+    bool fast = k->kernel[0] == 3 && k->kernel[1] == 3 && k->stride[0] == 1 && k->stride[1] == 1 &&
+                k->dilation[0] == 1 && k->dilation[1] == 1 && top >= 0 && top + 2 < s->h;
     if (!fast) {
         row_taps(s, x, kern, bias, oy, d, 0, s->ow);
         return;
@@ -64,12 +64,11 @@ __attribute__((target_clones("avx2", "default"))) static void depthwise_row(
     }
     row_taps(s, x, kern, bias, oy, d, 0, lo);
     const float *r0 = x + (size_t)top * s->w + left, *r1 = r0 + s->w, *r2 = r1 + s->w;
-    const float w0 = kern[0], w1 = kern[1], w2 = kern[2], w3 = kern[3], w4 = kern[4],
-                w5 = kern[5], w6 = kern[6], w7 = kern[7], w8 = kern[8];
+    const float w0 = kern[0], w1 = kern[1], w2 = kern[2], w3 = kern[3], w4 = kern[4], w5 = kern[5],
+                w6 = kern[6], w7 = kern[7], w8 = kern[8];
     for (int ox = lo; ox < hi; ox++)
         d[ox] = bias + w0 * r0[ox] + w1 * r0[ox + 1] + w2 * r0[ox + 2] + w3 * r1[ox] +
-                w4 * r1[ox + 1] + w5 * r1[ox + 2] + w6 * r2[ox] + w7 * r2[ox + 1] +
-                w8 * r2[ox + 2];
+                w4 * r1[ox + 1] + w5 * r1[ox + 2] + w6 * r2[ox] + w7 * r2[ox + 1] + w8 * r2[ox + 2];
     row_taps(s, x, kern, bias, oy, d, hi, s->ow);
 }
 

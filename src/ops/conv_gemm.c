@@ -163,12 +163,12 @@ void evm_conv_gemm(const evm_conv2d_shape *s, conv_kernel kind, const float *x, 
             if (g.nb == 1) {
                 float *yg = j.y + (size_t)gi * g.mg * g.p;
                 fill_bias(yg, bias, gi * g.mg, g.mg, (size_t)g.p);
-                evm_sgemm(false, false, g.mg, cols, g.kdim, 1.0f, wg,
-                            g.kdim, b, cols, 1.0f, yg, g.p);
+                evm_sgemm(false, false, g.mg, cols, g.kdim, 1.0f, wg, g.kdim, b, cols, 1.0f, yg,
+                          g.p);
             } else {
                 float *tmp = work + (size_t)g.kdim * g.nb * g.p;
-                evm_sgemm(false, false, g.mg, cols, g.kdim, 1.0f, wg,
-                            g.kdim, b, cols, 0.0f, tmp, cols);
+                evm_sgemm(false, false, g.mg, cols, g.kdim, 1.0f, wg, g.kdim, b, cols, 0.0f, tmp,
+                          cols);
                 j.tmp = tmp;
                 evm_conv_parallel(gemm_scatter_part, &j, (size_t)g.mg * cols);
             }

@@ -265,17 +265,16 @@ void evm_conv_winograd(const evm_conv2d_shape *s, const float *x, const float *w
     float *temp = mo + 16 * (size_t)g.mg * nb;
     for (int gi = 0; gi < s->group; gi++) {
         /* U (16 x mg*cg) = wino_gg (16 x 9) * W_g^T, W_g viewed as (mg*cg x 9) */
-        evm_sgemm(false, true, 16, (int)ukc, 9, 1.0f, wino_gg, 9,
-                    w + gi * ukc * 9, 9, 0.0f, u, (int)ukc);
+        evm_sgemm(false, true, 16, (int)ukc, 9, 1.0f, wino_gg, 9, w + gi * ukc * 9, 9, 0.0f, u,
+                  (int)ukc);
         for (int r0 = 0; r0 < g.rows; r0 += g.block_rows) {
             int nr = g.rows - r0 < g.block_rows ? g.rows - r0 : g.block_rows;
             int nt = nr * g.tw;
             wino_job j = {s, &g, x, bias, y, gi, r0, nr, v, mo, temp};
             evm_conv_parallel(wino_input_part, &j, 16 * (size_t)g.cg * nt);
             for (int xi = 0; xi < 16; xi++)
-                evm_sgemm(false, false, g.mg, nt, g.cg, 1.0f,
-                            u + xi * ukc, g.cg, v + (size_t)xi * g.cg * nt, nt, 0.0f,
-                            mo + (size_t)xi * g.mg * nt, nt);
+                evm_sgemm(false, false, g.mg, nt, g.cg, 1.0f, u + xi * ukc, g.cg,
+                          v + (size_t)xi * g.cg * nt, nt, 0.0f, mo + (size_t)xi * g.mg * nt, nt);
             evm_conv_parallel(wino_output_part, &j, 16 * (size_t)g.mg * nt);
         }
     }

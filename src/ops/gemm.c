@@ -149,9 +149,9 @@ static void gemm_forward(const evm_node *node, evm_tensor *const *in, evm_tensor
                         evm_f32(in[0]), 1, 1.0f, y, 1);
         return;
     }
-    evm_sgemm(p->trans_a, p->trans_b, (int)m, (int)n, (int)k, p->alpha,
-                evm_f32(in[0]), (int)in[0]->dims[1], evm_f32(in[1]), (int)in[1]->dims[1],
-                with_c ? 1.0f : 0.0f, y, (int)n);
+    evm_sgemm(p->trans_a, p->trans_b, (int)m, (int)n, (int)k, p->alpha, evm_f32(in[0]),
+              (int)in[0]->dims[1], evm_f32(in[1]), (int)in[1]->dims[1], with_c ? 1.0f : 0.0f, y,
+              (int)n);
 }
 
 /* ---- backward: with P = op(A) (M x K) and Q = op(B) (K x N),
@@ -168,9 +168,8 @@ static void product(bool tx, bool ty, int64_t rows, int64_t cols, int64_t inner,
         memset(out, 0, sizeof(float) * (size_t)(rows * cols));
         return;
     }
-    evm_sgemm(tx, ty,
-                (int)rows, (int)cols, (int)inner, alpha, x, (int)ldx, y, (int)ldy, 0.0f, out,
-                (int)cols);
+    evm_sgemm(tx, ty, (int)rows, (int)cols, (int)inner, alpha, x, (int)ldx, y, (int)ldy, 0.0f, out,
+              (int)cols);
 }
 
 /* dA for one row of A (batch 1, the usual fully connected layer): sgemv

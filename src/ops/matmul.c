@@ -148,16 +148,16 @@ static void matmul_forward(const evm_node *node, evm_tensor *const *in, evm_tens
                         1.0f, y, 1);
             return;
         }
-        evm_sgemm(false, false, rows, (int)l.n, (int)l.k, 1.0f, a,
-                    (int)l.k, b, (int)l.n, 0.0f, y, (int)l.n);
+        evm_sgemm(false, false, rows, (int)l.n, (int)l.k, 1.0f, a, (int)l.k, b, (int)l.n, 0.0f, y,
+                  (int)l.n);
         return;
     }
     int64_t idx[EVM_MAX_RANK] = {0};
     for (size_t e = 0; e < l.batch_count; e++) {
         const float *ae = a + batch_offset(&l, l.a_batch, idx, mk);
         const float *be = b + batch_offset(&l, l.b_batch, idx, kn);
-        evm_sgemm(false, false, (int)l.m, (int)l.n, (int)l.k, 1.0f,
-                    ae, (int)l.k, be, (int)l.n, 0.0f, y + e * mn, (int)l.n);
+        evm_sgemm(false, false, (int)l.m, (int)l.n, (int)l.k, 1.0f, ae, (int)l.k, be, (int)l.n,
+                  0.0f, y + e * mn, (int)l.n);
         next_index(&l, idx);
     }
 }
@@ -181,11 +181,9 @@ static void backward_stacked(const mm_layout *l, const float *a, const float *b,
     if (ga && rows == 1) /* dA^T = B gY^T; sgemv streams B without packing it */
         cblas_sgemv(CblasRowMajor, CblasNoTrans, k, n, 1.0f, b, n, gy, 1, 0.0f, ga, 1);
     else if (ga)
-        evm_sgemm(false, true, rows, k, n, 1.0f, gy, n, b, n, 0.0f,
-                    ga, k);
+        evm_sgemm(false, true, rows, k, n, 1.0f, gy, n, b, n, 0.0f, ga, k);
     if (gb)
-        evm_sgemm(true, false, k, n, rows, 1.0f, a, k, gy, n, 0.0f,
-                    gb, n);
+        evm_sgemm(true, false, k, n, rows, 1.0f, a, k, gy, n, 0.0f, gb, n);
 }
 
 /* One product per output entry; an operand's gradient accumulates (beta 1,
@@ -205,11 +203,9 @@ static void backward_batched(const mm_layout *l, const float *a, const float *b,
     for (size_t e = 0; e < l->batch_count; e++) {
         size_t ao = batch_offset(l, l->a_batch, idx, mk), bo = batch_offset(l, l->b_batch, idx, kn);
         if (ga)
-            evm_sgemm(false, true, m, k, n, 1.0f, gy + e * mn, n,
-                        b + bo, n, beta_a, ga + ao, k);
+            evm_sgemm(false, true, m, k, n, 1.0f, gy + e * mn, n, b + bo, n, beta_a, ga + ao, k);
         if (gb)
-            evm_sgemm(true, false, k, n, m, 1.0f, a + ao, k,
-                        gy + e * mn, n, beta_b, gb + bo, n);
+            evm_sgemm(true, false, k, n, m, 1.0f, a + ao, k, gy + e * mn, n, beta_b, gb + bo, n);
         next_index(l, idx);
     }
 }
