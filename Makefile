@@ -27,7 +27,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test demo asan clean format check-format fuzz bench programs suite
+.PHONY: all deps test demo asan clean format check-format fuzz bench programs suite install uninstall
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 all: $(BUILD)/libevmap.a $(BUILD)/libevmap.so $(BUILD)/evmap
@@ -108,6 +108,34 @@ demo: deps all
 asan: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) $(ASAN_VARS) programs
 	@$(MAKE) --no-print-directory $(ASAN_VARS) suite
+
+# `make install` (PREFIX=/usr/local, DESTDIR honoured): the CLI, the library,
+# its header and pkg-config file, and the Python package where Debian's
+# /usr/bin/python3 imports it. `make uninstall` removes exactly those files.
+PREFIX ?= /usr/local
+INSTALL_PYTHON ?= /usr/bin/python3
+PYTHONDIR ?= $(shell $(INSTALL_PYTHON) -c 'import sys; print("$(PREFIX)/lib/python3/dist-packages" if "$(PREFIX)" == "/usr" else "$(PREFIX)/lib/python%d.%d/dist-packages" % sys.version_info[:2])')
+PY_FILES := $(notdir $(wildcard python/evmap/*.py))
+INSTALLED := $(PREFIX)/bin/evmap $(PREFIX)/lib/libevmap.so $(PREFIX)/lib/libevmap.a \
+	$(PREFIX)/include/evmap.h $(PREFIX)/lib/pkgconfig/evmap.pc \
+	$(addprefix $(PYTHONDIR)/evmap/,$(PY_FILES) _installed.py)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PYTHONDIR)/evmap
+	install -m 755 $(BUILD)/evmap $(DESTDIR)$(PREFIX)/bin/evmap
+	install -m 644 $(BUILD)/libevmap.so $(BUILD)/libevmap.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/evmap.h $(DESTDIR)$(PREFIX)/include/evmap.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LDLIBS)|' scripts/evmap.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/evmap.pc
+	install -m 644 $(addprefix python/evmap/,$(PY_FILES)) $(DESTDIR)$(PYTHONDIR)/evmap/
+	printf '"""Written by make install."""\nLIBRARY = "%s"\n' "$(PREFIX)/lib/libevmap.so" \
+		> $(DESTDIR)$(PYTHONDIR)/evmap/_installed.py
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rm -rf $(DESTDIR)$(PYTHONDIR)/evmap/__pycache__
+	-rmdir $(DESTDIR)$(PYTHONDIR)/evmap 2>/dev/null
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
