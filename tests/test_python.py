@@ -17,6 +17,8 @@ In the child, on fashion_cnn and a demo image:
    KeyboardInterrupt, and the next call gives the uncancelled result;
 6. two threads explaining with two models give the results of one after the
    other;
+7. Model.evaluate gives evmap evaluate's numbers (curves, AUCs, AOPC,
+   max-sensitivity and, against masks, the localisation metrics);
 and docs/python.md's worked example runs verbatim.
 """
 import json
@@ -95,6 +97,8 @@ def child():
             report(same, f"explain {method} = the CLI's NPY bit for bit "
                    f"(max |diff| {np.nanmax(np.abs(got - want)) if got.shape == want.shape else '?'})")
 
+    evaluate_checks(evmap, np)
+
     import torch
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import fashion_models
@@ -157,6 +161,57 @@ def child():
            "two threads with two models = one after the other")
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+def evaluate_checks(evmap, np):
+    """Model.evaluate against `evmap evaluate`'s evaluate.json: the demo
+    images on fashion_cnn, and two scenes with their masks (localisation)."""
+    from PIL import Image
+    demo = os.path.join(ROOT, "data", "demo")
+    scenes = os.path.join(ROOT, "data", "scenes")
+    cases = [
+        ("fashion_cnn", MODEL, [], {}, demo, None, ["saliency", "occlusion"]),
+        ("scenes_cnn", os.path.join(ROOT, "models", "scenes_cnn.onnx"),
+         ["--preprocess", "imagenet", "--size", "224x224"],
+         {"preprocess": "imagenet", "size": (224, 224)}, scenes, ["00000_ankle_boot",
+                                                               "00011_sandal"], ["gradcam"]),
+    ]
+    for name, path, pre_args, pre_kw, folder, stems, methods in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            data, masks = folder, None
+            if stems:
+                data = os.path.join(tmp, "images")
+                os.makedirs(data)
+                os.makedirs(os.path.join(tmp, "masks"))
+                for s in stems:
+                    os.symlink(os.path.join(folder, "images", s + ".png"),
+                               os.path.join(data, s + ".png"))
+                    os.symlink(os.path.join(folder, "masks", s + ".png"),
+                               os.path.join(tmp, "masks", s + ".png"))
+                masks = np.stack([np.asarray(Image.open(os.path.join(folder, "masks", s + ".png"))
+                                             .convert("L")) > 127 for s in stems])
+            extra = ["--masks", os.path.join(tmp, "masks")] if stems else []
+            cli("evaluate", "--model", path, *pre_args, "--methods", ",".join(methods),
+                "--data", data, "--steps", "6", "--out", os.path.join(tmp, "out"), "--quiet",
+                *extra)
+            with open(os.path.join(tmp, "out", "evaluate.json")) as f:
+                want = json.load(f)
+            files = sorted(os.path.join(data, f) for f in os.listdir(data))
+            got = evmap.Model(path, **pre_kw).evaluate(files, methods, steps=6, masks=masks)
+            worst, checked = 0.0, 0
+            for a, b in zip(got["per_image"], want["per_image"]):
+                for m in methods:
+                    for k, v in b["methods"][m].items():
+                        if k == "seconds" or v is None:
+                            continue
+                        u = a["methods"][m][k]
+                        pairs = zip(u, v) if isinstance(v, list) else [(u, v)]
+                        for x, y in pairs:
+                            worst = max(worst, abs(x - y) / max(1.0, abs(y)))
+                            checked += 1
+            report(len(got["per_image"]) == len(want["per_image"]) and worst <= 1e-7,
+                   f"evaluate on {name} ({', '.join(methods)}) = evmap evaluate's JSON: "
+                   f"{checked} numbers, max relative difference {worst:.1e} (the JSON's 9 digits)")
 
 
 # ----------------------------------------------------------- the parent side

@@ -98,7 +98,28 @@ def _find_library():
 
 lib = ctypes.CDLL(_find_library())  # CDLL releases the GIL during every call
 
+class Localisation(ctypes.Structure):
+    _fields_ = [("pointing", c_double), ("mass", c_double), ("rank", c_double), ("iou", c_double),
+                ("area", c_double), ("pointing_uniform", c_double), ("iou_uniform", c_double)]
+
+
+IntPtr, FloatPtr, DoublePtr = POINTER(c_int), POINTER(c_float), POINTER(c_double)
+
 _SIGNATURES = {
+    "evmap_eval_pixel_order": (c_int, [FloatPtr, c_int, c_int, IntPtr, POINTER(Error)]),
+    "evmap_eval_step_pixels": (c_size_t, [c_size_t, c_int, c_int]),
+    "evmap_eval_replace": (None, [FloatPtr, FloatPtr, c_int, c_int, c_int, IntPtr, c_size_t,
+                                  FloatPtr]),
+    "evmap_eval_auc": (c_double, [DoublePtr, DoublePtr, c_int]),
+    "evmap_eval_region_count": (c_int, [c_int, c_int, c_int]),
+    "evmap_eval_region_order": (c_int, [FloatPtr, c_int, c_int, c_int, IntPtr,
+                                        POINTER(c_size_t), POINTER(Error)]),
+    "evmap_eval_aopc": (c_double, [c_double, DoublePtr, c_int]),
+    "evmap_eval_fill": (c_int, [FloatPtr, c_int, c_int, c_int, c_int, FloatPtr, POINTER(Error)]),
+    "evmap_eval_uniform_noise": (None, [FloatPtr, c_size_t, c_float, c_uint64, FloatPtr]),
+    "evmap_eval_map_distance": (c_double, [FloatPtr, FloatPtr, c_size_t]),
+    "evmap_eval_localisation": (c_int, [FloatPtr, POINTER(ctypes.c_ubyte), c_int, c_int, c_int,
+                                        c_double, POINTER(Localisation), POINTER(Error)]),
     "evmap_model_load_with_options": (c_int, [c_char_p, POINTER(LoadOptions), POINTER(c_void_p),
                                               POINTER(Error)]),
     "evmap_model_load_memory_with_options": (c_int, [c_void_p, c_size_t, POINTER(LoadOptions),

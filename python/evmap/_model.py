@@ -396,6 +396,22 @@ class Model:
             if own is not None:
                 own.close()
 
+    # -------------------------------------------------------------- evaluate
+
+    def evaluate(self, images, methods, **options) -> Dict[str, Any]:
+        """The CLI's `evmap evaluate` for images: per image and method the
+        deletion and insertion curves and AUCs, AOPC, max-sensitivity,
+        seconds and, with masks (N x H x W, non-zero = object), the
+        localisation metrics; and their means with standard errors. Options:
+        labels, explain_label, steps (50), fill ("blur"), aopc_window,
+        aopc_regions, sensitivity_radius (0.02), sensitivity_samples (10),
+        sensitivity_methods, masks, pointing_tolerance, iou_top (0.1),
+        batch, seed, and explain()'s options for the methods. The returned
+        dict has the keys of the CLI's evaluate.json it shares: images,
+        input_size, fraction, methods (summaries), per_image."""
+        from ._evaluate import evaluate
+        return evaluate(self, images, methods, **options)
+
     # --------------------------------------------------------------- cleanup
 
     def close(self):
