@@ -77,6 +77,12 @@ def child():
         cli("fit-sampler", "--model", MODEL, "--window", "4", "--patches", "2000", "-o",
             sampler_file, os.path.join(ROOT, "data", "demo"))
         sampler = evmap.Sampler.load(sampler_file)
+        coarse_file = os.path.join(tmp, "s8.evs")
+        cli("fit-sampler", "--model", MODEL, "--window", "8", "--patches", "2000", "-o",
+            coarse_file, os.path.join(ROOT, "data", "demo"))
+        refs = model.prepare(sorted(os.path.join(ROOT, "data", "demo", f)
+                                    for f in os.listdir(os.path.join(ROOT, "data", "demo"))))
+        marginal = evmap.Sampler.marginal(refs[:3], 4)
         cases = [
             ("saliency", [], {}),
             ("gradxinput", [], {}),
@@ -89,13 +95,31 @@ def child():
              {"sampler": sampler, "samples": 3, "seed": 5}),
             ("efficient", ["--sampler-file", sampler_file, "--samples", "3", "--seed", "5"],
              {"sampler": sampler, "samples": 3, "seed": 5}),
+            ("efficient", ["--sampler-file", sampler_file, "--samples", "3", "--refine", "0.5",
+                           "--coarse-sampler-file", coarse_file],
+             {"sampler": sampler, "samples": 3, "refine": 0.5,
+              "coarse_sampler": evmap.Sampler.load(coarse_file)}),
+            ("pda", ["--sampler", "marginal", "--reference", os.path.join(ROOT, "data", "demo"),
+                     "--samples", "3", "--window", "4"],
+             {"sampler": marginal, "samples": 3}),
         ]
         for method, args, kw in cases:
             want = cli_map(tmp, method, *args)
             got = model.explain(IMAGE, method, classes=[CLS], progress=False, **kw).maps[0, 0]
             same = got.shape == want.shape and np.array_equal(got, want, equal_nan=True)
-            report(same, f"explain {method} = the CLI's NPY bit for bit "
+            report(same, f"explain {method} {' '.join(args[2:] if args else [])} = the CLI's "
+                   f"NPY bit for bit "
                    f"(max |diff| {np.nanmax(np.abs(got - want)) if got.shape == want.shape else '?'})")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "t")
+        cli("explain", "--model", MODEL, "--out", out, "--method", "saliency", "--target",
+            "/Relu_3_output_0:5", "--quiet", IMAGE)
+        npy = [f for f in os.listdir(out) if f.endswith(".npy")]
+        want = np.load(os.path.join(out, npy[0])) if len(npy) == 1 else None
+        got = model.explain(IMAGE, "saliency", target="/Relu_3_output_0:5", progress=False).maps
+        report(want is not None and np.array_equal(got[0, 0], want, equal_nan=True),
+               f"a hidden-unit target (target='LAYER:CH') = the CLI's --target ({npy})")
 
     evaluate_checks(evmap, np)
 

@@ -142,6 +142,8 @@ _SIGNATURES = {
     "evmap_sampler_fit_options_init": (None, [POINTER(SamplerFitOptions)]),
     "evmap_sampler_fit": (c_int, [POINTER(c_float), c_size_t, c_int, c_int, c_int,
                                   POINTER(SamplerFitOptions), POINTER(c_void_p), POINTER(Error)]),
+    "evmap_sampler_marginal": (c_int, [POINTER(c_float), c_size_t, c_int, c_int, c_int, c_int,
+                                       POINTER(c_void_p), POINTER(Error)]),
     "evmap_sampler_constant": (c_int, [POINTER(c_float), c_int, c_int, POINTER(c_void_p),
                                        POINTER(Error)]),
     "evmap_sampler_save": (c_int, [c_void_p, c_char_p, c_char_p, POINTER(Error)]),

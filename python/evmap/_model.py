@@ -285,20 +285,31 @@ class Model:
                 steps: int = 50, baseline: str = "zero", noise: float = 0.15,
                 smoothgrad_samples: int = 50, layer: Optional[str] = None,
                 occlusion_fill: Union[str, float] = "zero", batch: int = 0,
+                target: Optional[str] = None, refine: float = 1.0,
+                coarse_sampler: Optional[Sampler] = None,
                 progress: Union[None, bool, Callable[[int, int], Any]] = None) -> Explanation:
         """Evidence maps of `method` (pda, efficient, occlusion, saliency,
         gradxinput, ig, smoothgrad, gradcam, guided) for the given classes
         (default: each image's `top` most likely), with the CLI's options as
         keywords (docs/python.md). pda and efficient need a sampler
-        (fit_sampler or Sampler.load)."""
+        (fit_sampler or Sampler.load). target="LAYER:CH" explains channel CH
+        of a layer's output (its mean activation) instead of a class."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; evmap has {', '.join(METHODS)}")
+        unit_layer, unit_channel = None, -1
+        if target is not None:
+            unit_layer, _, ch = str(target).rpartition(":")
+            if not unit_layer or not ch.isdigit():
+                raise ValueError(f"target must be 'LAYER:CHANNEL', not {target!r}")
+            unit_channel = int(ch)
         x = self.prepare(images)
         probs = self.classify(x)
         n, (_, h, w) = x.shape[0], x.shape[1:]
         targets = []
         for i in range(n):
-            if classes is not None:
+            if unit_layer is not None:
+                targets.append([0])  # one map; the class is not used (as the CLI passes it)
+            elif classes is not None:
                 targets.append([int(c) for c in classes])
             else:
                 targets.append([int(c) for c in np.argsort(-probs[i], kind="stable")[:top]])
@@ -314,7 +325,8 @@ class Model:
                     expand=expand, no_locality=no_locality, laplace_n=laplace_n, score=score,
                     steps=steps, baseline=baseline, noise=noise,
                     smoothgrad_samples=smoothgrad_samples, layer=layer,
-                    occlusion_fill=occlusion_fill, batch=batch)
+                    occlusion_fill=occlusion_fill, batch=batch, layer_target=unit_layer,
+                    channel_target=unit_channel, refine=refine, coarse_sampler=coarse_sampler)
         for i in range(n):
             stats = self._explain_one(method, np.ascontiguousarray(x[i]), targets[i], maps[i],
                                       progress, opts)
@@ -324,6 +336,7 @@ class Model:
 
     def _explain_one(self, method, x, targets, out, progress, o):
         classes = (ctypes.c_int * len(targets))(*targets)
+        unit = o["layer_target"].encode() if o["layer_target"] else None
         stats, err = L.Stats(), L.Error()
         prog = _Progress(progress, method)
         try:
@@ -332,6 +345,7 @@ class Model:
                 L.lib.evmap_gradient_options_init(ctypes.byref(g))
                 g.method, g.score = GRADIENT_METHODS[method], SCORES[o["score"]]
                 g.classes, g.n_classes = classes, len(targets)
+                g.target_layer, g.target_channel = unit, o["channel_target"]
                 g.steps, g.baseline = int(o["steps"]), BASELINES[o["baseline"]]
                 g.noise, g.samples = float(o["noise"]), int(o["smoothgrad_samples"])
                 g.seed = int(o["seed"])
@@ -371,6 +385,8 @@ class Model:
         L.lib.evmap_pda_options_init(ctypes.byref(p))
         p.sampler, p.samples, p.stride = sampler._handle, samples, int(o["stride"])
         p.laplace_n, p.classes, p.n_classes = float(o["laplace_n"]), classes, n_classes
+        if o["layer_target"]:
+            p.target_layer, p.target_channel = o["layer_target"].encode(), o["channel_target"]
         if o["roi"] is not None:
             p.roi[:] = [int(v) for v in o["roi"]]
         p.seed, p.threads, p.no_locality = int(o["seed"]), self.threads, int(o["no_locality"])
@@ -386,6 +402,9 @@ class Model:
                 e.split = o["split"].encode() if o["split"] else None
                 e.grid, e.grid_threshold = int(o["grid"]), float(o["grid_threshold"])
                 e.around_image = int(o["expand"] == "image")
+                e.refine = float(o["refine"])
+                if o["coarse_sampler"] is not None:
+                    e.coarse_sampler = o["coarse_sampler"]._handle
                 status = L.lib.evmap_efficient(self._handle, _ptr(x), ctypes.byref(e), _ptr(out),
                                                ctypes.byref(stats), ctypes.byref(err))
             else:

@@ -53,6 +53,20 @@ class Sampler:
                                              ctypes.byref(err)), err)
         return cls(handle.value, "")
 
+    @classmethod
+    def marginal(cls, images, window):
+        """Draw s takes the window from reference image s (a float32 array
+        N x C x H x W in model-input units, of the explained images' size)."""
+        x = np.ascontiguousarray(np.asarray(images, np.float32))
+        if x.ndim != 4:
+            raise ValueError(f"Sampler.marginal: images must be N x C x H x W, not {x.shape}")
+        err, handle = L.Error(), ctypes.c_void_p()
+        L.check(L.lib.evmap_sampler_marginal(x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                             x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                                             int(window), ctypes.byref(handle),
+                                             ctypes.byref(err)), err)
+        return cls(handle.value, "")
+
     def close(self):
         if self._handle:
             L.lib.evmap_sampler_free(self._handle)
