@@ -422,9 +422,8 @@ static evmap_status add_image(const classify_options *o, classify_state *s, size
     evmap_image *img = NULL;
     evmap_preprocess pre;
     int width, height;
-    evmap_status st = evmap_image_set_load(s->set, index, &img, err);
-    if (st == EVMAP_OK)
-        st = cli_image_geometry(&s->info, img, &o->input.preprocess, &pre, &width, &height, err);
+    evmap_status st = cli_load_image(s->set, index, &s->info, &o->input.preprocess, &img, &pre,
+                                     &width, &height, err);
     const char *refused = st == EVMAP_OK ? failed_size(s, width, height) : NULL;
     size_bucket *b = NULL;
     if (st == EVMAP_OK && !refused)

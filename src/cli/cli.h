@@ -84,6 +84,11 @@ evmap_status cli_load_model(const char *path, const cli_input_options *opt, evma
 evmap_status cli_image_geometry(const evmap_model_info *info, const evmap_image *img,
                                 const evmap_preprocess *pre, evmap_preprocess *out, int *width,
                                 int *height, evmap_error *err);
+/* Loads image index of set (*img, freed by the caller even on failure) and
+ * its geometry for the model (cli_image_geometry). */
+evmap_status cli_load_image(const evmap_image_set *set, size_t index, const evmap_model_info *info,
+                            const evmap_preprocess *pre, evmap_image **img, evmap_preprocess *out,
+                            int *width, int *height, evmap_error *err);
 /* A model with a free side: sets it (and info) to the size image index of
  * set runs at. Nothing for a fixed model. */
 evmap_status cli_size_to_image(evmap_model *model, evmap_model_info *info,

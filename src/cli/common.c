@@ -350,6 +350,16 @@ evmap_status cli_image_geometry(const evmap_model_info *info, const evmap_image 
     return EVMAP_OK;
 }
 
+evmap_status cli_load_image(const evmap_image_set *set, size_t index, const evmap_model_info *info,
+                            const evmap_preprocess *pre, evmap_image **img, evmap_preprocess *out,
+                            int *width, int *height, evmap_error *err) {
+    *img = NULL;
+    evmap_status st = evmap_image_set_load(set, index, img, err);
+    if (st == EVMAP_OK)
+        st = cli_image_geometry(info, *img, pre, out, width, height, err);
+    return st;
+}
+
 evmap_status cli_size_to_image(evmap_model *model, evmap_model_info *info,
                                const evmap_image_set *set, size_t index,
                                const evmap_preprocess *pre, evmap_error *err) {
@@ -358,9 +368,7 @@ evmap_status cli_size_to_image(evmap_model *model, evmap_model_info *info,
     evmap_image *img = NULL;
     evmap_preprocess own;
     int w, h;
-    evmap_status st = evmap_image_set_load(set, index, &img, err);
-    if (st == EVMAP_OK)
-        st = cli_image_geometry(info, img, pre, &own, &w, &h, err);
+    evmap_status st = cli_load_image(set, index, info, pre, &img, &own, &w, &h, err);
     evmap_image_free(img);
     if (st == EVMAP_OK)
         st = evmap_model_set_input_size(model, h, w, err);

@@ -346,9 +346,8 @@ static evmap_status load_image(const explain_options *o, explain_state *s, size_
     evmap_image *img = NULL;
     evmap_preprocess pre;
     int w, h;
-    evmap_status st = evmap_image_set_load(s->set, index, &img, err);
-    if (st == EVMAP_OK)
-        st = cli_image_geometry(&s->info, img, &o->input.preprocess, &pre, &w, &h, err);
+    evmap_status st =
+        cli_load_image(s->set, index, &s->info, &o->input.preprocess, &img, &pre, &w, &h, err);
     if (st == EVMAP_OK)
         st = resize_for(o, s, evmap_image_set_name(s->set, index), w, h, err);
     if (st == EVMAP_OK)
