@@ -190,3 +190,29 @@ int evm_pool_default_threads(void) {
     n = sysconf(_SC_NPROCESSORS_ONLN);
     return n >= 1 && n <= 1024 ? (int)n : 1;
 }
+
+typedef struct range_job {
+    evm_range_fn fn;
+    void *ctx;
+    size_t n;
+} range_job;
+
+static void range_part(void *ctx, int part, int parts) {
+    const range_job *j = ctx;
+    /* cut at multiples of 16 floats so that parts do not share cache lines */
+    size_t lo = j->n * (size_t)part / (size_t)parts & ~(size_t)15;
+    size_t hi = part + 1 == parts ? j->n : j->n * (size_t)(part + 1) / (size_t)parts & ~(size_t)15;
+    if (hi > lo)
+        j->fn(j->ctx, lo, hi);
+}
+
+void evm_parallel_range(size_t n, size_t min, evm_range_fn fn, void *ctx) {
+    evm_pool *pool = current;
+    int parts = n >= min ? evm_pool_threads(pool) : 1;
+    if (parts == 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    range_job j = {fn, ctx, n};
+    evm_pool_run(pool, range_part, &j, parts);
+}

@@ -29,6 +29,14 @@ int evm_pool_threads(const evm_pool *pool); /* 1 for NULL */
  * caller. */
 void evm_pool_run(evm_pool *pool, evm_part_fn fn, void *ctx, int parts);
 
+/* Runs fn(ctx, lo, hi) over [0, n) split into one contiguous range per
+ * thread of the current pool, when n is at least min (else all in the
+ * caller): for element-wise loops. */
+typedef void (*evm_range_fn)(void *ctx, size_t lo, size_t hi);
+/* Elements below which an element-wise loop is not worth a hand-over. */
+#define EVM_PARALLEL_ELEMENTS ((size_t)1 << 16)
+void evm_parallel_range(size_t n, size_t min, evm_range_fn fn, void *ctx);
+
 /* Threads when none are asked for: OPENBLAS_NUM_THREADS when set, else the
  * CPUs this process may run on. */
 int evm_pool_default_threads(void);

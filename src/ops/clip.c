@@ -10,6 +10,7 @@
 #include <float.h>
 #include <stdlib.h>
 
+#include "base/pool.h"
 #include "op.h"
 
 typedef struct clip_params {
@@ -71,17 +72,29 @@ static void get_bounds(const evm_node *node, evm_tensor *const *in, float *lo, f
     }
 }
 
-static void clip_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
-                         float *workspace) {
-    (void)workspace;
+typedef struct clip_job {
+    const float *x;
+    float *y;
     float lo, hi;
-    get_bounds(node, in, &lo, &hi);
-    const float *restrict x = evm_f32(in[0]);
-    float *restrict y = evm_f32(out[0]);
-    for (size_t i = 0; i < in[0]->count; i++) {
+} clip_job;
+
+static void clip_range(void *ctx, size_t first, size_t end) {
+    const clip_job *j = ctx;
+    const float *restrict x = j->x;
+    float *restrict y = j->y;
+    float lo = j->lo, hi = j->hi;
+    for (size_t i = first; i < end; i++) {
         float v = x[i] < lo ? lo : x[i];
         y[i] = v > hi ? hi : v;
     }
+}
+
+static void clip_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                         float *workspace) {
+    (void)workspace;
+    clip_job j = {evm_f32(in[0]), evm_f32(out[0]), 0, 0};
+    get_bounds(node, in, &j.lo, &j.hi);
+    evm_parallel_range(in[0]->count, EVM_PARALLEL_ELEMENTS, clip_range, &j);
 }
 
 /* The gradient passes where lo <= x <= hi (bounds included, as PyTorch's

@@ -1,16 +1,28 @@
 /* Relu: y = max(x, 0), NaN passed on (as PyTorch does: a NaN in the network
  * must not turn into a plausible 0). Element-wise, so its receptive field is
  * the identity. */
+#include "base/pool.h"
 #include "op.h"
+
+typedef struct relu_job {
+    const float *x;
+    float *y;
+} relu_job;
+
+static void relu_range(void *ctx, size_t lo, size_t hi) {
+    const relu_job *j = ctx;
+    const float *restrict x = j->x;
+    float *restrict y = j->y;
+    for (size_t i = lo; i < hi; i++)
+        y[i] = x[i] > 0.0f || x[i] != x[i] ? x[i] : 0.0f;
+}
 
 static void relu_forward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                          float *workspace) {
     (void)node;
     (void)workspace;
-    const float *x = evm_f32(in[0]);
-    float *y = evm_f32(out[0]);
-    for (size_t i = 0; i < in[0]->count; i++)
-        y[i] = x[i] > 0.0f || x[i] != x[i] ? x[i] : 0.0f;
+    relu_job j = {evm_f32(in[0]), evm_f32(out[0])};
+    evm_parallel_range(in[0]->count, EVM_PARALLEL_ELEMENTS, relu_range, &j);
 }
 
 static void relu_backward(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,

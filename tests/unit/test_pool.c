@@ -1,9 +1,9 @@
 /*
  * The runner's thread pool (base/pool.h) and the GEMM split across it
  * (base/sgemm.h): every part of a job runs exactly once whatever the pool's
- * size; a split GEMM equals one single-threaded CBLAS call on every shape,
- * transposition and beta; a runner with three threads gives the
- * probabilities of a runner with one.
+ * size, every index of a parallel range once; a split GEMM equals one single-threaded CBLAS call on
+ * every shape, transposition and beta; a runner with three threads gives the probabilities of a
+ * runner with one.
  */
 #include <cblas.h>
 #include <math.h>
@@ -62,6 +62,35 @@ static void pool_checks(void) {
     count_job j = {{0}, {0}};
     evm_pool_run(NULL, count_part, &j, 3);
     check(j.hits[0] == 1 && j.hits[1] == 1 && j.hits[2] == 1, "no pool: every part in the caller");
+}
+
+static void mark_range(void *ctx, size_t lo, size_t hi) {
+    unsigned char *seen = ctx;
+    for (size_t i = lo; i < hi; i++)
+        seen[i]++;
+}
+
+static void range_checks(void) {
+    evm_pool *pool = NULL;
+    evmap_error err = {0};
+    if (evm_pool_create(3, &pool, &err) != EVMAP_OK) {
+        check(0, "pool created");
+        return;
+    }
+    evm_pool_use(pool);
+    const size_t sizes[] = {0, 1, 15, 16, 17, 100, 1000, 65536, 65537, 200003};
+    int ok = 1;
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++)
+        for (size_t min = 1; min <= 100000; min *= 1000) {
+            unsigned char *seen = calloc(sizes[t] + 1, 1);
+            evm_parallel_range(sizes[t], min, mark_range, seen);
+            for (size_t i = 0; i < sizes[t]; i++)
+                ok = ok && seen[i] == 1;
+            free(seen);
+        }
+    evm_pool_use(NULL);
+    evm_pool_free(pool);
+    check(ok, "evm_parallel_range on 3 threads visits each of 0-200003 indices once");
 }
 
 static float *random_floats(size_t n, unsigned seed) {
@@ -156,6 +185,7 @@ static void runner_checks(void) {
 
 int main(void) {
     pool_checks();
+    range_checks();
     sgemm_checks();
     runner_checks();
     printf("%d passed, %d failed\n", passed, failed);
