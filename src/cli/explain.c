@@ -92,6 +92,8 @@ static const char explain_help[] =
     "  --batch N             images per forward pass (default 64; ig, smoothgrad 16)\n"
     "  --threads N           threads (default: all cores)\n" CLI_MAX_MEMORY_HELP CLI_LAYOUT_HELP
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
+    "  --shard I/N           explain only images i with i mod N = I (0-based; N tasks\n"
+    "                        of an array job cover every image once)\n"
     "  --quiet               no progress output\n";
 
 static int parse_class_list(const char *s, explain_options *o) {
@@ -145,6 +147,17 @@ static int parse_number_option(const char *a, const char *v, explain_options *o)
         o->top = (int)n;
         return 1;
     }
+    if (!strcmp(a, "--shard")) {
+        int v2[2];
+        if (!cli_parse_int_list(v, '/', 0, 1000000, v2, 2) || v2[1] < 1 || v2[0] >= v2[1])
+            return cli_usage_error("explain",
+                                   "--shard must be I/N with 0 <= I < N (e.g. 3/8: the fourth "
+                                   "of eight parts), not '%s'",
+                                   v);
+        o->shard = v2[0];
+        o->shards = v2[1];
+        return 1;
+    }
     if (!strcmp(a, "--vmax")) {
         float f;
         if (!cli_parse_float(v, &f) || f <= 0)
@@ -184,6 +197,7 @@ static void set_defaults(explain_options *o, char **images, char **references) {
     o->images = images;
     method_options_init(&o->mo, references);
     o->target_channel = -1;
+    o->shards = 1;
     parse_method("pda", o);
     evmap_preprocess_init(&o->input.preprocess, EVMAP_PREPROCESS_NONE);
 }
@@ -281,9 +295,10 @@ int cmd_explain(int argc, char **argv) {
             st = cli_make_out_dir(o.out_dir, &err);
         if (st == EVMAP_OK)
             st = explain_prepare_sampler(&o, &s, &err);
-        size_t n = st == EVMAP_OK ? evmap_image_set_count(s.set) : 0, refused = 0;
-        for (size_t i = 0; st == EVMAP_OK && i < n; i++) {
+        size_t n = st == EVMAP_OK ? evmap_image_set_count(s.set) : 0, refused = 0, done = 0;
+        for (size_t i = (size_t)o.shard; st == EVMAP_OK && i < n; i += (size_t)o.shards) {
             st = explain_image(&o, &s, i, &err);
+            done += st == EVMAP_OK;
             if (st != EVMAP_OK && s.size_refused && n > 1) { /* the others go on */
                 cli_report(&err);
                 refused++;
@@ -305,8 +320,8 @@ int cmd_explain(int argc, char **argv) {
             rc = st == EVMAP_OK ? EXIT_OK : cli_report(&err);
         }
         if (st == EVMAP_OK && !o.quiet)
-            fprintf(stderr, "evmap: wrote %zu image(s) to %s/\n", evmap_image_set_count(s.set),
-                    o.out_dir);
+            fprintf(stderr, "evmap: wrote %zu image(s) to %s/%s\n", done, o.out_dir,
+                    o.shards > 1 ? " (this shard)" : "");
         explain_state_free(&s);
     }
     free(images);

@@ -26,6 +26,7 @@ typedef struct explain_options {
     int classes[EXPLAIN_MAX_CLASSES];
     int n_classes;
     int top;                /* 0: not given */
+    int shard, shards;      /* --shard I/N: images i with i % N == I (default 0/1) */
     char target_layer[256]; /* empty: class targets */
     int target_channel;
     float vmax; /* 0: per map */
