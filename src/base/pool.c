@@ -40,6 +40,7 @@ struct evm_pool {
     evm_part_fn fn;
     void *ctx;
     int parts;
+    bool running; /* the caller is inside evm_pool_run (a nested call runs inline) */
 };
 
 static _Thread_local evm_pool *current;
@@ -152,8 +153,10 @@ int evm_pool_threads(const evm_pool *p) {
 }
 
 void evm_pool_run(evm_pool *p, evm_part_fn fn, void *ctx, int parts) {
-    int helped = p && parts > 1 ? (parts - 1 < p->started ? parts - 1 : p->started) : 0;
+    int helped =
+        p && parts > 1 && !p->running ? (parts - 1 < p->started ? parts - 1 : p->started) : 0;
     if (helped > 0) {
+        p->running = true;
         p->fn = fn;
         p->ctx = ctx;
         p->parts = parts;
@@ -176,6 +179,7 @@ void evm_pool_run(evm_pool *p, evm_part_fn fn, void *ctx, int parts) {
         while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
             pthread_cond_wait(&p->done, &p->lock);
         pthread_mutex_unlock(&p->lock);
+        p->running = false;
     }
 }
 

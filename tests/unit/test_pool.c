@@ -36,6 +36,19 @@ static void count_part(void *ctx, int part, int parts) {
     j->parts_seen[part] = parts;
 }
 
+typedef struct nested_job {
+    evm_pool *pool;
+    count_job inner[4];
+} nested_job;
+
+/* Each part runs a job of its own on the same pool: the caller's nested
+ * call must run inline instead of waiting for workers that are busy. */
+static void nested_part(void *ctx, int part, int parts) {
+    (void)parts;
+    nested_job *j = ctx;
+    evm_pool_run(j->pool, count_part, &j->inner[part], 3);
+}
+
 static void pool_checks(void) {
     for (int threads = 1; threads <= 4; threads++) {
         evm_pool *pool = NULL;
@@ -57,6 +70,18 @@ static void pool_checks(void) {
                  "pool of %d threads: 50 x 9 jobs of 1-9 parts, each part run once with its count",
                  threads);
         check(ok, what);
+        evm_pool_free(pool);
+    }
+    evm_pool *pool = NULL;
+    evmap_error err = {0};
+    if (evm_pool_create(3, &pool, &err) == EVMAP_OK) {
+        nested_job nj = {.pool = pool};
+        evm_pool_run(pool, nested_part, &nj, 3);
+        int ok = 1;
+        for (int p = 0; p < 3; p++)
+            for (int i = 0; i < 3; i++)
+                ok = ok && nj.inner[p].hits[i] == 1;
+        check(ok, "a job started from inside a part of a job on the same pool runs (inline)");
         evm_pool_free(pool);
     }
     count_job j = {{0}, {0}};
