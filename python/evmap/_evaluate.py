@@ -31,6 +31,13 @@ class _Curves:
         self.images = np.empty((batch,) + x.shape, np.float32)
         self.probs = np.empty((batch, self.k), np.float32)
 
+    def probabilities(self, x):
+        """p of every class for one image (a batch of one, as the CLI)."""
+        err = L.Error()
+        L.check(L.lib.evmap_runner_classify(self.runner, _ptr(x), 1, _ptr(self.probs),
+                                            ctypes.byref(err)), err)
+        return self.probs[0].copy()
+
     def run(self, src, dst, order, counts, cls):
         c, h, w = self.shape
         out = np.empty(len(counts))
@@ -88,12 +95,10 @@ def evaluate(model, images, methods, *, labels=None, explain_label=False, steps=
     per_image = []
     for i in range(n):
         x = np.ascontiguousarray(x_all[i])
-        p = curves.run(x, x, np.zeros(plane, np.int32), [0], 0)  # the image itself
-        probs = curves.probs[0].copy()
+        probs = curves.probabilities(x)
         predicted = int(np.argmax(probs))
         cls = int(labels[i]) if explain_label else predicted
         p0 = float(probs[cls])
-        del p
         filled = np.empty_like(x)
         L.check(L.lib.evmap_eval_fill(_ptr(x), c, h, w, BASELINES[fill], _ptr(filled),
                                       ctypes.byref(err)), err)

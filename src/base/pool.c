@@ -28,7 +28,6 @@ typedef struct worker {
 #define ACTIVE_BITS 8
 
 struct evm_pool {
-    int threads;
     int started; /* workers running (< 2^ACTIVE_BITS) */
     worker *workers;
     pthread_mutex_t lock;
@@ -106,7 +105,6 @@ evmap_status evm_pool_create(int threads, evm_pool **out, evmap_error *err) {
     evm_pool *p = calloc(1, sizeof *p);
     if (!p)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for a thread pool");
-    p->threads = threads;
     p->workers = calloc((size_t)threads, sizeof *p->workers);
     if (!p->workers) {
         free(p);

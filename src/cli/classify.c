@@ -186,7 +186,8 @@ typedef struct classify_state {
     /* results of images [cursor, cursor + ring) by index modulo ring */
     size_t ring, cursor;
     float *ring_probs;
-    int *ring_size; /* width, height */
+    float *batch_probs; /* batch × K: one flush's probabilities */
+    int *ring_size;     /* width, height */
     uint8_t *ring_state;
     int *order;
     size_t correct, classified, failed;
@@ -208,6 +209,7 @@ static void state_free(classify_state *s) {
     cli_labels_free(&s->labels);
     evmap_idx_free_labels(s->truth);
     free(s->ring_probs);
+    free(s->batch_probs);
     free(s->ring_size);
     free(s->ring_state);
     free(s->order);
@@ -269,9 +271,7 @@ static evmap_status flush(classify_state *s, size_bucket *b, evmap_error *err) {
     if (b->count == 0)
         return EVMAP_OK;
     int k = s->info.num_classes;
-    float *probs = malloc(sizeof(float) * (size_t)k * (size_t)b->count);
-    if (!probs)
-        return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    float *probs = s->batch_probs;
     evmap_status st = evmap_runner_classify(b->runner, b->inputs, b->count, probs, err);
     for (int i = 0; st == EVMAP_OK && i < b->count; i++) {
         size_t slot = b->members[i] % s->ring;
@@ -281,7 +281,6 @@ static evmap_status flush(classify_state *s, size_bucket *b, evmap_error *err) {
         s->ring_size[2 * slot + 1] = b->height;
         s->ring_state[slot] = DONE;
     }
-    free(probs);
     b->count = 0;
     return st;
 }
@@ -456,10 +455,11 @@ static evmap_status classify_all(const classify_options *o, classify_state *s, e
     s->ring = (size_t)s->batch * RING_BATCHES;
     int k = s->info.num_classes;
     s->ring_probs = malloc(sizeof(float) * (size_t)k * s->ring);
+    s->batch_probs = malloc(sizeof(float) * (size_t)k * (size_t)s->batch);
     s->ring_size = malloc(sizeof(int) * 2 * s->ring);
     s->ring_state = calloc(s->ring, 1);
     s->order = malloc(sizeof(int) * (size_t)k);
-    if (!s->ring_probs || !s->ring_size || !s->ring_state || !s->order)
+    if (!s->ring_probs || !s->batch_probs || !s->ring_size || !s->ring_state || !s->order)
         return cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
     evmap_status st = EVMAP_OK;
     for (size_t i = 0; st == EVMAP_OK && i < n; i++) {
