@@ -31,7 +31,7 @@ static evmap_status concat_infer(const evm_node *node, evm_tensor *const *in,
             return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "input %d is missing", i);
     if (evm_dtype_size(first->dtype) == 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "input 0 has data type %s; only float32 and int64 are supported",
+                             "input 0 has data type %s; only float32, int64 and bool are supported",
                              evm_dtype_name(first->dtype));
     if (first->rank == 0)
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "cannot concatenate scalars");

@@ -29,7 +29,7 @@ static evmap_status flatten_infer(const evm_node *node, evm_tensor *const *in,
     const evm_tensor *x = in[0];
     if (evm_dtype_size(x->dtype) == 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "input has data type %s; only float32 and int64 are supported",
+                             "input has data type %s; only float32, int64 and bool are supported",
                              evm_dtype_name(x->dtype));
     int64_t axis = ((const flatten_params *)node->params)->axis;
     /* Unlike most axes, rank itself is valid here (everything goes to the rows). */

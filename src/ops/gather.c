@@ -27,7 +27,7 @@ static evmap_status gather_infer(const evm_node *node, evm_tensor *const *in,
     const evm_tensor *data = in[0], *idx = in[1];
     if (evm_dtype_size(data->dtype) == 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "input 0 has data type %s; only float32 and int64 are supported",
+                             "input 0 has data type %s; only float32, int64 and bool are supported",
                              evm_dtype_name(data->dtype));
     if (!idx)
         return evm_node_fail(err, node, EVMAP_ERR_BAD_FILE, "input 1 (indices) is missing");

@@ -8,7 +8,7 @@ static evmap_status identity_infer(const evm_node *node, evm_tensor *const *in,
                                    evm_tensor *const *out, evmap_error *err) {
     if (evm_dtype_size(in[0]->dtype) == 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "input has data type %s; only float32 and int64 are supported",
+                             "input has data type %s; only float32, int64 and bool are supported",
                              evm_dtype_name(in[0]->dtype));
     out[0]->dtype = in[0]->dtype;
     return evm_tensor_set_shape(out[0], in[0]->rank, in[0]->dims, err);

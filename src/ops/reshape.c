@@ -88,7 +88,7 @@ static evmap_status reshape_infer(const evm_node *node, evm_tensor *const *in,
     const evm_tensor *x = in[0], *shape = in[1];
     if (evm_dtype_size(x->dtype) == 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "input 0 has data type %s; only float32 and int64 are supported",
+                             "input 0 has data type %s; only float32, int64 and bool are supported",
                              evm_dtype_name(x->dtype));
     evmap_status st = evm_op_require_const(node, in, 1, err);
     if (st != EVMAP_OK)

@@ -1,7 +1,7 @@
 /*
  * Transpose: y.dims[i] = x.dims[perm[i]] and y[..., j_i, ...] = x[..., at
- * axis perm[i] j_i, ...]. perm defaults to the reversed axes. float32 and
- * int64. Forward walks y in order (contiguous writes) and gathers each output
+ * axis perm[i] j_i, ...]. perm defaults to the reversed axes. float32,
+ * int64 and bool. Forward walks y in order (contiguous writes) and gathers each output
  * row from x with a fixed stride.
  */
 #include <stdlib.h>
@@ -53,7 +53,7 @@ static evmap_status transpose_infer(const evm_node *node, evm_tensor *const *in,
     const transpose_params *p = node->params;
     if (evm_dtype_size(x->dtype) == 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "input has data type %s; only float32 and int64 are supported",
+                             "input has data type %s; only float32, int64 and bool are supported",
                              evm_dtype_name(x->dtype));
     if (p->n_perm && p->n_perm != x->rank)
         return evm_node_fail(err, node, EVMAP_ERR_INVALID_ARGUMENT,
@@ -88,6 +88,7 @@ static evmap_status transpose_infer(const evm_node *node, evm_tensor *const *in,
         }                                                                                          \
     }
 
+DEFINE_TRANSPOSE(transpose_8, uint8_t)
 DEFINE_TRANSPOSE(transpose_32, uint32_t)
 DEFINE_TRANSPOSE(transpose_64, uint64_t)
 
@@ -107,7 +108,10 @@ static void permute(const evm_tensor *x, evm_tensor *y, const int *perm) {
         contiguous[d] = contiguous[d + 1] * x->dims[d + 1];
     for (int i = 0; i < x->rank; i++)
         xstride[i] = contiguous[perm[i]];
-    if (elem == 4)
+    /* One copy loop per element size: bool is 1 byte, float32 4, int64 8. */
+    if (elem == 1)
+        transpose_8(x->data, y->data, x->rank, y->dims, xstride, y->count);
+    else if (elem == 4)
         transpose_32(x->data, y->data, x->rank, y->dims, xstride, y->count);
     else
         transpose_64(x->data, y->data, x->rank, y->dims, xstride, y->count);

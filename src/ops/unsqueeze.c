@@ -45,7 +45,7 @@ static evmap_status unsqueeze_infer(const evm_node *node, evm_tensor *const *in,
     const evm_tensor *x = in[0];
     if (evm_dtype_size(x->dtype) == 0)
         return evm_node_fail(err, node, EVMAP_ERR_UNSUPPORTED,
-                             "input 0 has data type %s; only float32 and int64 are supported",
+                             "input 0 has data type %s; only float32, int64 and bool are supported",
                              evm_dtype_name(x->dtype));
     const int64_t *axes = p->axes;
     size_t n = (size_t)p->n_axes;
