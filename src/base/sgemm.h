@@ -1,8 +1,9 @@
 /*
  * Row-major single-precision GEMM, C = alpha·op(A)·op(B) + beta·C, split
  * across the calling thread's pool (pool.h): the larger of C's two sides is
- * cut into blocks and each part makes one single-threaded OpenBLAS call on
- * its block. OpenBLAS's own threads stay off (evm_sgemm_init_blas): they
+ * cut into at most 4 blocks, fixed by the shape alone so that the result has
+ * the same bits for any number of threads, and each block is one
+ * single-threaded OpenBLAS call. OpenBLAS's own threads stay off (evm_sgemm_init_blas): they
  * wait for each other with sched_yield, which collapses when another
  * process shares the cores.
  */
