@@ -90,10 +90,13 @@ static const char explain_help[] =
     "  --vmax V              colour scale +-V (default: each map's max |value|)\n"
     "  --side-by-side        put the original image beside the map\n"
     "  --batch N             images per forward pass (default 64; ig, smoothgrad 16)\n"
-    "  --threads N           threads (default: all cores)\n" CLI_MAX_MEMORY_HELP CLI_LAYOUT_HELP
-    "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
+    "  --threads N           threads (default: the CPUs this process may use; maps\n"
+    "                        are the same bits for any number)\n" CLI_MAX_MEMORY_HELP
+        CLI_LAYOUT_HELP "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
     "  --shard I/N           explain only images i with i mod N = I (0-based; N tasks\n"
     "                        of an array job cover every image once)\n"
+    "  --resume              skip images whose outputs in --out are complete and\n"
+    "                        from the same model, image and settings (redo the rest)\n"
     "  --quiet               no progress output\n";
 
 static int parse_class_list(const char *s, explain_options *o) {
@@ -224,42 +227,91 @@ static int finish_method(explain_options *o) {
     return EXIT_OK;
 }
 
+/* Options that change no output, left out of the run's settings (--resume
+ * compares those): where outputs go, which share of the images, how many
+ * threads. (--batch stays in: BLAS sums in an order that depends on the
+ * matrix shapes, so another batch can change a map's last bits.) */
+static bool changes_no_output(const char *a) {
+    static const char *const names[] = {"--out",      "--shard", "--resume",    "--threads",
+                                        "--progress", "--quiet", "--max-memory"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(a, names[i]))
+            return true;
+    return false;
+}
+
+/* Files whose bytes the run key holds (explain_resume.c): their names may
+ * change between runs. */
+static bool keyed_by_content(const char *a) {
+    return !strcmp(a, "--model") || !strcmp(a, "--sampler-file") ||
+           !strcmp(a, "--coarse-sampler-file") || !strcmp(a, "--labels");
+}
+
+/* Appends argv[first..last] to the settings that --resume compares. */
+static void record_settings(explain_options *o, char **argv, int first, int last) {
+    if (changes_no_output(argv[first]))
+        return;
+    if (keyed_by_content(argv[first]))
+        last = first;
+    for (int i = first; i <= last; i++) {
+        size_t n = strlen(argv[i]) + 1; /* with its terminator as the separator */
+        if (o->settings_len + n > sizeof o->settings) {
+            o->settings_overflow = true;
+            return;
+        }
+        memcpy(o->settings + o->settings_len, argv[i], n);
+        o->settings_len += n;
+    }
+}
+
+/* One option or image at argv[*i]: 0 (an option, *i at its last token), 1
+ * (an image), -1 (help printed) or EXIT_USAGE. */
+static int parse_one(int argc, char **argv, int *i, explain_options *o) {
+    const char *a = argv[*i];
+    int consumed = cli_parse_input_option("explain", argc, argv, i, &o->input);
+    if (consumed < 0)
+        return EXIT_USAGE;
+    if (consumed)
+        return 0;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        fputs(explain_help, stdout);
+        return -1;
+    }
+    if (method_flag_parse(METHOD_CMD_EXPLAIN, a, &o->mo, &o->given))
+        return 0;
+    if (!strcmp(a, "--quiet") || !strcmp(a, "--side-by-side") || !strcmp(a, "--resume")) {
+        o->quiet |= !strcmp(a, "--quiet");
+        o->side_by_side |= !strcmp(a, "--side-by-side");
+        o->resume |= !strcmp(a, "--resume");
+        return 0;
+    }
+    if (a[0] != '-' || a[1] == '\0')
+        return 1;
+    if (*i + 1 >= argc)
+        return cli_usage_error("explain", "%s needs a value or is unknown", a);
+    int r = method_option_parse(METHOD_CMD_EXPLAIN, a, argv[*i + 1], &o->mo, &o->given);
+    if (r == 0)
+        r = parse_number_option(a, argv[*i + 1], o);
+    if (r == 0)
+        r = parse_text_option(a, argv[*i + 1], o);
+    if (r == EXIT_USAGE)
+        return EXIT_USAGE;
+    if (r == 0)
+        return cli_usage_error("explain", "unknown option '%s'", a);
+    (*i)++;
+    return 0;
+}
+
 /* Returns EXIT_OK, EXIT_USAGE, or -1 after printing help. */
 static int parse_options(int argc, char **argv, explain_options *o) {
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int consumed = cli_parse_input_option("explain", argc, argv, &i, &o->input);
-        if (consumed < 0)
-            return EXIT_USAGE;
-        if (consumed)
-            continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(explain_help, stdout);
-            return -1;
-        }
-        if (method_flag_parse(METHOD_CMD_EXPLAIN, a, &o->mo, &o->given))
-            continue;
-        if (!strcmp(a, "--quiet") || !strcmp(a, "--side-by-side")) {
-            o->quiet |= !strcmp(a, "--quiet");
-            o->side_by_side |= !strcmp(a, "--side-by-side");
-            continue;
-        }
-        if (a[0] != '-' || a[1] == '\0') {
+        int first = i, r = parse_one(argc, argv, &i, o);
+        if (r == 1)
             o->images[o->n_images++] = argv[i];
-            continue;
-        }
-        if (i + 1 >= argc)
-            return cli_usage_error("explain", "%s needs a value or is unknown", a);
-        int r = method_option_parse(METHOD_CMD_EXPLAIN, a, argv[i + 1], &o->mo, &o->given);
-        if (r == 0)
-            r = parse_number_option(a, argv[i + 1], o);
-        if (r == 0)
-            r = parse_text_option(a, argv[i + 1], o);
-        if (r == EXIT_USAGE)
-            return EXIT_USAGE;
-        if (r == 0)
-            return cli_usage_error("explain", "unknown option '%s'", a);
-        i++;
+        else if (r != 0)
+            return r;
+        else
+            record_settings(o, argv, first, i);
     }
     if (!o->model_path)
         return cli_usage_error("explain", "--model is required");
@@ -287,7 +339,7 @@ int cmd_explain(int argc, char **argv) {
     set_defaults(&o, images, references);
     int rc = parse_options(argc, argv, &o);
     if (rc == EXIT_OK) {
-        explain_state s = {0};
+        explain_state s = {.index_fd = -1};
         evmap_error err = {0};
         cli_install_interrupt_handler();
         evmap_status st = explain_open(&o, &s, &err);
@@ -295,10 +347,22 @@ int cmd_explain(int argc, char **argv) {
             st = cli_make_out_dir(o.out_dir, &err);
         if (st == EVMAP_OK)
             st = explain_prepare_sampler(&o, &s, &err);
-        size_t n = st == EVMAP_OK ? evmap_image_set_count(s.set) : 0, refused = 0, done = 0;
+        if (st == EVMAP_OK)
+            st = explain_resume_open(&o, &s, &err);
+        size_t n = st == EVMAP_OK ? evmap_image_set_count(s.set) : 0, refused = 0, done = 0,
+               resumed = 0;
+        if (st == EVMAP_OK && o.resume)
+            explain_resume_clean(&o, &s, n);
+        if (st == EVMAP_OK && (o.resume || o.shards > 1)) /* the cluster workflow */
+            st = explain_index_open(&o, &s, n, &err);
         for (size_t i = (size_t)o.shard; st == EVMAP_OK && i < n; i += (size_t)o.shards) {
             st = explain_image(&o, &s, i, &err);
-            done += st == EVMAP_OK;
+            done += st == EVMAP_OK && !s.resumed;
+            resumed += st == EVMAP_OK && s.resumed;
+            if (st == EVMAP_OK)
+                explain_index_record(&o, &s, i, s.resumed ? "resumed" : "done", NULL);
+            else if (st != EVMAP_ERR_CANCELLED)
+                explain_index_record(&o, &s, i, "failed", err.message);
             if (st != EVMAP_OK && s.size_refused && n > 1) { /* the others go on */
                 cli_report(&err);
                 refused++;
@@ -319,9 +383,13 @@ int cmd_explain(int argc, char **argv) {
         } else {
             rc = st == EVMAP_OK ? EXIT_OK : cli_report(&err);
         }
+        if (st == EVMAP_OK && !o.quiet && resumed)
+            fprintf(stderr, "evmap: %zu image(s) already complete in %s/ (--resume)\n", resumed,
+                    o.out_dir);
         if (st == EVMAP_OK && !o.quiet)
             fprintf(stderr, "evmap: wrote %zu image(s) to %s/%s\n", done, o.out_dir,
                     o.shards > 1 ? " (this shard)" : "");
+        explain_index_close(&s);
         explain_state_free(&s);
     }
     free(images);

@@ -32,6 +32,12 @@ typedef struct explain_options {
     float vmax; /* 0: per map */
     bool side_by_side;
     bool quiet;
+    bool resume; /* skip images whose outputs are complete (explain_resume.c) */
+    /* The options that shape the outputs, as given (NUL-separated): part of
+     * the run key that --resume compares. */
+    char settings[8192];
+    size_t settings_len;
+    bool settings_overflow; /* too long to record: --resume redoes everything */
 } explain_options;
 
 typedef struct explain_state {
@@ -48,7 +54,11 @@ typedef struct explain_state {
     float *probs; /* num_classes */
     float *maps;  /* targets × H × W */
     int max_targets;
-    bool size_refused; /* the last image failed only for its size (the run goes on) */
+    bool size_refused;  /* the last image failed only for its size (the run goes on) */
+    uint64_t run_key;   /* model, sampler and label files and settings (explain_resume.c) */
+    uint64_t input_key; /* the current image's model input */
+    bool resumed;       /* the current image's outputs were complete: skipped */
+    int index_fd;       /* this shard's index part (-1: none) */
 } explain_state;
 
 evmap_status explain_open(const explain_options *o, explain_state *s, evmap_error *err);
@@ -73,5 +83,32 @@ evmap_status explain_write_maps(const explain_options *o, const explain_state *s
                                 const explain_result *r, float *vmax_used, evmap_error *err);
 evmap_status explain_write_json(const explain_options *o, const explain_state *s,
                                 const explain_result *r, evmap_error *err);
+/* "<stem>.<method>.c<c>" (or the hidden unit's name): the target's files
+ * without their extension. */
+void explain_target_name(const explain_options *o, const char *stem, const int *targets, int t,
+                         char *buf, size_t size);
+
+/* --resume and the index parts (explain_resume.c). */
+/* The run key from the settings and the files they name. */
+evmap_status explain_resume_open(const explain_options *o, explain_state *s, evmap_error *err);
+/* Hashes s->input (the image as the model sees it) into s->input_key. */
+void explain_resume_input(explain_state *s);
+/* Whether the image's JSON records this run and input and its files are
+ * intact. */
+bool explain_resume_complete(const explain_options *o, const explain_state *s, const char *stem);
+/* Removes the temporary files that a killed run left for this shard's
+ * images (a run's own are always removed or renamed). */
+void explain_resume_clean(const explain_options *o, const explain_state *s, size_t n_images);
+/* The "resume" member of the image's JSON: keys and each file's size and CRC. */
+struct json_writer;
+evmap_status explain_resume_write(struct json_writer *j, const explain_options *o,
+                                  const explain_state *s, const explain_result *r,
+                                  evmap_error *err);
+/* This shard's index part: a header line, then one line per image. */
+evmap_status explain_index_open(const explain_options *o, explain_state *s, size_t n_images,
+                                evmap_error *err);
+void explain_index_record(const explain_options *o, const explain_state *s, size_t index,
+                          const char *status, const char *error);
+void explain_index_close(explain_state *s);
 
 #endif

@@ -9,10 +9,10 @@
 
 /* Output file name for target t: "<stem>.<method>.c<c>" or
  * "<stem>.<method>.unit-<layer>-<ch>". */
-static void target_name(const explain_options *o, const explain_result *r, int t, char *buf,
-                        size_t size) {
+void explain_target_name(const explain_options *o, const char *stem, const int *targets, int t,
+                         char *buf, size_t size) {
     if (!o->target_layer[0]) {
-        snprintf(buf, size, "%s.%s.c%d", r->stem, o->method, r->targets[t]);
+        snprintf(buf, size, "%s.%s.c%d", stem, o->method, targets[t]);
         return;
     }
     char layer[256];
@@ -20,7 +20,7 @@ static void target_name(const explain_options *o, const explain_result *r, int t
     for (const char *p = o->target_layer; *p && n + 1 < sizeof layer; p++)
         layer[n++] = (*p == '/' || *p == ' ' || *p == ':') ? '_' : *p;
     layer[n] = '\0';
-    snprintf(buf, size, "%s.%s.unit-%s-%d", r->stem, o->method, layer, o->target_channel);
+    snprintf(buf, size, "%s.%s.unit-%s-%d", stem, o->method, layer, o->target_channel);
 }
 
 /* The model input mapped back to [0,1] pixels for the picture's background. */
@@ -57,7 +57,7 @@ evmap_status explain_write_maps(const explain_options *o, const explain_state *s
     size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
     for (int t = 0; st == EVMAP_OK && t < r->n_targets; t++) {
         char name[512], path[1024];
-        target_name(o, r, t, name, sizeof name);
+        explain_target_name(o, r->stem, r->targets, t, name, sizeof name);
         const float *map = s->maps + pixels * (size_t)t;
         snprintf(path, sizeof path, "%s/%s.npy", o->out_dir, name);
         st = evmap_write_npy(path, map, s->info.height, s->info.width, err);
@@ -177,7 +177,7 @@ static void write_targets(json_writer *j, const explain_options *o, const explai
     json_begin_array(j);
     for (int t = 0; t < r->n_targets; t++) {
         char name[512], file[600];
-        target_name(o, r, t, name, sizeof name);
+        explain_target_name(o, r->stem, r->targets, t, name, sizeof name);
         json_begin_object(j);
         if (o->target_layer[0]) {
             json_key_string(j, "layer", o->target_layer);
@@ -246,8 +246,13 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
         json_key_int(&j, "cache_bytes", (long long)st->cache_bytes);
         json_end_object(&j);
     }
+    evmap_status status = explain_resume_write(&j, o, s, r, err);
     json_end_object(&j);
     char path[1024];
     snprintf(path, sizeof path, "%s/%s.%s.json", o->out_dir, r->stem, o->method);
+    if (status != EVMAP_OK) {
+        free(json_take(&j, &(size_t){0}));
+        return status;
+    }
     return json_finish(&j, path, err);
 }

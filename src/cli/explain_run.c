@@ -362,7 +362,15 @@ evmap_status explain_image(const explain_options *o, explain_state *s, size_t in
     static int targets[EXPLAIN_MAX_CLASSES];
     evmap_sampler *per_image = NULL, *coarse_per_image = NULL;
     s->size_refused = false;
+    s->resumed = false;
     evmap_status st = load_image(o, s, index, err);
+    if (st == EVMAP_OK) {
+        explain_resume_input(s);
+        if (o->resume && explain_resume_complete(o, s, evmap_image_set_name(s->set, index))) {
+            s->resumed = true;
+            return EVMAP_OK;
+        }
+    }
     if (st == EVMAP_OK)
         st = evmap_runner_classify(s->classifier, s->input, 1, s->probs, err);
     bool coarse = !strcmp(o->method, "efficient") && o->mo.refine < 1;

@@ -21,7 +21,10 @@ static void separate(json_writer *j) {
         j->after_key = false;
         return;
     }
-    if (j->depth > 0) {
+    if (j->depth > 0 && j->compact) {
+        if (!j->first[j->depth])
+            fputs(", ", j->f);
+    } else if (j->depth > 0) {
         fputs(j->first[j->depth] ? "\n" : ",\n", j->f);
         for (int i = 0; i < j->depth; i++)
             fputs("  ", j->f);
@@ -43,7 +46,7 @@ static void close_scope(json_writer *j, char c) {
         j->depth--;
     if (!j->f)
         return;
-    if (!empty) {
+    if (!empty && !j->compact) {
         fputc('\n', j->f);
         for (int i = 0; i < j->depth; i++)
             fputs("  ", j->f);
@@ -169,6 +172,21 @@ void json_key_int(json_writer *j, const char *key, long long v) {
 void json_key_bool(json_writer *j, const char *key, bool v) {
     json_key(j, key);
     json_bool(j, v);
+}
+
+char *json_take(json_writer *j, size_t *len) {
+    char *text = NULL;
+    *len = 0;
+    if (j->f && fputc('\n', j->f) != EOF && fclose(j->f) == 0) {
+        text = j->buf;
+        *len = j->size;
+    } else {
+        if (j->f)
+            fclose(j->f);
+        free(j->buf);
+    }
+    memset(j, 0, sizeof *j);
+    return text;
 }
 
 evmap_status json_finish(json_writer *j, const char *path, evmap_error *err) {

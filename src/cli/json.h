@@ -17,6 +17,7 @@ typedef struct json_writer {
     int depth;
     bool first[JSON_MAX_DEPTH]; /* no element written yet at this depth */
     bool after_key;             /* a key was written; the value needs no comma */
+    bool compact;               /* one line (JSON lines), not indented */
 } json_writer;
 
 /* Writes s as a JSON string literal: quotes, escapes, and U+FFFD for bytes
@@ -38,6 +39,9 @@ void json_key_string(json_writer *j, const char *key, const char *s);
 void json_key_number(json_writer *j, const char *key, double v);
 void json_key_int(json_writer *j, const char *key, long long v);
 void json_key_bool(json_writer *j, const char *key, bool v);
+/* The document plus a newline, for the caller to free (NULL when out of
+ * memory); frees the writer. */
+char *json_take(json_writer *j, size_t *len);
 /* Writes the document (plus a newline) to path atomically and frees the writer. */
 evmap_status json_finish(json_writer *j, const char *path, evmap_error *err);
 
