@@ -83,10 +83,6 @@ evmap_status explain_write_maps(const explain_options *o, const explain_state *s
                                 const explain_result *r, float *vmax_used, evmap_error *err);
 evmap_status explain_write_json(const explain_options *o, const explain_state *s,
                                 const explain_result *r, evmap_error *err);
-/* "<stem>.<method>.c<c>" (or the hidden unit's name): the target's files
- * without their extension. */
-void explain_target_name(const explain_options *o, const char *stem, const int *targets, int t,
-                         char *buf, size_t size);
 
 /* --resume and the index parts (explain_resume.c). */
 /* The run key from the settings and the files they name. */
@@ -99,10 +95,11 @@ bool explain_resume_complete(const explain_options *o, const explain_state *s, c
 /* Removes the temporary files that a killed run left for this shard's
  * images (a run's own are always removed or renamed). */
 void explain_resume_clean(const explain_options *o, const explain_state *s, size_t n_images);
-/* The "resume" member of the image's JSON: keys and each file's size and CRC. */
+/* The "resume" member of the image's JSON: the keys and each output file's
+ * (names relative to --out) size and CRC-32. */
 struct json_writer;
 evmap_status explain_resume_write(struct json_writer *j, const explain_options *o,
-                                  const explain_state *s, const explain_result *r,
+                                  const explain_state *s, const char *const *files, int n_files,
                                   evmap_error *err);
 /* This shard's index part: a header line, then one line per image. */
 evmap_status explain_index_open(const explain_options *o, explain_state *s, size_t n_images,

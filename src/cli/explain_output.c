@@ -9,8 +9,8 @@
 
 /* Output file name for target t: "<stem>.<method>.c<c>" or
  * "<stem>.<method>.unit-<layer>-<ch>". */
-void explain_target_name(const explain_options *o, const char *stem, const int *targets, int t,
-                         char *buf, size_t size) {
+static void target_name(const explain_options *o, const char *stem, const int *targets, int t,
+                        char *buf, size_t size) {
     if (!o->target_layer[0]) {
         snprintf(buf, size, "%s.%s.c%d", stem, o->method, targets[t]);
         return;
@@ -57,7 +57,7 @@ evmap_status explain_write_maps(const explain_options *o, const explain_state *s
     size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
     for (int t = 0; st == EVMAP_OK && t < r->n_targets; t++) {
         char name[512], path[1024];
-        explain_target_name(o, r->stem, r->targets, t, name, sizeof name);
+        target_name(o, r->stem, r->targets, t, name, sizeof name);
         const float *map = s->maps + pixels * (size_t)t;
         snprintf(path, sizeof path, "%s/%s.npy", o->out_dir, name);
         st = evmap_write_npy(path, map, s->info.height, s->info.width, err);
@@ -177,7 +177,7 @@ static void write_targets(json_writer *j, const explain_options *o, const explai
     json_begin_array(j);
     for (int t = 0; t < r->n_targets; t++) {
         char name[512], file[600];
-        explain_target_name(o, r->stem, r->targets, t, name, sizeof name);
+        target_name(o, r->stem, r->targets, t, name, sizeof name);
         json_begin_object(j);
         if (o->target_layer[0]) {
             json_key_string(j, "layer", o->target_layer);
@@ -196,6 +196,28 @@ static void write_targets(json_writer *j, const explain_options *o, const explai
         json_end_object(j);
     }
     json_end_array(j);
+}
+
+/* The "resume" member: the files this image's targets wrote. */
+static evmap_status resume_block(json_writer *j, const explain_options *o, const explain_state *s,
+                                 const explain_result *r, evmap_error *err) {
+    char(*names)[600] = malloc(sizeof *names * 2 * (size_t)r->n_targets);
+    const char **files = malloc(sizeof *files * 2 * (size_t)r->n_targets);
+    evmap_status st = EVMAP_OK;
+    if (!names || !files)
+        st = cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int t = 0; st == EVMAP_OK && t < r->n_targets; t++)
+        for (int e = 0; e < 2; e++) {
+            char *name = names[2 * t + e];
+            target_name(o, r->stem, r->targets, t, name, sizeof names[0] - 8);
+            strcat(name, e ? ".png" : ".npy");
+            files[2 * t + e] = name;
+        }
+    if (st == EVMAP_OK)
+        st = explain_resume_write(j, o, s, files, 2 * r->n_targets, err);
+    free(names);
+    free(files);
+    return st;
 }
 
 evmap_status explain_write_json(const explain_options *o, const explain_state *s,
@@ -246,7 +268,7 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
         json_key_int(&j, "cache_bytes", (long long)st->cache_bytes);
         json_end_object(&j);
     }
-    evmap_status status = explain_resume_write(&j, o, s, r, err);
+    evmap_status status = resume_block(&j, o, s, r, err);
     json_end_object(&j);
     char path[1024];
     snprintf(path, sizeof path, "%s/%s.%s.json", o->out_dir, r->stem, o->method);

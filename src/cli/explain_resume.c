@@ -102,7 +102,7 @@ static void key_hex(uint64_t key, char *buf, size_t size) {
 }
 
 evmap_status explain_resume_write(json_writer *j, const explain_options *o, const explain_state *s,
-                                  const explain_result *r, evmap_error *err) {
+                                  const char *const *files, int n_files, evmap_error *err) {
     char hex[32];
     json_key(j, "resume");
     json_begin_object(j);
@@ -112,23 +112,19 @@ evmap_status explain_resume_write(json_writer *j, const explain_options *o, cons
     json_key_string(j, "input", hex);
     json_key(j, "files");
     json_begin_array(j);
-    for (int t = 0; t < r->n_targets; t++)
-        for (int e = 0; e < 2; e++) {
-            char name[600], path[1200];
-            explain_target_name(o, r->stem, r->targets, t, name, sizeof name);
-            strcat(name, e ? ".png" : ".npy");
-            snprintf(path, sizeof path, "%s/%s", o->out_dir, name);
-            uint64_t bytes;
-            uint32_t crc;
-            if (!file_digest(path, &bytes, &crc))
-                return cli_fail(err, EVMAP_ERR_IO, "cannot read back '%s': %s", path,
-                                strerror(errno));
-            json_begin_object(j);
-            json_key_string(j, "name", name);
-            json_key_int(j, "bytes", (long long)bytes);
-            json_key_int(j, "crc32", (long long)crc);
-            json_end_object(j);
-        }
+    for (int i = 0; i < n_files; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", o->out_dir, files[i]);
+        uint64_t bytes;
+        uint32_t crc;
+        if (!file_digest(path, &bytes, &crc))
+            return cli_fail(err, EVMAP_ERR_IO, "cannot read back '%s': %s", path, strerror(errno));
+        json_begin_object(j);
+        json_key_string(j, "name", files[i]);
+        json_key_int(j, "bytes", (long long)bytes);
+        json_key_int(j, "crc32", (long long)crc);
+        json_end_object(j);
+    }
     json_end_array(j);
     json_end_object(j);
     return EVMAP_OK;
