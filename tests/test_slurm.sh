@@ -133,7 +133,7 @@ EOF
     >/dev/null 2>&1
 OPTIONS="--method efficient --sampler-file $T/k4.evs --batch 16"
 # shellcheck disable=SC2086
-"$EVMAP" explain --model "$MODEL" --out "$T/single" --threads 1 --quiet $OPTIONS "$DATA"
+"$EVMAP" explain --model "$MODEL" --out "$T/single" --threads 2 --quiet $OPTIONS "$DATA"
 check $? "single-process reference run of $N images"
 
 wait_job() { # wait_job JOBID: until squeue no longer lists it (at most 300 s)

@@ -63,9 +63,13 @@ static const char evaluate_help[] =
     "  --sensitivity-methods L methods to measure it for: a list, all or none\n"
     "                          (default: all but the expensive ones, pda)\n"
     "  --out DIR               output folder (created if missing)\n"
+    "  --shard I/N             evaluate only images i with i mod N = I (0-based) and\n"
+    "                          write DIR/evaluate.part-I-of-N.json; then\n"
+    "  --merge DIR             (alone, from the same folder) turns the N parts into\n"
+    "                          the table and files of one run over every image\n"
     "  --seed n                random seed (noise, samplers; default 0)\n"
     "  --batch N               images per forward pass (default steps + 1, <= 256)\n"
-    "  --threads N             threads (default: all cores)\n"
+    "  --threads N             threads (default: the CPUs this process may use)\n"
     "  --max-memory SIZE       as for classify (default: this machine's memory less 1G)\n"
     "  --layout L              as for classify (default auto)\n"
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
@@ -200,6 +204,17 @@ static int parse_int_option(const char *a, const char *v, eval_options *o) {
 }
 
 static int parse_number_option(const char *a, const char *v, eval_options *o) {
+    if (!strcmp(a, "--shard")) {
+        int v2[2];
+        if (!cli_parse_int_list(v, '/', 0, 4095, v2, 2) || v2[1] < 1 || v2[0] >= v2[1])
+            return cli_usage_error("evaluate",
+                                   "--shard must be I/N with 0 <= I < N <= 4096 (e.g. 3/8), not "
+                                   "'%s'",
+                                   v);
+        o->shard = v2[0];
+        o->shards = v2[1];
+        return 1;
+    }
     if (!strcmp(a, "--sensitivity-radius")) {
         float f;
         if (!cli_parse_float(v, &f) || f < 0 || f > 10)
@@ -279,6 +294,7 @@ static void set_defaults(eval_options *o, int argc, char **argv, char **data, ch
     o->sensitivity_samples = 10;
     o->pointing_tolerance = -1;
     o->iou_top = 0.1;
+    o->shards = 1;
     method_options_init(&o->mo, references);
     evmap_preprocess_init(&o->input.preprocess, EVMAP_PREPROCESS_NONE);
 }
@@ -310,6 +326,8 @@ static int finish_options(eval_options *o) {
         return cli_usage_error("evaluate", "--masks is given but --metrics does not list "
                                            "localisation");
     cli_input_finish(&o->input);
+    if (o->shards > 1 && !o->out_dir)
+        return cli_usage_error("evaluate", "--shard writes its part into --out DIR; give it");
     return choose_sensitivity_methods(o) ? EXIT_USAGE : EXIT_OK;
 }
 
@@ -361,9 +379,10 @@ static evmap_status run_all(eval_options *o, eval_state *s, evmap_error *err) {
     o->mo.progress_user = &inner;
     double t0 = cli_seconds();
     evmap_status st = EVMAP_OK;
-    for (size_t i = 0; st == EVMAP_OK && i < s->n_images; i++) {
-        st = eval_image_run(o, s, i, err);
-        if (st == EVMAP_OK && cli_progress_update(&images, i + 1, s->n_images))
+    size_t mine = (s->n_images - (size_t)o->shard + (size_t)o->shards - 1) / (size_t)o->shards;
+    for (size_t k = 0; st == EVMAP_OK && k < mine; k++) {
+        st = eval_image_run(o, s, (size_t)o->shard + k * (size_t)o->shards, err);
+        if (st == EVMAP_OK && cli_progress_update(&images, k + 1, mine))
             st = err->status = EVMAP_ERR_CANCELLED;
     }
     s->seconds = cli_seconds() - t0;
@@ -380,6 +399,19 @@ static int finish(const eval_options *o, eval_state *s, evmap_status st, evmap_e
                         "written\n");
     if (st != EVMAP_OK && !(cancelled && s->done > 0))
         return cancelled ? 130 : cli_report(err);
+    if (o->shards > 1 && !cancelled) { /* the table comes with --merge */
+        evmap_status wst = eval_write_part(o, s, err);
+        if (wst == EVMAP_OK && !o->quiet)
+            fprintf(stderr,
+                    "evmap: wrote %s/evaluate.part-%d-of-%d.json; when every shard is done, "
+                    "'evmap evaluate --merge %s' gives the results\n",
+                    o->out_dir, o->shard, o->shards, o->out_dir);
+        return wst == EVMAP_OK ? EXIT_OK : cli_report(err);
+    }
+    if (o->shards > 1) {
+        fprintf(stderr, "evmap: interrupted; this shard wrote nothing (run it again)\n");
+        return 130;
+    }
     eval_print_table(o, s, stdout);
     fflush(stdout);
     evmap_status wst = o->out_dir ? eval_write_outputs(o, s, err) : EVMAP_OK;
@@ -397,7 +429,45 @@ static int finish(const eval_options *o, eval_state *s, evmap_status st, evmap_e
     return EXIT_OK;
 }
 
+/* evmap evaluate --merge DIR: the shards' parts as one run (evaluate_merge.c). */
+static int merge(const char *dir) {
+    eval_parts *parts = NULL;
+    evmap_error err = {0};
+    evmap_status st = eval_parts_read(dir, &parts, &err);
+    if (st != EVMAP_OK)
+        return cli_report(&err);
+    int argc;
+    char **argv;
+    eval_parts_command(parts, &argc, &argv);
+    char **data = calloc((size_t)argc + 1, sizeof(char *));
+    char **references = calloc((size_t)argc + 1, sizeof(char *));
+    eval_options *o = malloc(sizeof *o);
+    int rc = data && references && o ? EXIT_OK : EXIT_RUNTIME;
+    if (rc == EXIT_OK) {
+        set_defaults(o, argc, argv, data, references);
+        rc = parse_options(argc, argv, o);
+    }
+    if (rc == EXIT_OK) {
+        o->out_dir = dir;
+        eval_state s = {0};
+        st = eval_open(o, &s, &err);
+        if (st == EVMAP_OK) /* for the parameters the JSON reports */
+            st = eval_prepare_sampler(o, &s, &err);
+        if (st == EVMAP_OK)
+            st = eval_parts_fill(parts, o, &s, &err);
+        rc = finish(o, &s, st, &err);
+        eval_state_free(&s);
+    }
+    free(data);
+    free(references);
+    free(o);
+    eval_parts_free(parts);
+    return rc < 0 ? EXIT_USAGE : rc;
+}
+
 int cmd_evaluate(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--merge"))
+        return merge(argv[2]);
     char **data = calloc((size_t)argc, sizeof(char *));
     char **references = calloc((size_t)argc, sizeof(char *));
     eval_options *o = malloc(sizeof *o);

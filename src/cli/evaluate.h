@@ -48,7 +48,8 @@ typedef struct eval_options {
     method_options mo; /* the methods' options, PDA's sampler among them */
     cli_input_options input;
     bool quiet;
-    char **argv; /* the command line, for the JSON */
+    int shard, shards; /* --shard I/N: images i with i % N == I (default 0/1) */
+    char **argv;       /* the command line, for the JSON */
     int argc;
 } eval_options;
 
@@ -68,6 +69,7 @@ typedef struct eval_image {
     double p; /* p(cls | image) */
     /* a constant map's localisation scores (with --masks) */
     double area, pointing_uniform, iou_uniform;
+    bool evaluated; /* this run (or shard) has its results */
 } eval_image;
 
 typedef struct eval_state {
@@ -122,5 +124,20 @@ typedef struct eval_summary {
 eval_summary eval_summarise(const double *values, size_t n, size_t stride);
 void eval_print_table(const eval_options *o, const eval_state *s, FILE *f);
 evmap_status eval_write_outputs(const eval_options *o, const eval_state *s, evmap_error *err);
+/* A shard's results, OUT/evaluate.part-I-of-N.json: its images' per-image
+ * entries under their indices in the whole run, for --merge. */
+evmap_status eval_write_part(const eval_options *o, const eval_state *s, evmap_error *err);
+
+/* evaluate_merge.c: evmap evaluate --merge DIR. */
+typedef struct eval_parts eval_parts;
+/* Reads every DIR/evaluate.part-I-of-N.json; refuses missing shards, parts
+ * of different commands or shard counts. */
+evmap_status eval_parts_read(const char *dir, eval_parts **out, evmap_error *err);
+/* The parts' command line (without "evmap" and --shard), for the options. */
+void eval_parts_command(const eval_parts *p, int *argc, char ***argv);
+/* Fills s (opened from that command) with every part's per-image results. */
+evmap_status eval_parts_fill(const eval_parts *p, const eval_options *o, eval_state *s,
+                             evmap_error *err);
+void eval_parts_free(eval_parts *p);
 
 #endif

@@ -409,10 +409,39 @@ static evmap_status write_json(const eval_options *o, const eval_state *s, const
     json_key(&j, "per_image");
     json_begin_array(&j);
     for (size_t i = 0; i < s->done; i++)
-        write_image(&j, o, s, i);
+        if (s->images[i].evaluated)
+            write_image(&j, o, s, i);
     json_end_array(&j);
     json_end_object(&j);
     free(buf);
+    return json_finish(&j, path, err);
+}
+
+evmap_status eval_write_part(const eval_options *o, const eval_state *s, evmap_error *err) {
+    json_writer j;
+    json_start(&j);
+    j.exact = true; /* --merge summarises these numbers as a single run would */
+    json_begin_object(&j);
+    json_key(&j, "command");
+    json_begin_array(&j);
+    json_string(&j, "evmap");
+    for (int i = 0; i < o->argc; i++)
+        json_string(&j, o->argv[i]);
+    json_end_array(&j);
+    json_key_int(&j, "shard", o->shard);
+    json_key_int(&j, "shards", o->shards);
+    json_key_int(&j, "images", (long long)s->n_images); /* of the whole run */
+    json_key_number(&j, "seconds", s->seconds);
+    write_parameters(&j, o, s);
+    json_key(&j, "per_image");
+    json_begin_array(&j);
+    for (size_t i = 0; i < s->done; i++)
+        if (s->images[i].evaluated)
+            write_image(&j, o, s, i);
+    json_end_array(&j);
+    json_end_object(&j);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/evaluate.part-%d-of-%d.json", o->out_dir, o->shard, o->shards);
     return json_finish(&j, path, err);
 }
 

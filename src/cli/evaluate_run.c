@@ -431,7 +431,9 @@ evmap_status eval_image_run(const eval_options *o, eval_state *s, size_t index, 
     evmap_status st = classify_image(o, s, index, err);
     for (int m = 0; st == EVMAP_OK && m < o->n_methods; m++)
         st = run_method(o, s, m, index, err);
-    if (st == EVMAP_OK)
+    if (st == EVMAP_OK) {
         s->done = index + 1;
+        s->images[index].evaluated = true;
+    }
     return st;
 }

@@ -131,7 +131,7 @@ void json_number(json_writer *j, double v) {
     if (!j->f)
         return;
     if (isfinite(v))
-        fprintf(j->f, "%.9g", v);
+        fprintf(j->f, j->exact ? "%.17g" : "%.9g", v);
     else
         fputs("null", j->f);
 }

@@ -18,6 +18,7 @@ typedef struct json_writer {
     bool first[JSON_MAX_DEPTH]; /* no element written yet at this depth */
     bool after_key;             /* a key was written; the value needs no comma */
     bool compact;               /* one line (JSON lines), not indented */
+    bool exact;                 /* numbers with 17 digits: they read back to the same double */
 } json_writer;
 
 /* Writes s as a JSON string literal: quotes, escapes, and U+FFFD for bytes
