@@ -467,6 +467,10 @@ evmap_status evmap_render_png(const char *path, const evmap_image *background, c
                               int height, int width, const evmap_render_options *options,
                               float *vmax_used, evmap_error *err);
 
+/* Writes an image (channels 1 or 3, values in [0,1], clamped) as an 8-bit
+ * RGB PNG, atomically: the model input as a picture. */
+evmap_status evmap_write_image_png(const char *path, const evmap_image *image, evmap_error *err);
+
 /* -------------------------------------------------------------- evaluation */
 
 /*

@@ -187,7 +187,7 @@ def maps(d):
 a, b = maps(single), maps(out)
 differ = [f for f in a if a[f] != b.get(f)]
 print(f"{len(b)} files in the array's folder, {len(a)} in the single run's, {len(differ)} differ")
-sys.exit(0 if len(a) == 2 * n and sorted(a) == sorted(b) and not differ else 1)
+sys.exit(0 if len(a) == 3 * n and sorted(a) == sorted(b) and not differ else 1)
 EOF
 check $? "every map and picture of the array job = the single-process run's, byte for byte"
 left=$(find "$T/out" -name '*.tmp.*' | wc -l)

@@ -141,5 +141,6 @@ int cmd_explain(int argc, char **argv);
 int cmd_fit_sampler(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_index(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -49,6 +49,10 @@ evmap_status explain_write_maps(const explain_options *o, const explain_state *s
                                 const explain_result *r, float *vmax_used, evmap_error *err) {
     evmap_image background = {0};
     evmap_status st = background_image(o, s, &background, err);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.input.png", o->out_dir, r->stem);
+    if (st == EVMAP_OK) /* what the model saw, for the report and for checking preprocessing */
+        st = evmap_write_image_png(path, &background, err);
     evmap_render_options ro;
     evmap_render_options_init(&ro);
     ro.vmax = o->vmax;
@@ -56,7 +60,7 @@ evmap_status explain_write_maps(const explain_options *o, const explain_state *s
     ro.colorbar = 1;
     size_t pixels = (size_t)s->info.height * (size_t)s->info.width;
     for (int t = 0; st == EVMAP_OK && t < r->n_targets; t++) {
-        char name[512], path[1024];
+        char name[512];
         target_name(o, r->stem, r->targets, t, name, sizeof name);
         const float *map = s->maps + pixels * (size_t)t;
         snprintf(path, sizeof path, "%s/%s.npy", o->out_dir, name);
@@ -201,8 +205,8 @@ static void write_targets(json_writer *j, const explain_options *o, const explai
 /* The "resume" member: the files this image's targets wrote. */
 static evmap_status resume_block(json_writer *j, const explain_options *o, const explain_state *s,
                                  const explain_result *r, evmap_error *err) {
-    char(*names)[600] = malloc(sizeof *names * 2 * (size_t)r->n_targets);
-    const char **files = malloc(sizeof *files * 2 * (size_t)r->n_targets);
+    char(*names)[600] = malloc(sizeof *names * (2 * (size_t)r->n_targets + 1));
+    const char **files = malloc(sizeof *files * (2 * (size_t)r->n_targets + 1));
     evmap_status st = EVMAP_OK;
     if (!names || !files)
         st = cli_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory");
@@ -213,8 +217,11 @@ static evmap_status resume_block(json_writer *j, const explain_options *o, const
             strcat(name, e ? ".png" : ".npy");
             files[2 * t + e] = name;
         }
-    if (st == EVMAP_OK)
-        st = explain_resume_write(j, o, s, files, 2 * r->n_targets, err);
+    if (st == EVMAP_OK) {
+        snprintf(names[2 * r->n_targets], sizeof names[0], "%s.input.png", r->stem);
+        files[2 * r->n_targets] = names[2 * r->n_targets];
+        st = explain_resume_write(j, o, s, files, 2 * r->n_targets + 1, err);
+    }
     free(names);
     free(files);
     return st;
@@ -237,6 +244,9 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
     json_number(&j, s->info.width);
     json_number(&j, s->info.height);
     json_end_array(&j);
+    char input_png[600];
+    snprintf(input_png, sizeof input_png, "%s.input.png", r->stem);
+    json_key_string(&j, "input_png", input_png);
     json_key_string(&j, "layout", evmap_layout_name(s->info.layout));
     json_key_string(&j, "units", map_units(o));
     write_parameters(&j, o, s, r);

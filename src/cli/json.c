@@ -136,6 +136,25 @@ void json_number(json_writer *j, double v) {
         fputs("null", j->f);
 }
 
+void json_base64(json_writer *j, const void *data, size_t n) {
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = data;
+    separate(j);
+    if (!j->f)
+        return;
+    fputc('"', j->f);
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned long v = (unsigned long)p[i] << 16 |
+                          (i + 1 < n ? (unsigned long)p[i + 1] << 8 : 0) |
+                          (i + 2 < n ? p[i + 2] : 0);
+        fputc(t[v >> 18 & 63], j->f);
+        fputc(t[v >> 12 & 63], j->f);
+        fputc(i + 1 < n ? t[v >> 6 & 63] : '=', j->f);
+        fputc(i + 2 < n ? t[v & 63] : '=', j->f);
+    }
+    fputc('"', j->f);
+}
+
 void json_int(json_writer *j, long long v) {
     separate(j);
     if (j->f)

@@ -34,6 +34,8 @@ void json_key(json_writer *j, const char *key);
 void json_string(json_writer *j, const char *s);
 void json_number(json_writer *j, double v); /* NaN and infinities become null */
 void json_int(json_writer *j, long long v);
+/* n bytes as a base64 string (RFC 4648, padded). */
+void json_base64(json_writer *j, const void *data, size_t n);
 void json_bool(json_writer *j, bool v);
 void json_null(json_writer *j);
 void json_key_string(json_writer *j, const char *key, const char *s);

@@ -16,6 +16,7 @@ static const char main_help[] =
     "  evaluate      judge evidence-map methods: deletion, insertion, AOPC,\n"
     "                max-sensitivity, time\n"
     "  index         merge the index parts of sharded or resumed explain runs\n"
+    "  report        one HTML page with a run's maps, table and evaluation\n"
     "\n"
     "Run 'evmap COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input,\n"
@@ -42,6 +43,8 @@ int main(int argc, char **argv) {
         return cmd_evaluate(argc - 1, argv + 1);
     if (!strcmp(command, "index"))
         return cmd_index(argc - 1, argv + 1);
+    if (!strcmp(command, "report"))
+        return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "evmap: unknown command '%s' (see 'evmap --help')\n", command);
     return EXIT_USAGE;
 }

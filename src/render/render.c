@@ -354,3 +354,26 @@ done:
     free(canvas.rgb);
     return st;
 }
+
+evmap_status evmap_write_image_png(const char *path, const evmap_image *image, evmap_error *err) {
+    if (!path || !image || !image->pixels || image->width < 1 || image->height < 1 ||
+        (image->channels != 1 && image->channels != 3) || image->width > 65535 ||
+        image->height > 65535)
+        return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
+                        "evmap_write_image_png: a 1- or 3-channel image is needed");
+    size_t plane = (size_t)image->width * (size_t)image->height;
+    evm_canvas canvas = {.width = image->width, .height = image->height};
+    canvas.rgb = malloc(plane * 3);
+    if (!canvas.rgb)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes to write '%s'",
+                        plane * 3, path);
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++) {
+            float v = image->pixels[(size_t)(image->channels == 3 ? c : 0) * plane + i];
+            v = v > 0 ? (v < 1 ? v : 1) : 0; /* NaN too becomes 0 */
+            canvas.rgb[i * 3 + (size_t)c] = (uint8_t)(v * 255.0f + 0.5f);
+        }
+    evmap_status st = write_png(path, &canvas, err);
+    free(canvas.rgb);
+    return st;
+}
