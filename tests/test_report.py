@@ -14,6 +14,7 @@ the same folder become one report. Loaded from disk with no network:
   - #sort=prob:desc orders the table by the probabilities of the JSON files;
   - the console shows no message at all (no error, no warning);
   - a screenshot is not blank (many distinct colours);
+  - explain --report writes the page too;
   - an empty folder and a folder with a damaged JSON give one line and exit
     2, and leave no report behind.
 Skipped (counted) only when chromium is not installed.
@@ -155,6 +156,12 @@ def main():
             shot) else 0
         report(colours > 200, f"a screenshot is not blank ({colours} colours)")
 
+        flag = os.path.join(tmp, "flag")
+        r = subprocess.run([EVMAP, "explain", "--model", MODEL, "--method", "saliency", "--quiet",
+                            "--report", "--out", flag, os.path.join(DEMO, IMAGES[0])],
+                           capture_output=True, text=True)
+        report(r.returncode == 0 and 'id="data"' in open(os.path.join(flag, "report.html")).read(),
+               "explain --report writes the folder's report", r.stderr)
         empty = os.path.join(tmp, "empty")
         os.makedirs(empty)
         r = subprocess.run([EVMAP, "report", empty], capture_output=True, text=True)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "evaluate.h"
+#include "report.h"
 
 static const char evaluate_help[] =
     "usage: evmap evaluate --model M.onnx --methods m1,m2,... --data SRC [options]\n"
@@ -73,6 +74,7 @@ static const char evaluate_help[] =
     "  --max-memory SIZE       as for classify (default: this machine's memory less 1G)\n"
     "  --layout L              as for classify (default auto)\n"
     "  --preprocess P, --mean, --std, --size   as for classify (default none)\n"
+    "  --report                also write --out/report.html (see 'evmap report')\n"
     "  --quiet                 no progress output\n"
     "method options:\n"
     "  --sampler-file F        pda: conditional sampler from 'evmap fit-sampler'\n"
@@ -303,6 +305,8 @@ static int parse_flag(const char *a, eval_options *o) {
     unsigned given = 0; /* evaluate takes every method option for every method */
     if (!strcmp(a, "--quiet"))
         o->quiet = true;
+    else if (!strcmp(a, "--report"))
+        o->report = true;
     else
         return method_flag_parse(METHOD_CMD_EVALUATE, a, &o->mo, &given);
     return 1;
@@ -328,6 +332,8 @@ static int finish_options(eval_options *o) {
     cli_input_finish(&o->input);
     if (o->shards > 1 && !o->out_dir)
         return cli_usage_error("evaluate", "--shard writes its part into --out DIR; give it");
+    if (o->report && !o->out_dir)
+        return cli_usage_error("evaluate", "--report writes into --out DIR; give it");
     return choose_sensitivity_methods(o) ? EXIT_USAGE : EXIT_OK;
 }
 
@@ -426,7 +432,7 @@ static int finish(const eval_options *o, eval_state *s, evmap_status st, evmap_e
     }
     if (o->out_dir && !o->quiet)
         fprintf(stderr, "evmap: wrote the results to %s/\n", o->out_dir);
-    return EXIT_OK;
+    return o->report && o->out_dir ? report_write(o->out_dir, NULL, o->quiet) : EXIT_OK;
 }
 
 /* evmap evaluate --merge DIR: the shards' parts as one run (evaluate_merge.c). */

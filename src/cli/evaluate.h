@@ -48,6 +48,7 @@ typedef struct eval_options {
     method_options mo; /* the methods' options, PDA's sampler among them */
     cli_input_options input;
     bool quiet;
+    bool report;       /* --report: write --out/report.html at the end */
     int shard, shards; /* --shard I/N: images i with i % N == I (default 0/1) */
     char **argv;       /* the command line, for the JSON */
     int argc;

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "explain.h"
+#include "report.h"
 
 static const char explain_help[] =
     "usage: evmap explain --model M.onnx --out DIR [options] IMAGE...\n"
@@ -97,6 +98,7 @@ static const char explain_help[] =
     "                        of an array job cover every image once)\n"
     "  --resume              skip images whose outputs in --out are complete and\n"
     "                        from the same model, image and settings (redo the rest)\n"
+    "  --report              also write --out/report.html (see 'evmap report')\n"
     "  --quiet               no progress output\n";
 
 static int parse_class_list(const char *s, explain_options *o) {
@@ -232,8 +234,8 @@ static int finish_method(explain_options *o) {
  * threads. (--batch stays in: BLAS sums in an order that depends on the
  * matrix shapes, so another batch can change a map's last bits.) */
 static bool changes_no_output(const char *a) {
-    static const char *const names[] = {"--out",      "--shard", "--resume",    "--threads",
-                                        "--progress", "--quiet", "--max-memory"};
+    static const char *const names[] = {"--out",   "--shard",      "--resume", "--threads",
+                                        "--quiet", "--max-memory", "--report"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i]))
             return true;
@@ -279,7 +281,9 @@ static int parse_one(int argc, char **argv, int *i, explain_options *o) {
     }
     if (method_flag_parse(METHOD_CMD_EXPLAIN, a, &o->mo, &o->given))
         return 0;
-    if (!strcmp(a, "--quiet") || !strcmp(a, "--side-by-side") || !strcmp(a, "--resume")) {
+    if (!strcmp(a, "--quiet") || !strcmp(a, "--side-by-side") || !strcmp(a, "--resume") ||
+        !strcmp(a, "--report")) {
+        o->report |= !strcmp(a, "--report");
         o->quiet |= !strcmp(a, "--quiet");
         o->side_by_side |= !strcmp(a, "--side-by-side");
         o->resume |= !strcmp(a, "--resume");
@@ -391,6 +395,8 @@ int cmd_explain(int argc, char **argv) {
                     o.shards > 1 ? " (this shard)" : "");
         explain_index_close(&s);
         explain_state_free(&s);
+        if (rc == EXIT_OK && o.report)
+            rc = report_write(o.out_dir, NULL, o.quiet);
     }
     free(images);
     free(references);

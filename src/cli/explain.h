@@ -33,6 +33,7 @@ typedef struct explain_options {
     bool side_by_side;
     bool quiet;
     bool resume; /* skip images whose outputs are complete (explain_resume.c) */
+    bool report; /* --report: write --out/report.html at the end */
     /* The options that shape the outputs, as given (NUL-separated): part of
      * the run key that --resume compares. */
     char settings[8192];

@@ -358,6 +358,20 @@ static evmap_status build(report *r, const char *out, evmap_error *err) {
     return st;
 }
 
+int report_write(const char *dir, const char *out, bool quiet) {
+    char default_out[4096];
+    snprintf(default_out, sizeof default_out, "%s/report.html", dir);
+    report r = {.dir = dir};
+    evmap_error err = {0};
+    evmap_status st = build(&r, out ? out : default_out, &err);
+    if (st != EVMAP_OK)
+        return cli_report(&err) == EXIT_RUNTIME ? EXIT_RUNTIME : EXIT_USAGE;
+    if (!quiet)
+        fprintf(stderr, "evmap report: %d images, %d maps: wrote %s (%.1f MB)\n", r.images, r.maps,
+                out ? out : default_out, (double)r.size / 1e6);
+    return EXIT_OK;
+}
+
 int cmd_report(int argc, char **argv) {
     const char *dir = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
@@ -374,14 +388,5 @@ int cmd_report(int argc, char **argv) {
     }
     if (!dir)
         return cli_usage_error("report", "give the folder of a run (its --out)");
-    char default_out[4096];
-    snprintf(default_out, sizeof default_out, "%s/report.html", dir);
-    report r = {.dir = dir};
-    evmap_error err = {0};
-    evmap_status st = build(&r, out ? out : default_out, &err);
-    if (st != EVMAP_OK)
-        return cli_report(&err) == EXIT_RUNTIME ? EXIT_RUNTIME : EXIT_USAGE;
-    fprintf(stderr, "evmap report: %d images, %d maps: wrote %s (%.1f MB)\n", r.images, r.maps,
-            out ? out : default_out, (double)r.size / 1e6);
-    return EXIT_OK;
+    return report_write(dir, out, false);
 }
