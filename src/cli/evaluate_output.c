@@ -373,6 +373,16 @@ static void write_image(json_writer *j, const eval_options *o, const eval_state 
     json_end_object(j);
 }
 
+/* The command line as run (the parts of a sharded run read it back). */
+static void write_command(json_writer *j, const eval_options *o) {
+    json_key(j, "command");
+    json_begin_array(j);
+    json_string(j, "evmap");
+    for (int i = 0; i < o->argc; i++)
+        json_string(j, o->argv[i]);
+    json_end_array(j);
+}
+
 static evmap_status write_json(const eval_options *o, const eval_state *s, const char *path,
                                evmap_error *err) {
     size_t most = (size_t)(s->points > s->aopc_l ? s->points : s->aopc_l);
@@ -385,12 +395,7 @@ static evmap_status write_json(const eval_options *o, const eval_state *s, const
     json_writer j;
     json_start(&j);
     json_begin_object(&j);
-    json_key(&j, "command");
-    json_begin_array(&j);
-    json_string(&j, "evmap");
-    for (int i = 0; i < o->argc; i++)
-        json_string(&j, o->argv[i]);
-    json_end_array(&j);
+    write_command(&j, o);
     json_key_string(&j, "model", o->model_path);
     json_key_int(&j, "images", (long long)s->done);
     json_key(&j, "input_size"); /* width, height: what every image ran at */
@@ -422,12 +427,7 @@ evmap_status eval_write_part(const eval_options *o, const eval_state *s, evmap_e
     json_start(&j);
     j.exact = true; /* --merge summarises these numbers as a single run would */
     json_begin_object(&j);
-    json_key(&j, "command");
-    json_begin_array(&j);
-    json_string(&j, "evmap");
-    for (int i = 0; i < o->argc; i++)
-        json_string(&j, o->argv[i]);
-    json_end_array(&j);
+    write_command(&j, o);
     json_key_int(&j, "shard", o->shard);
     json_key_int(&j, "shards", o->shards);
     json_key_int(&j, "images", (long long)s->n_images); /* of the whole run */
