@@ -26,7 +26,8 @@ The models (exported once into $MODELS, random weights):
    names it, exit 2; a single image: exactly one line, exit 2; the fixed-head
    model at 40 x 40 names its Gemm node, and runs at 32 x 32;
 4. `evmap explain` at a non-square size: saliency equals max over channels
-   of |d log-odds / d input| by float64 autograd; the efficient method on a
+   of |d log-odds / d input| by float64 autograd taking evmap's side at every
+   kink within rounding (tests/kink_reference.py); the efficient method on a
    small region (its sampler fitted on references of two other sizes) runs,
    its map has the image's size, and exact locality gives the map of the
    whole network (--no-locality) there.
@@ -45,9 +46,11 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 import export_torchvision  # noqa: E402
+import kink_reference  # noqa: E402  (tests/, the script's folder, is on the path)
 
 BUILD = os.environ.get("BUILD", "build")
 EVMAP = os.path.join(BUILD, "evmap")
+GRAD_MODEL = os.path.join(BUILD, "tests", "grad_model")
 MODELS = os.environ.get("MODELS", os.path.join(BUILD, "models"))
 QUICK = os.environ.get("EVMAP_QUICK") == "1"
 TOL = 1e-4  # of max |logit|
@@ -234,16 +237,32 @@ def explain_checks(all_models):
                             "saliency", "--class", str(cls), "--quiet", image],
                            capture_output=True, text=True)
         got = np.load(os.path.join(tmp, f"odd.saliency.c{cls}.npy")) if r.returncode == 0 else None
+        # float64 autograd taking evmap's side at every Relu/Clip/MaxPool input
+        # within rounding of its kink (tests/kink_reference.py; grad_model at
+        # the same size dumps evmap's float32 forward)
+        nodes = kink_reference.kinked_nodes(path, kink_reference.evmap_kinked_ops(GRAD_MODEL))
+        x.astype(np.float32).tofile(os.path.join(tmp, "odd.f32"))
+        dumps = []
+        for i, (_, name) in enumerate(nodes):
+            dumps += ["--dump", name, os.path.join(tmp, f"d{i}.f32")]
+        subprocess.run([GRAD_MODEL, "--size", str(w), str(h), path, os.path.join(tmp, "odd.f32"),
+                        "logodds", str(cls), os.path.join(tmp, "g.f32"), *dumps], check=True,
+                       capture_output=True)
+        decisions = kink_reference.decisions_from_dumps(
+            nodes, [np.fromfile(os.path.join(tmp, f"d{i}.f32"), dtype=np.float32)
+                    for i in range(len(nodes))])
         m64 = model.double()
         xt = torch.tensor(x[None], dtype=torch.float64, requires_grad=True)
-        z = m64(xt)[0]
-        f = z[cls] - torch.logsumexp(torch.cat([z[:cls], z[cls + 1:]]), 0)
-        f.backward()
+        with kink_reference.FollowEvmapKinks(decisions):
+            z = m64(xt)[0]
+            f = z[cls] - torch.logsumexp(torch.cat([z[:cls], z[cls + 1:]]), 0)
+            f.backward()
         want = xt.grad[0].abs().max(0)[0].numpy()
         model.float()
         e = (float(np.abs(got - want).max() / np.abs(want).max())
              if got is not None and got.shape == want.shape else 1.0)
-        report(e <= 1e-3, f"explain saliency at {w}x{h} = max_c |float64 autograd|: {e:.2e} "
+        report(e <= 1e-3, f"explain saliency at {w}x{h} = max_c |float64 autograd at evmap's "
+               f"kinks|: {e:.2e} "
                f"({r.stderr.strip()[:200]})")
         refs = os.path.join(tmp, "refs")  # references of two other sizes, resized to 53x75
         os.makedirs(refs)

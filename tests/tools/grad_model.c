@@ -4,10 +4,11 @@
  * can compare evmap with PyTorch autograd. Prints the score. --dump writes
  * the forward activations of named values (from a batch-1 plan like the
  * gradient's), so that a reference can follow evmap's MaxPool choices.
- * usage: grad_model MODEL.onnx INPUT.f32 logit|logodds CLASS OUTPUT.f32
+ * usage: grad_model [--size W H] MODEL.onnx INPUT.f32 logit|logodds CLASS OUTPUT.f32
  *                   [--dump VALUE FILE.f32]...
  *        grad_model --kinks
- * INPUT.f32 holds C × H × W floats of the model's input size. --kinks prints
+ * INPUT.f32 holds C × H × W floats of the model's input size (--size: a
+ * model with free sides set to W × H first). --kinks prints
  * "OP RULE" for every operator whose derivative has kinks (from the operator
  * table) and fails when an operator with a backward has not declared them.
  */
@@ -70,6 +71,13 @@ static int print_kinks(void) {
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--kinks"))
         return print_kinks();
+    int size_w = 0, size_h = 0;
+    if (argc > 3 && !strcmp(argv[1], "--size")) {
+        size_w = atoi(argv[2]);
+        size_h = atoi(argv[3]);
+        argv += 3;
+        argc -= 3;
+    }
     if (argc < 6 || (argc - 6) % 3 || (strcmp(argv[3], "logit") && strcmp(argv[3], "logodds"))) {
         fprintf(stderr, "usage: grad_model MODEL.onnx INPUT.f32 logit|logodds CLASS OUTPUT.f32 "
                         "[--dump VALUE FILE.f32]...\n");
@@ -81,6 +89,7 @@ int main(int argc, char **argv) {
     float *x = NULL, *g = NULL;
     int rc = 1;
     if (evmap_model_load(argv[1], &model, &err) != EVMAP_OK ||
+        (size_w > 0 && evmap_model_set_input_size(model, size_h, size_w, &err) != EVMAP_OK) ||
         evmap_model_get_info(model, &info, &err) != EVMAP_OK)
         goto fail;
     size_t n = (size_t)info.channels * (size_t)info.height * (size_t)info.width;
