@@ -10,7 +10,7 @@ the same folder become one report. Loaded from disk with no network:
     evaluation table with every method;
   - the value read out under a pixel (#probe=STEM|MAP|X|Y, which calls the
     pointer's read-out code) equals the NPY file's value there, for every
-    map of two images at three pixels each;
+    map of two images at three pixels each (one under EVMAP_QUICK=1);
   - #sort=prob:desc orders the table by the probabilities of the JSON files;
   - the console shows no message at all (no error, no warning);
   - a screenshot is not blank (many distinct colours);
@@ -39,6 +39,8 @@ MODEL = os.path.join(ROOT, "models", "fashion_cnn.onnx")
 LABELS = os.path.join(ROOT, "models", "fashion_mnist.labels")
 DEMO = os.path.join(ROOT, "data", "demo")
 IMAGES = ["0_tshirt.png", "3_dress.png", "5_sandal.png", "8_bag.png"]
+# Pixels probed per map (one Chromium start each); fewer in the sanitized pass.
+PIXELS = [(13, 7)] if os.environ.get("EVMAP_QUICK") == "1" else [(0, 0), (13, 7), (27, 27)]
 
 passed = failed = 0
 
@@ -128,7 +130,7 @@ def main():
         for stem in stems[:2]:
             for k, (method, cls, npy, _) in enumerate(maps[stem]):
                 values = np.load(os.path.join(out, npy))
-                for x, y in ((0, 0), (13, 7), (27, 27)):
+                for x, y in PIXELS:
                     dom, _ = chromium(f"{url}#probe={stem}|{k}|{x}|{y}", "--dump-dom")
                     m = re.search(r'<output id="probe">([^<]*)</output>', dom)
                     got = m.group(1) if m else ""
@@ -139,7 +141,7 @@ def main():
                         worst = max(worst, abs(v - float(values[y, x])) /
                                     max(abs(float(values[y, x])), 1e-30))
                     probes += ok
-        report(probes == 3 * sum(len(maps[s]) for s in stems[:2]) and worst <= 1e-5,
+        report(probes == len(PIXELS) * sum(len(maps[s]) for s in stems[:2]) and worst <= 1e-5,
                f"the read-out under {probes} pixels = the NPY files' values (worst relative "
                f"difference {worst:.1e})", f"{probes} read-outs, worst {worst}")
 

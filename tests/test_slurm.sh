@@ -131,7 +131,7 @@ open(out, "wb").write(header + raw[16:16 + n * 784])
 EOF
 "$EVMAP" fit-sampler --model "$MODEL" --window 4 --patches 2000 -o "$T/k4.evs" "$DATA" \
     >/dev/null 2>&1
-OPTIONS="--method efficient --sampler-file $T/k4.evs --batch 16"
+OPTIONS="--method efficient --sampler-file $T/k4.evs --samples 4 --batch 16"
 # shellcheck disable=SC2086
 "$EVMAP" explain --model "$MODEL" --out "$T/single" --threads 2 --quiet $OPTIONS "$DATA"
 check $? "single-process reference run of $N images"
