@@ -15,6 +15,8 @@
  */
 #include "broadcast.h"
 
+#include "base/pool.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,10 +136,31 @@ static const evm_row_kernels row_table[EVM_BINARY_OP_COUNT][2] = {
     [EVM_BINARY_MUL] = {{mul_f32_vv, mul_f32_vs, mul_f32_sv}, {mul_i64_vv, mul_i64_vs, mul_i64_sv}},
 };
 
+/* Operands of y's own shape: one row over every element, split across the
+ * pool (element-wise, so any split gives the same bits). */
+typedef struct same_shape_job {
+    evm_row_fn row;
+    const char *a, *b;
+    char *y;
+    size_t elem;
+} same_shape_job;
+
+static void same_shape_range(void *ctx, size_t lo, size_t hi) {
+    const same_shape_job *j = ctx;
+    j->row(j->y + lo * j->elem, j->a + lo * j->elem, j->b + lo * j->elem, hi - lo);
+}
+
 void evm_broadcast_rows(const evm_row_kernels *k, const evm_tensor *a, const evm_tensor *b,
                         evm_tensor *y) {
     if (y->count == 0)
         return;
+    /* equal counts under broadcasting mean equal shapes, so equal layouts */
+    if (a->count == y->count && b->count == y->count && a->dtype == y->dtype &&
+        b->dtype == y->dtype && y->count >= EVM_PARALLEL_ELEMENTS) {
+        same_shape_job j = {k->vv, a->data, b->data, y->data, evm_dtype_size(y->dtype)};
+        evm_parallel_range(y->count, EVM_PARALLEL_ELEMENTS, same_shape_range, &j);
+        return;
+    }
     bcast_plan p;
     make_plan(a, b, y, &p);
     int last = p.rank - 1;
