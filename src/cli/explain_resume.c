@@ -24,21 +24,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/hash.h"
 #include "explain.h"
 #include "json.h"
 #include "json_read.h"
 
-#define FNV_OFFSET 0xcbf29ce484222325u
 #define RESUME_FORMAT "evmap explain outputs, resume format 1"
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3u;
-    }
-    return h;
-}
 
 /* Size and CRC-32 of a file's bytes; false when it cannot be read. */
 static bool file_digest(const char *path, uint64_t *bytes, uint32_t *crc) {
@@ -69,15 +60,15 @@ static evmap_status mix_file(uint64_t *h, const char *what, const char *path, ev
     if (!file_digest(path, &bytes, &crc))
         return cli_fail(err, EVMAP_ERR_IO, "cannot read %s '%s' to key the run: %s", what, path,
                         strerror(errno));
-    *h = fnv1a(*h, what, strlen(what) + 1);
-    *h = fnv1a(*h, &bytes, sizeof bytes);
-    *h = fnv1a(*h, &crc, sizeof crc);
+    *h = evm_fnv1a(*h, what, strlen(what) + 1);
+    *h = evm_fnv1a(*h, &bytes, sizeof bytes);
+    *h = evm_fnv1a(*h, &crc, sizeof crc);
     return EVMAP_OK;
 }
 
 evmap_status explain_resume_open(const explain_options *o, explain_state *s, evmap_error *err) {
-    uint64_t h = fnv1a(FNV_OFFSET, RESUME_FORMAT, sizeof RESUME_FORMAT);
-    h = fnv1a(h, o->settings, o->settings_len);
+    uint64_t h = evm_fnv1a(EVM_FNV1A_START, RESUME_FORMAT, sizeof RESUME_FORMAT);
+    h = evm_fnv1a(h, o->settings, o->settings_len);
     evmap_status st = mix_file(&h, "model", o->model_path, err);
     if (st == EVMAP_OK)
         st = mix_file(&h, "sampler file", o->mo.sampler_file, err);
@@ -92,9 +83,9 @@ evmap_status explain_resume_open(const explain_options *o, explain_state *s, evm
 
 void explain_resume_input(explain_state *s) {
     size_t floats = (size_t)s->info.channels * s->info.height * s->info.width;
-    uint64_t h = fnv1a(FNV_OFFSET, &s->info.height, sizeof s->info.height);
-    h = fnv1a(h, &s->info.width, sizeof s->info.width);
-    s->input_key = fnv1a(h, s->input, floats * sizeof(float));
+    uint64_t h = evm_fnv1a(EVM_FNV1A_START, &s->info.height, sizeof s->info.height);
+    h = evm_fnv1a(h, &s->info.width, sizeof s->info.width);
+    s->input_key = evm_fnv1a(h, s->input, floats * sizeof(float));
 }
 
 static void key_hex(uint64_t key, char *buf, size_t size) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "cli.h"
 
 static void pda_options(const method_options *o, const evmap_sampler *sampler, int samples,
@@ -128,11 +129,7 @@ static evmap_status run_gradient(const method_info *m, const method_options *o,
 /* FNV-1a over the input's bytes: the random baseline draws the same map for
  * the same image and a new one for any change of it. */
 static uint64_t hash_input(const float *input, size_t n) {
-    const unsigned char *b = (const unsigned char *)input;
-    uint64_t h = 1469598103934665603u;
-    for (size_t i = 0; i < n * sizeof(float); i++)
-        h = (h ^ b[i]) * 1099511628211u;
-    return h;
+    return evm_fnv1a(EVM_FNV1A_START, input, n * sizeof(float));
 }
 
 /* Uniform noise in [0, 1): what evidence spread without any knowledge scores. */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/hash.h"
 #include "sampler_internal.h"
 
 #define FILE_MAGIC "EVMSAMPL"
@@ -38,15 +39,6 @@
 #define SYMMETRY_TOLERANCE 1e-9
 
 /* ---- byte helpers ---- */
-
-static uint64_t fnv1a(uint64_t hash, const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        hash ^= p[i];
-        hash *= 0x100000001b3u;
-    }
-    return hash;
-}
-#define FNV_START 0xcbf29ce484222325u
 
 static void put_le(uint8_t *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++)
@@ -88,7 +80,7 @@ typedef struct writer {
 } writer;
 
 static void write_bytes(writer *w, const void *p, size_t n) {
-    w->hash = fnv1a(w->hash, p, n);
+    w->hash = evm_fnv1a(w->hash, p, n);
     if (w->ok && fwrite(p, 1, n, w->f) != n)
         w->ok = false;
 }
@@ -152,7 +144,7 @@ evmap_status evm_sampler_save(const evm_sampler *sampler, const char *tag, const
     if (!temp)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "saving a sampler: out of memory");
     snprintf(temp, path_len + 16, "%s.tmp-XXXXXX", path);
-    writer w = {NULL, FNV_START, true};
+    writer w = {NULL, EVM_FNV1A_START, true};
     int fd = mkstemp(temp);
     if (fd < 0) {
         st = evm_fail(err, EVMAP_ERR_IO, "cannot create a temporary file next to '%s': %s", path,
@@ -246,7 +238,7 @@ static void decode_f64s(double *v, size_t n) {
 static bool read_hashed(FILE *f, void *p, size_t n, uint64_t *hash) {
     if (fread(p, 1, n, f) != n)
         return false;
-    *hash = fnv1a(*hash, p, n);
+    *hash = evm_fnv1a(*hash, p, n);
     return true;
 }
 
@@ -365,7 +357,7 @@ evmap_status evm_sampler_load(const char *path, evm_sampler **out, char *tag, si
     if (!f)
         return evm_fail(err, EVMAP_ERR_IO, "cannot open the sampler file '%s': %s", path,
                         strerror(errno));
-    uint64_t hash = FNV_START;
+    uint64_t hash = EVM_FNV1A_START;
     evmap_status st = read_head(f, path, &s, tag, tag_size, &hash, err);
     if (st == EVMAP_OK)
         st = read_body(f, s, hash, path, err);
