@@ -25,6 +25,12 @@ evmap_status cli_fail(evmap_error *err, evmap_status st, const char *fmt, ...)
 int cli_usage_error(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A whole file's bytes, malloc'd (NULL when it cannot be read or holds more
+ * than max bytes); *n receives the size. */
+unsigned char *cli_read_file(const char *path, size_t max, size_t *n);
+/* --shard I/N: 0 <= I < N <= max_shards; false when v is not that. */
+bool cli_parse_shard(const char *v, int max_shards, int *shard, int *shards);
+
 /* Strict number parsing: the whole string must be a number in [min, max]. */
 bool cli_parse_int(const char *s, long min, long max, long *out);
 bool cli_parse_float(const char *s, float *out);

@@ -390,3 +390,33 @@ evmap_status cli_load_input(const evmap_image_set *set, size_t index, const evma
     evmap_image_free(img);
     return st;
 }
+
+unsigned char *cli_read_file(const char *path, size_t max, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    *n = 0;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        if (size >= 0 && (size_t)size <= max && fseek(f, 0, SEEK_SET) == 0) {
+            buf = malloc((size_t)size + 1);
+            if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size) {
+                free(buf);
+                buf = NULL;
+            }
+            *n = (size_t)size;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+bool cli_parse_shard(const char *v, int max_shards, int *shard, int *shards) {
+    int v2[2];
+    if (!cli_parse_int_list(v, '/', 0, max_shards, v2, 2) || v2[1] < 1 || v2[0] >= v2[1])
+        return false;
+    *shard = v2[0];
+    *shards = v2[1];
+    return true;
+}

@@ -207,14 +207,11 @@ static int parse_int_option(const char *a, const char *v, eval_options *o) {
 
 static int parse_number_option(const char *a, const char *v, eval_options *o) {
     if (!strcmp(a, "--shard")) {
-        int v2[2];
-        if (!cli_parse_int_list(v, '/', 0, 4095, v2, 2) || v2[1] < 1 || v2[0] >= v2[1])
+        if (!cli_parse_shard(v, 4096, &o->shard, &o->shards))
             return cli_usage_error("evaluate",
                                    "--shard must be I/N with 0 <= I < N <= 4096 (e.g. 3/8), not "
                                    "'%s'",
                                    v);
-        o->shard = v2[0];
-        o->shards = v2[1];
         return 1;
     }
     if (!strcmp(a, "--sensitivity-radius")) {

@@ -373,6 +373,16 @@ static void write_image(json_writer *j, const eval_options *o, const eval_state 
     json_end_object(j);
 }
 
+/* Every image this run evaluated, under its index in the data sources. */
+static void write_per_image(json_writer *j, const eval_options *o, const eval_state *s) {
+    json_key(j, "per_image");
+    json_begin_array(j);
+    for (size_t i = 0; i < s->done; i++)
+        if (s->images[i].evaluated)
+            write_image(j, o, s, i);
+    json_end_array(j);
+}
+
 /* The command line as run (the parts of a sharded run read it back). */
 static void write_command(json_writer *j, const eval_options *o) {
     json_key(j, "command");
@@ -411,12 +421,7 @@ static evmap_status write_json(const eval_options *o, const eval_state *s, const
     write_summaries(&j, o, s, buf);
     if (o->metrics & METRIC_LOCALISATION)
         write_uniform(&j, s, buf);
-    json_key(&j, "per_image");
-    json_begin_array(&j);
-    for (size_t i = 0; i < s->done; i++)
-        if (s->images[i].evaluated)
-            write_image(&j, o, s, i);
-    json_end_array(&j);
+    write_per_image(&j, o, s);
     json_end_object(&j);
     free(buf);
     return json_finish(&j, path, err);
@@ -433,12 +438,7 @@ evmap_status eval_write_part(const eval_options *o, const eval_state *s, evmap_e
     json_key_int(&j, "images", (long long)s->n_images); /* of the whole run */
     json_key_number(&j, "seconds", s->seconds);
     write_parameters(&j, o, s);
-    json_key(&j, "per_image");
-    json_begin_array(&j);
-    for (size_t i = 0; i < s->done; i++)
-        if (s->images[i].evaluated)
-            write_image(&j, o, s, i);
-    json_end_array(&j);
+    write_per_image(&j, o, s);
     json_end_object(&j);
     char path[1024];
     snprintf(path, sizeof path, "%s/evaluate.part-%d-of-%d.json", o->out_dir, o->shard, o->shards);

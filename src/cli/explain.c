@@ -153,14 +153,11 @@ static int parse_number_option(const char *a, const char *v, explain_options *o)
         return 1;
     }
     if (!strcmp(a, "--shard")) {
-        int v2[2];
-        if (!cli_parse_int_list(v, '/', 0, 1000000, v2, 2) || v2[1] < 1 || v2[0] >= v2[1])
+        if (!cli_parse_shard(v, 1000000, &o->shard, &o->shards))
             return cli_usage_error("explain",
                                    "--shard must be I/N with 0 <= I < N (e.g. 3/8: the fourth "
                                    "of eight parts), not '%s'",
                                    v);
-        o->shard = v2[0];
-        o->shards = v2[1];
         return 1;
     }
     if (!strcmp(a, "--vmax")) {

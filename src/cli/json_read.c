@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+
 #define JV_MAX_DEPTH 32
 
 typedef struct reader {
@@ -267,30 +269,9 @@ jv *jv_parse(const char *text, size_t len) {
 }
 
 jv *jv_read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t size = 0, cap = 0;
-    for (;;) {
-        if (size == cap) {
-            cap = cap ? cap * 2 : 4096;
-            char *b = cap <= ((size_t)1 << 30) ? realloc(buf, cap) : NULL;
-            if (!b) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = b;
-        }
-        size_t got = fread(buf + size, 1, cap - size, f);
-        size += got;
-        if (got == 0)
-            break;
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    jv *v = failed ? NULL : jv_parse(buf, size);
+    size_t size;
+    char *buf = (char *)cli_read_file(path, (size_t)1 << 30, &size);
+    jv *v = buf ? jv_parse(buf, size) : NULL;
     free(buf);
     return v;
 }

@@ -40,28 +40,6 @@ typedef struct report {
 
 /* ------------------------------------------------------------ reading */
 
-/* A whole file's bytes (NULL when unreadable or above max). */
-static unsigned char *read_all(const char *path, size_t max, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    *n = 0;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long size = ftell(f);
-        if (size >= 0 && (size_t)size <= max && fseek(f, 0, SEEK_SET) == 0) {
-            buf = malloc((size_t)size + 1);
-            if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size) {
-                free(buf);
-                buf = NULL;
-            }
-            *n = (size_t)size;
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 /* The float32 data of one of evmap's NPY maps, height × width; NULL when
  * the file is missing or not such a map. */
 static const unsigned char *npy_floats(const unsigned char *b, size_t n, int height, int width) {
@@ -207,7 +185,8 @@ static evmap_status write_map(report *r, json_writer *j, const explain_doc *e, c
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", r->dir, npy ? npy : "");
     size_t n = 0;
-    unsigned char *bytes = npy && !strchr(npy, '/') ? read_all(path, (size_t)1 << 30, &n) : NULL;
+    unsigned char *bytes =
+        npy && !strchr(npy, '/') ? cli_read_file(path, (size_t)1 << 30, &n) : NULL;
     const unsigned char *values = bytes ? npy_floats(bytes, n, e->height, e->width) : NULL;
     if (!values) {
         free(bytes);
@@ -244,7 +223,8 @@ static void write_input(report *r, json_writer *j, const explain_doc *e) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", r->dir, name ? name : "");
     size_t n = 0;
-    unsigned char *png = name && !strchr(name, '/') ? read_all(path, (size_t)1 << 28, &n) : NULL;
+    unsigned char *png =
+        name && !strchr(name, '/') ? cli_read_file(path, (size_t)1 << 28, &n) : NULL;
     json_key(j, "input_png");
     if (!png || n < 8 || memcmp(png, "\x89PNG", 4))
         json_null(j);
