@@ -7,9 +7,10 @@ the shipped fashion_cnn model:
   1. determinism: every map (NPY) and picture (PNG) of a run with one
      thread equals, byte for byte, those of three --shard runs into one
      folder with two threads, for exact PDA, the efficient method,
-     saliency, integrated gradients and SmoothGrad; batch 7 agrees with
-     batch 16 within 1e-5 of the map's range (BLAS sums in an order that
-     follows the matrix shapes, so --batch may change the last bits);
+     saliency, integrated gradients and SmoothGrad; for PDA and the
+     efficient method batch 7 agrees with batch 16 within 1e-5 of the map's
+     range (BLAS sums in an order that follows the matrix shapes, so --batch
+     may change the last bits; gradient maps may jump at a kink instead);
   2. SIGKILL and --resume: an efficient run killed while it writes (once a
      quarter of the images have their JSON), then rerun with --resume, ends
      with exactly the uninterrupted run's files and no temporary file; a
@@ -102,7 +103,11 @@ def determinism(tmp, images, methods):
                f"{name}: one run with 1 thread = 3 shards with 2 threads, byte for byte "
                f"({len(a)} files)", f"{len(a)} vs {len(b)} files; differ: {differ}")
         # Another batch size may change the last bits (BLAS summation order
-        # follows the matrix shapes), never more.
+        # follows the matrix shapes), never more: for maps built from forward
+        # passes only. A gradient jumps where a Relu input within rounding of
+        # 0 changes side, which another CPU's kernels may do at any batch.
+        if name not in ("pda", "efficient"):
+            continue
         seven = os.path.join(tmp, f"det-{name}-batch7")
         explain(images, seven, args, "--threads", "2", "--batch", "7")
         worst = 0.0
