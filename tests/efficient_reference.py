@@ -70,8 +70,8 @@ class Network:
                 ("/Relu_4_output_0", lambda t: F.relu(m.fc1(t))),
                 ("logits", m.fc2),
             ]
-        else:  # only the whole network: splits at the input
-            self.layers = [("logits", m)]
+        else:
+            self.layers = resnet_layers(m)
         self.names = ["input"] + [n for n, _ in self.layers]
 
     def run(self, x, first=0, last=None):
@@ -89,6 +89,30 @@ class Network:
     def split_index(self, name):
         """Number of layers below the split (0 for the input)."""
         return self.names.index(name)
+
+
+def resnet_layers(m):
+    """The Fashion ResNet as layers. Inside block 1 the split value carries
+    the block's input along (the skip connection): both are live across a
+    split there, and the window-centred mean is taken of both."""
+    def block(b):
+        return lambda t: b(t)
+
+    def inside(t):  # block 1 up to its first ReLU, with its input beside it
+        return torch.cat([F.relu(m.layer1.bn1(m.layer1.conv1(t))), t], 1)
+
+    def rest_of_block(p):
+        y, skip = p[:, :16], p[:, 16:]
+        return F.relu(m.layer1.bn2(m.layer1.conv2(y)) + skip)
+
+    return [
+        ("/Relu_output_0", lambda t: F.relu(m.bn1(m.conv1(t)))),
+        ("/layer1/Relu_output_0", inside),
+        ("/layer1/Relu_1_output_0", rest_of_block),
+        ("/layer2/Relu_1_output_0", block(m.layer2)),
+        ("/layer3/Relu_1_output_0", block(m.layer3)),
+        ("logits", lambda t: m.fc(torch.flatten(m.pool(t), 1))),
+    ]
 
 
 def log2_odds(logits, classes, laplace_n):

@@ -24,8 +24,9 @@ written from the definitions; the marginal sampler makes it deterministic):
   evaluated at the image with the window set to the mean of its S draws):
   maps of several classes, k, strides, a region of interest, with and
   without the Laplace correction, on both models;
-- the same at hidden split layers of the CNN (the mean over the S perturbed
-  copies of h_L, then the layers above L on it);
+- the same at hidden split layers of both models (the mean over the S perturbed
+  copies of h_L, then the layers above L on it; inside a ResNet block the
+  block's input, live beside h_L, is averaged too);
 - --refine Q: the coarse map, the ceil(Q·n) refined windows (largest mean
   |coarse WE| over targets; windows touching pixels the coarse grid missed
   first; ties by window order), the least-squares scale of the others and
@@ -37,6 +38,9 @@ written from the definitions; the marginal sampler makes it deterministic):
   corners' evidence differs), the interpolated rest and the map, against
   the reference's own quadtree (efficient_reference.adaptive_grid).
 Every map must agree within 1e-3 log2 odds with the same NaN pixels.
+--split auto's layer is checked against the rule applied to the ONNX graph
+with onnx's shape inference (auto_split_reference) on the shipped models
+and the torchvision ones when built.
 """
 import json
 import math
@@ -145,6 +149,13 @@ def window_mean_cases(tmp, refs, nets, fine_stride):
          3 if QUICK else 2, None, 100000, "/MaxPool_output_0"),
         ("cnn shirt, classes 6,0, split after conv1's ReLU, roi 2,2,24,24, Laplace N 1000",
          cnn, "6_shirt", [6, 0], 4, 3, (2, 2, 24, 24), 1000, "/Relu_output_0"),
+        ("resnet sneaker, class 7, split after the stem's ReLU", resnet, "7_sneaker", [7], 4,
+         3, None, 100000, "/Relu_output_0"),
+        ("resnet bag, classes 8,2, split inside block 1 (its input live beside it), roi "
+         "3,1,20,25", resnet, "8_bag", [8, 2], 5, 2, (3, 1, 20, 25), 100000,
+         "/layer1/Relu_output_0"),
+        ("resnet pullover, class 2, split after block 2", resnet, "2_pullover", [2], 4, 3,
+         None, 0, "/layer2/Relu_1_output_0"),
     ]
     first = None
     for name, model, stem, classes, k, stride, roi, laplace_n, split in cases:
@@ -394,9 +405,106 @@ def pda_and_limit_checks(tmp):
                f"{lines[0] if lines else '(nothing)'}")
 
 
+NONLINEAR = {"Relu", "LeakyRelu", "PRelu", "ThresholdedRelu", "Clip", "Sigmoid", "Tanh",
+             "HardSigmoid", "HardSwish", "Elu", "Selu", "Softplus", "Softsign", "Mish", "Gelu",
+             "MaxPool", "LRN", "Max", "Min"}
+
+
+def auto_split_reference(path, size):
+    """--split auto's layer, from the rule in docs/efficient.md applied to the
+    ONNX graph with onnx's own shape inference: from the first node whose map
+    is smaller than the input, on to the first nonlinearity, then to the
+    first output that alone carries everything later nodes read (through a
+    pooling node right after it); taken when the nodes up to it cost at most
+    15 % of the multiply-adds of Conv and Gemm, else the input."""
+    import onnx
+    m = onnx.load(path)
+    g = m.graph
+    inits = {t.name for t in g.initializer}
+    x = [i for i in g.input if i.name not in inits][0]
+    dims = x.type.tensor_type.shape.dim
+    for d, v in zip(dims, (1, dims[1].dim_value, size, size)):
+        d.Clear()
+        d.dim_value = v
+    m = onnx.shape_inference.infer_shapes(m)
+    g = m.graph
+    shape = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+             for v in list(g.value_info) + list(g.input) + list(g.output)}
+    dynamic, nodes = {x.name}, []
+    for n in g.node:  # the nodes that depend on the image, in order
+        if any(i in dynamic for i in n.input):
+            nodes.append(n)
+            dynamic.update(o for o in n.output if o)
+    last = {}
+    for i, n in enumerate(nodes):
+        for v in n.input:
+            last[v] = i
+    for o in g.output:
+        last[o.name] = len(nodes)
+
+    def is_map(n):
+        return len(shape.get(n.output[0], [])) == 4
+
+    def alone_from(i):
+        for j in range(i, len(nodes)):
+            if not is_map(nodes[j]):
+                return None
+            out = nodes[j].output[0]
+            produced = [x.name] + [o for n in nodes[:j + 1] for o in n.output if o]
+            if all(last.get(v, -1) <= j for v in produced if v != out):
+                return j
+        return None
+
+    i = next((i for i, n in enumerate(nodes) if is_map(n) and (
+        shape[n.output[0]][2] < size or shape[n.output[0]][3] < size)), len(nodes))
+    while i < len(nodes) and nodes[i].op_type not in NONLINEAR:
+        i += 1
+    j = alone_from(i) if i < len(nodes) else None
+    if j is None:
+        return "input"
+    if (j + 1 < len(nodes) and nodes[j + 1].op_type in ("MaxPool", "AveragePool")
+            and nodes[j + 1].input[0] == nodes[j].output[0] and alone_from(j + 1) == j + 1):
+        j += 1
+    weights = {t.name: list(t.dims) for t in g.initializer}
+
+    def macs(n):
+        if n.op_type == "Conv":
+            w = weights[n.input[1]]
+            return np.prod(shape[n.output[0]]) * w[1] * w[2] * w[3]
+        if n.op_type in ("Gemm", "MatMul"):
+            w = weights.get(n.input[1])
+            return np.prod(shape[n.output[0]]) * (min(w) if w else 0)
+        return 0
+    total = sum(macs(n) for n in nodes)
+    return nodes[j].output[0] if sum(macs(n) for n in nodes[:j + 1]) <= 0.15 * total else "input"
+
+
+def auto_split_checks(tmp):
+    """--split auto on the shipped models (and the torchvision ones when built)."""
+    cases = [(MODEL, 28, "9_ankle_boot"), (RESNET, 28, "9_ankle_boot"),
+             ("models/scenes_cnn.onnx", 224, None)]
+    for name in ("vgg16", "resnet50", "mobilenet_v2", "googlenet", "densenet121"):
+        path = os.path.join(BUILD, "models", name + ".onnx")
+        if os.path.exists(path):
+            cases.append((path, 224, None))
+    for model, size, stem in cases:
+        image = os.path.join(DEMO, (stem or "0_tshirt") + ".png")
+        out = os.path.join(tmp, "auto-" + os.path.basename(model))
+        args = [] if size == 28 else ["--size", f"{size}x{size}"]
+        subprocess.run([EVMAP, "explain", "--model", model, "--out", out, "--quiet", "--method",
+                        "efficient", "--sampler", "constant", "--window", "4", "--roi",
+                        "0,0,4,4", *args, image], check=True)
+        stem_name = os.path.splitext(os.path.basename(image))[0]
+        with open(os.path.join(out, f"{stem_name}.efficient.json")) as f:
+            got = json.load(f)["parameters"]["split"]
+        want = auto_split_reference(model, size)
+        report(got == want, f"--split auto on {os.path.basename(model)}: {got} "
+               f"(reference {want})")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        for part in (pda_and_limit_checks, reference_checks):
+        for part in (pda_and_limit_checks, reference_checks, auto_split_checks):
             try:
                 part(tmp)
             except Exception as e:  # a crash is a failure

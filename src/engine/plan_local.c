@@ -18,6 +18,15 @@ struct evm_local {
     double *step_macs;      /* per step: multiply-adds of a full forward at batch rows */
     evm_region *in_regions; /* scratch: one per input of the widest node */
     double macs;
+    /* The samples' mean (evm_local_set_mean): steps [mean_from, cut) run on
+     * row 0 only, after the values in mean_values were averaged into it;
+     * -1: every step runs on every row. */
+    int mean_from;
+    bool *mean_values; /* per value: averaged into row 0 before step mean_from */
+    bool *single_row;  /* per value: computed on row 0 only (the other rows stay cached) */
+    evm_tensor *views; /* scratch: row-0 views of one step's inputs and output */
+    evm_tensor **view_in;
+    evm_tensor *view_out;
 };
 
 static const evm_region region_none = {.kind = EVM_REGION_NONE};
@@ -33,6 +42,10 @@ void evm_local_free(evm_local *l) {
     free(l->workspace);
     free(l->step_macs);
     free(l->in_regions);
+    free(l->mean_values);
+    free(l->single_row);
+    free(l->views);
+    free(l->view_in);
     free(l);
 }
 
@@ -73,7 +86,10 @@ evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
         for (int i = 0; i < g->n_nodes; i++)
             widest = g->nodes[i].n_inputs > widest ? g->nodes[i].n_inputs : widest;
         l->in_regions = calloc((size_t)widest, sizeof *l->in_regions);
-        if (!l->cur || !l->prev || !l->frontier || !l->step_macs || !l->in_regions)
+        l->views = calloc((size_t)widest + 1, sizeof *l->views);
+        l->view_in = calloc((size_t)widest, sizeof *l->view_in);
+        if (!l->cur || !l->prev || !l->frontier || !l->step_macs || !l->in_regions || !l->views ||
+            !l->view_in)
             st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning locality");
     }
     if (st != EVMAP_OK) {
@@ -87,6 +103,7 @@ evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
         l->step_macs[i] = def->macs ? def->macs(node, s->in, s->out) : 0.0;
     }
     l->cut = l->plan->n_steps;
+    l->mean_from = -1;
     *out = l;
     return EVMAP_OK;
 }
@@ -204,19 +221,22 @@ int evm_local_survey(evm_local *l, const evm_region *change) {
 
 /* ------------------------------------------------------------- buffers */
 
-/* Copies region r of the cached value v into every row of the plan's. */
+/* Copies region r of the cached value v into every row of the plan's (row 0
+ * only for values computed after the samples' mean: the other rows are
+ * never written). */
 static void restore(evm_local *l, int v, const evm_region *r) {
     const evm_tensor *src = &l->cache->values[v];
     evm_tensor *dst = &l->plan->values[v];
     size_t per_row = src->count;
+    int rows = l->single_row && l->single_row[v] ? 1 : l->batch;
     if (r->kind == EVM_REGION_ALL || !is_map(src)) {
-        for (int b = 0; b < l->batch; b++)
+        for (int b = 0; b < rows; b++)
             memcpy(evm_f32(dst) + (size_t)b * per_row, evm_f32(src), per_row * sizeof(float));
         return;
     }
     int64_t c = src->dims[1], w = src->dims[3];
     size_t plane = (size_t)(src->dims[2] * w), len = (size_t)(r->x1 - r->x0);
-    for (int b = 0; b < l->batch; b++)
+    for (int b = 0; b < rows; b++)
         for (int64_t ch = 0; ch < c; ch++) {
             const float *s = evm_f32(src) + (size_t)ch * plane;
             float *d = evm_f32(dst) + (size_t)b * per_row + (size_t)ch * plane;
@@ -347,11 +367,101 @@ static void elementwise_region(const evm_node *node, const evm_op_def *def, evm_
         }
 }
 
+evmap_status evm_local_set_mean(evm_local *l, int step, evmap_error *err) {
+    const evm_graph *g = l->plan->graph;
+    if (step < 0 || step > l->cut)
+        return evm_fail(err, EVMAP_ERR_INTERNAL, "the samples' mean at step %d, beyond cut %d",
+                        step, l->cut);
+    size_t n = (size_t)g->n_values + 1;
+    bool *computed = calloc(n, sizeof *computed);
+    l->mean_values = calloc(n, sizeof *l->mean_values);
+    l->single_row = calloc(n, sizeof *l->single_row);
+    if (!computed || !l->mean_values || !l->single_row) {
+        free(computed);
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning locality");
+    }
+    computed[l->input] = true;
+    for (int i = 0; i < l->plan->n_steps; i++) {
+        const evm_node *node = &g->nodes[l->plan->steps[i].node];
+        if (i >= step) /* what is computed before step and read from it on */
+            for (int j = 0; j < node->n_inputs; j++)
+                if (node->inputs[j] != EVM_NO_VALUE && computed[node->inputs[j]])
+                    l->mean_values[node->inputs[j]] = true;
+        for (int j = 0; j < node->n_outputs; j++)
+            if (node->outputs[j] != EVM_NO_VALUE) {
+                computed[node->outputs[j]] = i < step;
+                l->single_row[node->outputs[j]] = i >= step && i < l->cut;
+            }
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        if (computed[g->outputs[i]])
+            l->mean_values[g->outputs[i]] = true;
+    free(computed);
+    l->mean_from = step;
+    return EVMAP_OK;
+}
+
+/* Row 0 of value v := the mean over the rows, inside region r. */
+static void average_rows(evm_local *l, int v, const evm_region *r) {
+    evm_tensor *t = &l->plan->values[v];
+    size_t per_row = t->count / (size_t)l->batch;
+    bool whole = r->kind == EVM_REGION_ALL || !is_map(t);
+    int64_t h = whole ? 1 : t->dims[2], w = whole ? (int64_t)per_row : t->dims[3];
+    int64_t c = whole ? 1 : t->dims[1];
+    int64_t y0 = whole ? 0 : r->y0, y1 = whole ? 1 : r->y1;
+    int64_t x0 = whole ? 0 : r->x0, x1 = whole ? w : r->x1;
+    float *x = evm_f32(t);
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t y = y0; y < y1; y++) {
+            float *row0 = x + (size_t)((ch * h + y) * w);
+            for (int64_t i = x0; i < x1; i++) {
+                double sum = 0;
+                for (int b = 0; b < l->batch; b++)
+                    sum += row0[(size_t)b * per_row + (size_t)i];
+                row0[i] = (float)(sum / l->batch);
+            }
+        }
+}
+
+/* Before step mean_from: the changed values that later steps read become,
+ * in row 0, the mean over the samples (elsewhere every row is the cache). */
+static void take_mean(evm_local *l) {
+    const evm_graph *g = l->plan->graph;
+    for (int v = 0; v < g->n_values; v++)
+        if (l->mean_values[v] && l->cur[v].kind != EVM_REGION_NONE)
+            average_rows(l, v, &l->cur[v]);
+}
+
+/* A view of t's row 0 when t holds one activation per row. */
+static evm_tensor *row0_view(const evm_local *l, evm_tensor *t, evm_tensor *view) {
+    if (!t || t->is_const || !is_map(t) || t->dims[0] != l->batch)
+        return t;
+    *view = *t;
+    view->owns_data = false;
+    view->dims[0] = 1;
+    view->count = t->count / (size_t)l->batch;
+    return view;
+}
+
+/* Step s's inputs and output as row-0 views (steps after the mean). */
+static void row0_step(evm_local *l, const evm_plan_step *s, const evm_node *node,
+                      evm_tensor *const **in, evm_tensor *const **out) {
+    for (int j = 0; j < node->n_inputs; j++)
+        l->view_in[j] = row0_view(l, s->in[j], &l->views[j + 1]);
+    l->views[0] = *s->out[0];
+    row0_view(l, s->out[0], &l->views[0]);
+    l->view_out = &l->views[0];
+    *in = l->view_in;
+    *out = &l->view_out;
+}
+
 bool evm_local_run(evm_local *l, int (*stop)(void *user), void *user) {
     const evm_graph *g = l->plan->graph;
     for (int i = 0; i < l->cut; i++) {
         if (stop && stop(user))
             return false;
+        if (i == l->mean_from)
+            take_mean(l);
         const evm_plan_step *s = &l->plan->steps[i];
         const evm_node *node = &g->nodes[s->node];
         const evm_op_def *def = evm_op_get(node->kind);
@@ -362,48 +472,41 @@ bool evm_local_run(evm_local *l, int (*stop)(void *user), void *user) {
         l->prev[v] = *r;
         if (r->kind == EVM_REGION_NONE)
             continue;
+        evm_tensor *const *in = s->in, *const *out = s->out;
+        double rows = 1.0;
+        if (l->mean_from >= 0 && i >= l->mean_from) {
+            row0_step(l, s, node, &in, &out);
+            rows = 1.0 / l->batch;
+        }
         if (r->kind == EVM_REGION_ALL) { /* not expected before cut; correct anyway */
-            def->forward(node, s->in, s->out, l->plan->workspace);
-            l->macs += l->step_macs[i];
+            def->forward(node, in, out, l->plan->workspace);
+            l->macs += l->step_macs[i] * rows;
             continue;
         }
         if (def->elementwise)
-            elementwise_region(node, def, s->in, s->out, r);
+            elementwise_region(node, def, in, out, r);
         else
-            def->forward_region(node, s->in, s->out, r, l->workspace);
+            def->forward_region(node, in, out, r, l->workspace);
         const evm_tensor *y = s->out[0];
-        l->macs += l->step_macs[i] * (double)((r->y1 - r->y0) * (r->x1 - r->x0)) /
+        l->macs += l->step_macs[i] * rows * (double)((r->y1 - r->y0) * (r->x1 - r->x0)) /
                    (double)(y->dims[2] * y->dims[3]);
     }
+    if (l->mean_from == l->cut)
+        take_mean(l);
     return true;
 }
 
 void evm_local_export(const evm_local *l, evm_plan *dst, int row) {
     const evm_graph *g = l->plan->graph;
+    /* after the samples' mean only row 0 is exported */
+    size_t rows = l->mean_from >= 0 ? 1 : (size_t)l->batch;
     for (int v = 0; v < g->n_values; v++) {
         if (!l->frontier[v])
             continue;
         const evm_tensor *src = &l->plan->values[v];
         size_t per_row = src->count / (size_t)l->batch;
         memcpy(evm_f32(&dst->values[v]) + (size_t)row * per_row, evm_f32(src),
-               src->count * sizeof(float));
-    }
-}
-
-void evm_local_export_mean(const evm_local *l, evm_plan *dst, int row) {
-    const evm_graph *g = l->plan->graph;
-    for (int v = 0; v < g->n_values; v++) {
-        if (!l->frontier[v])
-            continue;
-        const evm_tensor *src = &l->plan->values[v];
-        size_t per_row = src->count / (size_t)l->batch;
-        float *d = evm_f32(&dst->values[v]) + (size_t)row * per_row;
-        for (size_t i = 0; i < per_row; i++) {
-            double sum = 0;
-            for (int b = 0; b < l->batch; b++)
-                sum += evm_f32(src)[(size_t)b * per_row + i];
-            d[i] = (float)(sum / l->batch);
-        }
+               rows * per_row * sizeof(float));
     }
 }
 

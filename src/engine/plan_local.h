@@ -53,12 +53,16 @@ bool evm_local_run(evm_local *l, int (*stop)(void *user), void *user);
 
 /* Copies the values that steps [cut, n_steps) read and the graph outputs,
  * where steps before cut compute them, into rows [row, row + batch) of dst
- * (a plan of the same graph with at least row + batch rows). */
+ * (a plan of the same graph with at least row + batch rows); into row only
+ * when the samples' mean is taken (evm_local_set_mean). */
 void evm_local_export(const evm_local *l, evm_plan *dst, int row);
 
-/* As evm_local_export, but writes the mean over the batch rows of each
- * value into the single row `row` of dst. */
-void evm_local_export_mean(const evm_local *l, evm_plan *dst, int row);
+/* A window-centred split (the efficient method, DESIGN.md 1.3): before
+ * step `step` (at most cut) runs, every changed value computed before it
+ * and read from it on is replaced in row 0 by its mean over the rows; steps
+ * [step, cut) then run on row 0 only, and evm_local_export copies row 0.
+ * Call after evm_local_set_cut. */
+evmap_status evm_local_set_mean(evm_local *l, int step, evmap_error *err);
 
 int evm_local_cut(const evm_local *l);
 

@@ -20,6 +20,7 @@
 #include "engine/model_internal.h"
 #include "samplers/sampler_api.h"
 #include "adaptive_grid.h"
+#include "efficient_split.h"
 #include "pda_internal.h"
 
 /* The default refinement, chosen from bench/efficient (docs/efficient.md). */
@@ -40,22 +41,15 @@ int evmap_efficient_default_grid(int height, int width, int k) {
 
 /* -------------------------------------------------------------- split */
 
-/* The split --split auto takes, chosen by measurement (bench/efficient,
- * docs/efficient.md): the input. Expanded around each window's mean there,
- * the whole network runs once per window instead of once per sample (S×
- * less work) and the maps kept a mean Spearman correlation above 0.9 with
- * exact PDA on both Fashion-MNIST models; deeper splits were more faithful
- * on some images but only 2-5× faster. */
-static int auto_split_value(const evmap_model *model) {
-    return model->graph->inputs[0];
-}
-
 evmap_status evmap_efficient_auto_split(const evmap_model *model, char *name, size_t size,
                                         evmap_error *err) {
     if (!model || !name || size == 0)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT,
                         "evmap_efficient_auto_split: bad argument");
-    int v = auto_split_value(model);
+    int v;
+    evmap_status st = evm_efficient_auto_split(model, &v, err);
+    if (st != EVMAP_OK)
+        return st;
     const char *s = v == model->graph->inputs[0] ? "input" : model->graph->values[v].name;
     if (strlen(s) >= size)
         return evm_fail(err, EVMAP_ERR_INVALID_ARGUMENT, "layer name longer than %zu bytes", size);
@@ -68,8 +62,8 @@ static evmap_status resolve_split(const evmap_model *model, const char *split, i
                                   evmap_error *err) {
     const evm_graph *g = model->graph;
     if (!split || !strcmp(split, "auto"))
-        *value = auto_split_value(model);
-    else if (!strcmp(split, "output"))
+        return evm_efficient_auto_split(model, value, err);
+    if (!strcmp(split, "output"))
         *value = -1;
     else if (!strcmp(split, "input"))
         *value = g->inputs[0];

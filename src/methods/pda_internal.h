@@ -96,6 +96,40 @@ double pda_log2_odds(double p, double q, double laplace_n, int k);
 /* Adds weight of evidence we[t] (per target) to every pixel of window w. */
 void pda_add_evidence(pda_run *r, pda_window w, const double *we);
 
+/* ---- scores (pda_score.c) ---- */
+
+/* r->base: each target's score on the unperturbed image (runs r->single). */
+void pda_score_original(pda_run *r);
+
+/* Adds the WE of window w, whose rows start at row of plan (which has run). */
+void pda_score_window(pda_run *r, evm_plan *plan, pda_window w, int row);
+
+/* ---- perturbed images (pda_sampling.c) ---- */
+
+/* The window's rectangle on the input. */
+evm_region pda_window_region(const pda_run *r, pda_window w);
+
+/* Window w's rows (S draws, or their mean) into the batch rows from row. */
+void pda_fill_window(pda_run *r, evm_plan *plan, pda_window w, int row);
+
+/* The same into the locality engine's input, starting its change. */
+void pda_fill_window_local(pda_run *r, pda_window w);
+
+/* ---- batches and exact locality (pda_batches.c) ---- */
+
+/* Exact locality: the local batch, cut and cached buffers (needs the
+ * unperturbed run and, for an expansion, the split layer). */
+evmap_status pda_setup_locality(pda_run *r, evmap_error *err);
+
+/* Windows per batch, within the batch memory. */
+void pda_choose_batch(pda_run *r);
+
+/* The batch runners (none when the expansion's split layer is local). */
+evmap_status pda_allocate_batches(pda_run *r, evmap_error *err);
+
+/* Evaluates every window, adding its evidence; reports progress. */
+evmap_status pda_run_windows(pda_run *r, evmap_error *err);
+
 /* PDA with the efficient method's extension (ext may be NULL). */
 evmap_status pda_execute(const evmap_model *model, const float *input,
                          const evmap_pda_options *options, const pda_extension *ext, float *maps,
