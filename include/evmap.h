@@ -352,19 +352,20 @@ typedef struct evmap_efficient_options {
                             * differ are halved down to neighbouring positions, and the rest is
                             * interpolated; 1: every position; 0: evmap_efficient_default_grid */
     double grid_threshold; /* halve a cell when its corners' WE differ by more than this
-                            * fraction of the coarse lattice's WE range (default
-                            * EVMAP_DEFAULT_GRID_THRESHOLD); 0: wherever they differ */
+                            * fraction of the coarse lattice's WE range; 0: wherever they
+                            * differ; < 0: evmap_efficient_default_grid_threshold */
 } evmap_efficient_options;
 
-#define EVMAP_DEFAULT_GRID_THRESHOLD 0.1
-
-/* PDA's defaults, split NULL (auto), the default refine, grid 0 (the default
- * for the image) and the default grid threshold (docs/efficient.md). */
+/* PDA's defaults, split NULL (auto), the default refine, grid 0 and grid
+ * threshold -1 (the defaults for the image; docs/efficient.md). */
 void evmap_efficient_options_init(evmap_efficient_options *options);
 
 /* The adaptive grid's default coarse step for windows k×k on an image
  * height × width (docs/efficient.md: chosen by measurement). */
 int evmap_efficient_default_grid(int height, int width, int k);
+
+/* ... and its default threshold (docs/efficient.md: chosen by measurement). */
+double evmap_efficient_default_grid_threshold(int height, int width, int k);
 
 /* The split layer --split auto uses for this model (its value name, or
  * "input" / "output"), written into name. */

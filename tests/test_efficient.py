@@ -496,10 +496,16 @@ def auto_split_checks(tmp):
                         "0,0,4,4", *args, image], check=True)
         stem_name = os.path.splitext(os.path.basename(image))[0]
         with open(os.path.join(out, f"{stem_name}.efficient.json")) as f:
-            got = json.load(f)["parameters"]["split"]
+            parameters = json.load(f)["parameters"]
+        got = parameters["split"]
         want = auto_split_reference(model, size)
         report(got == want, f"--split auto on {os.path.basename(model)}: {got} "
                f"(reference {want})")
+        # the grid threshold's default follows the image size (docs/efficient.md)
+        threshold = 0.5 if size >= 100 else 0.1
+        report(parameters["grid_threshold"] == threshold,
+               f"  default --grid-threshold at {size}x{size}: {parameters['grid_threshold']} "
+               f"(documented {threshold})")
 
 
 def main():

@@ -280,7 +280,7 @@ class Model:
                 top: int = 1, *, sampler: Optional[Sampler] = None, window: Optional[int] = None,
                 samples: int = 10, stride: int = 1, seed: int = 0,
                 roi: Optional[Sequence[int]] = None, split: Optional[str] = None,
-                grid: int = 0, grid_threshold: float = 0.1, expand: str = "window",
+                grid: int = 0, grid_threshold: Optional[float] = None, expand: str = "window",
                 no_locality: bool = False, laplace_n: float = 100000.0, score: str = "logodds",
                 steps: int = 50, baseline: str = "zero", noise: float = 0.15,
                 smoothgrad_samples: int = 50, layer: Optional[str] = None,
@@ -400,7 +400,9 @@ class Model:
                 L.lib.evmap_efficient_options_init(ctypes.byref(e))
                 e.pda = p
                 e.split = o["split"].encode() if o["split"] else None
-                e.grid, e.grid_threshold = int(o["grid"]), float(o["grid_threshold"])
+                e.grid = int(o["grid"])
+                e.grid_threshold = -1.0 if o["grid_threshold"] is None else float(
+                    o["grid_threshold"])
                 e.around_image = int(o["expand"] == "image")
                 e.refine = float(o["refine"])
                 if o["coarse_sampler"] is not None:

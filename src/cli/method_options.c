@@ -18,7 +18,7 @@ void method_options_init(method_options *o, char **references) {
     o->stride = 1;
     o->laplace_n = 100000;
     o->refine = 1.0;
-    o->grid_threshold = EVMAP_DEFAULT_GRID_THRESHOLD;
+    o->grid_threshold = -1; /* the default for the image */
     o->occlusion = EVMAP_BASELINE_ZERO;
     snprintf(o->fill, sizeof o->fill, "zero");
     o->score = EVMAP_SCORE_LOGODDS;

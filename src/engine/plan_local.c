@@ -22,10 +22,10 @@ struct evm_local {
      * row 0 only, after the values in mean_values were averaged into it;
      * -1: every step runs on every row. */
     int mean_from;
-    bool *mean_values; /* per value: averaged into row 0 before step mean_from */
-    bool *single_row;  /* per value: computed on row 0 only (the other rows stay cached) */
-    evm_tensor *views; /* scratch: row-0 views of one step's inputs and output */
-    evm_tensor **view_in;
+    bool *mean_values;    /* per value: averaged into row 0 before step mean_from */
+    bool *single_row;     /* per value: computed on row 0 only (the other rows stay cached) */
+    evm_tensor *views;    /* scratch: row-0 views of one step's inputs and output */
+    evm_tensor **view_in; /* widest + 1, NULL-terminated like a step's inputs */
     evm_tensor *view_out;
 };
 
@@ -87,7 +87,7 @@ evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
             widest = g->nodes[i].n_inputs > widest ? g->nodes[i].n_inputs : widest;
         l->in_regions = calloc((size_t)widest, sizeof *l->in_regions);
         l->views = calloc((size_t)widest + 1, sizeof *l->views);
-        l->view_in = calloc((size_t)widest, sizeof *l->view_in);
+        l->view_in = calloc((size_t)widest + 1, sizeof *l->view_in);
         if (!l->cur || !l->prev || !l->frontier || !l->step_macs || !l->in_regions || !l->views ||
             !l->view_in)
             st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning locality");
@@ -448,6 +448,7 @@ static void row0_step(evm_local *l, const evm_plan_step *s, const evm_node *node
                       evm_tensor *const **in, evm_tensor *const **out) {
     for (int j = 0; j < node->n_inputs; j++)
         l->view_in[j] = row0_view(l, s->in[j], &l->views[j + 1]);
+    l->view_in[node->n_inputs] = NULL; /* as in a plan: ops test in[n_inputs] */
     l->views[0] = *s->out[0];
     row0_view(l, s->out[0], &l->views[0]);
     l->view_out = &l->views[0];

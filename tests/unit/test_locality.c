@@ -352,6 +352,112 @@ static void model_case(const char *path, int samples) {
     evmap_model_free(model);
 }
 
+/* The samples' mean inside the locality engine (evm_local_set_mean): row 0
+ * of every value from the mean step on must equal a batch-1 plan run from
+ * that step on, after the values live there were set to the mean over S
+ * full forward passes of the perturbed images. */
+static void mean_case(const char *path, int samples, int mean_step) {
+    evmap_error err;
+    evmap_model *model;
+    if (evmap_model_load(path, &model, &err) != EVMAP_OK) {
+        check(0, err.message);
+        return;
+    }
+    int c = model->info.channels, h = model->info.height, w = model->info.width;
+    int k = evmap_pda_default_window(h, w);
+    size_t per_image = (size_t)c * h * w;
+    evm_plan *cache, *naive, *ref;
+    evm_local *local;
+    evmap_status st = evm_model_plan(model, 1, &cache, &err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, samples, &naive, &err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, 1, &ref, &err);
+    if (st == EVMAP_OK) {
+        for (size_t i = 0; i < per_image; i++)
+            evm_f32(evm_plan_input(cache, 0))[i] = (frand() + 1.0f) / 2.0f;
+        evm_plan_run(cache);
+        st = evm_local_create(cache, samples, &local, &err);
+    }
+    if (st != EVMAP_OK) {
+        check(0, err.message);
+        return;
+    }
+    int wins[][2] = {{h / 2, w / 3}, {0, 0}, {h - k, w - k}, {h / 2, w / 3}};
+    int n_wins = (int)(sizeof wins / sizeof wins[0]), cut = cache->n_steps;
+    for (int i = 0; i < n_wins; i++) {
+        evm_region r =
+            evm_region_clip(wins[i][0], wins[i][0] + k, wins[i][1], wins[i][1] + k, h, w);
+        int ci = evm_local_survey(local, &r);
+        cut = ci < cut ? ci : cut;
+    }
+    if (mean_step > cut)
+        mean_step = cut;
+    st = evm_local_set_cut(local, cut, &err);
+    if (st == EVMAP_OK)
+        st = evm_local_set_mean(local, mean_step, &err);
+    const evm_plan *lp = evm_local_plan(local);
+    const evm_graph *g = cache->graph;
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; st == EVMAP_OK && i < n_wins; i++) {
+        int y0 = wins[i][0], x0 = wins[i][1];
+        evm_region r = evm_region_clip(y0, y0 + k, x0, x0 + k, h, w);
+        evm_local_begin(local, &r);
+        float *li = evm_f32(evm_local_input(local)), *ni = evm_f32(evm_plan_input(naive, 0));
+        for (int s = 0; s < samples; s++) {
+            memcpy(ni + s * per_image, evm_f32(evm_plan_input(cache, 0)),
+                   per_image * sizeof(float));
+            for (int ch = 0; ch < c; ch++)
+                for (int yy = y0; yy < y0 + k; yy++)
+                    for (int xx = x0; xx < x0 + k; xx++) {
+                        size_t at = (size_t)s * per_image + ((size_t)ch * h + yy) * w + xx;
+                        li[at] = ni[at] = (frand() + 1.0f) / 2.0f;
+                    }
+        }
+        evm_local_run(local, NULL, NULL);
+        /* the reference: S full passes up to the mean step, every value
+         * computed by then averaged into the batch-1 plan, the rest on it */
+        evm_plan_run_range(naive, 0, mean_step, NULL, NULL);
+        for (int v = 0; v < g->n_values; v++) {
+            evm_tensor *src = &naive->values[v], *dst = &ref->values[v];
+            if (src->is_const || !src->data || src->dtype != EVM_DTYPE_FLOAT ||
+                src->count != dst->count * (size_t)samples)
+                continue;
+            for (size_t e = 0; e < dst->count; e++) {
+                double sum = 0;
+                for (int b = 0; b < samples; b++)
+                    sum += evm_f32(src)[(size_t)b * dst->count + e];
+                evm_f32(dst)[e] = (float)(sum / samples);
+            }
+        }
+        evm_plan_run_range(ref, mean_step, cut, NULL, NULL);
+        for (int si = mean_step; si < cut; si++) {
+            int v = g->nodes[cache->steps[si].node].outputs[0];
+            evm_tensor row0 = lp->values[v];
+            row0.count /= (size_t)samples;
+            row0.dims[0] = 1;
+            double d = rel_diff(&row0, &ref->values[v]);
+            if (d > worst) {
+                worst = d;
+                worst_name = g->values[v].name;
+            }
+        }
+    }
+    char msg[600];
+    snprintf(msg, sizeof msg,
+             "%s: the samples' mean at step %d of %d local: row 0 differs from the mean's forward "
+             "pass by %.2g (relative, at %s)",
+             path, mean_step, cut, worst, worst_name);
+    check(st == EVMAP_OK && worst <= 1e-4, msg);
+    printf("%s %s\n", worst <= 1e-4 ? "ok  " : "FAIL", msg);
+    evm_local_free(local);
+    evm_plan_free(naive);
+    evm_plan_free(ref);
+    evm_plan_free(cache);
+    evmap_model_free(model);
+}
+
 int main(int argc, char **argv) {
     srand(7);
     const int trials = 3000;
@@ -373,6 +479,10 @@ int main(int argc, char **argv) {
                                                "googlenet", "mobilenet_v2", "densenet121"};
     model_case("models/fashion_cnn.onnx", 3);
     model_case("models/fashion_resnet.onnx", 3);
+    model_case("models/scenes_cnn.onnx", 2);
+    mean_case("models/fashion_cnn.onnx", 4, 5);    /* after the first MaxPool */
+    mean_case("models/fashion_resnet.onnx", 3, 6); /* inside block 1: its input is live */
+    mean_case("models/scenes_cnn.onnx", 3, 4);     /* after the stem */
     const char *quick_env = getenv("EVMAP_QUICK");
     bool quick =
         (argc > 1 && !strcmp(argv[1], "--quick")) || (quick_env && !strcmp(quick_env, "1"));
@@ -382,6 +492,7 @@ int main(int argc, char **argv) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s.onnx", models, torch_models[i]);
         model_case(path, 2);
+        mean_case(path, 2, 4);
     }
     if (quick)
         printf("quick pass: resnet18 and googlenet of the torchvision models\n");
