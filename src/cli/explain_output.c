@@ -134,8 +134,8 @@ static void write_pda_parameters(json_writer *j, const explain_options *o, const
             json_key_number(j, "grid_threshold",
                             o->mo.grid_threshold >= 0
                                 ? o->mo.grid_threshold
-                                : evmap_efficient_default_grid_threshold(
-                                      s->info.height, s->info.width, s->window));
+                                : evmap_efficient_default_grid_threshold(s->info.height,
+                                                                         s->info.width, s->window));
             json_key_int(j, "grid_levels", r->stats->grid_levels);
             json_key_int(j, "grid_positions", (long long)r->stats->grid_positions);
             json_key_int(j, "coarse_windows", (long long)r->stats->coarse_windows);
