@@ -434,9 +434,9 @@ static evmap_status adaptive_run(efficient_run *e, float *maps, evmap_explain_st
     while (nx < e->n_windows && e->windows[nx].y == e->windows[0].y)
         nx++;
     int step = o->grid > 0 ? o->grid : evmap_efficient_default_grid(info->height, info->width, k);
-    double threshold = o->grid_threshold >= 0 ? o->grid_threshold
-                                              : evmap_efficient_default_grid_threshold(
-                                                    info->height, info->width, k);
+    double threshold = o->grid_threshold >= 0
+                           ? o->grid_threshold
+                           : evmap_efficient_default_grid_threshold(info->height, info->width, k);
     agrid g;
     evmap_status st = agrid_init(&g, (int)(e->n_windows / nx), (int)nx, e->n_targets, step, err);
     if (st != EVMAP_OK)
