@@ -308,10 +308,12 @@ static void conv_gather(const conv_sub *g, const float *x, float *dst) {
                 memset(dst, 0, sizeof(float) * (size_t)s->w);
                 continue;
             }
-            memset(dst, 0, sizeof(float) * (size_t)xlo);
+            for (int64_t i = 0; i < xlo; i++) /* short runs: no calls */
+                dst[i] = 0.0f;
             memcpy(dst + xlo, plane + iy * f->w + g->ix0 + xlo,
                    sizeof(float) * (size_t)(xhi - xlo));
-            memset(dst + xhi, 0, sizeof(float) * (size_t)(s->w - xhi));
+            for (int64_t i = xhi; i < s->w; i++)
+                dst[i] = 0.0f;
         }
     }
 }

@@ -58,20 +58,27 @@ static void im2col(const evm_conv2d_shape *s, const float *x, int c0, int c1, fl
                 int xlo, xhi;
                 evm_conv_valid_range(s->ow, sx, offx, s->w, &xlo, &xhi);
                 float *dst = col + ((size_t)(ci * k->kernel[0] + ky) * k->kernel[1] + kx) * ld;
-                memset(dst, 0, sizeof(float) * (size_t)ylo * s->ow);
+                /* the sub-images of exact locality are small and unpadded:
+                 * skip empty padding runs, copy short rows inline */
+                if (ylo > 0)
+                    memset(dst, 0, sizeof(float) * (size_t)ylo * s->ow);
                 for (int oy = ylo; oy < yhi; oy++) {
                     /* ox in [xlo, xhi) keeps ox * sx + offx inside the row */
                     const float *src = plane + (size_t)(oy * sy + offy) * s->w;
                     float *d = dst + (size_t)oy * s->ow;
-                    memset(d, 0, sizeof(float) * (size_t)xlo);
-                    if (sx == 1)
+                    for (int ox = 0; ox < xlo; ox++)
+                        d[ox] = 0.0f;
+                    if (sx == 1 && xhi - xlo > 16)
                         memcpy(d + xlo, src + xlo + offx, sizeof(float) * (size_t)(xhi - xlo));
                     else
                         for (int ox = xlo; ox < xhi; ox++)
                             d[ox] = src[ox * sx + offx];
-                    memset(d + xhi, 0, sizeof(float) * (size_t)(s->ow - xhi));
+                    for (int ox = xhi; ox < s->ow; ox++)
+                        d[ox] = 0.0f;
                 }
-                memset(dst + (size_t)yhi * s->ow, 0, sizeof(float) * (size_t)(s->oh - yhi) * s->ow);
+                if (yhi < s->oh)
+                    memset(dst + (size_t)yhi * s->ow, 0,
+                           sizeof(float) * (size_t)(s->oh - yhi) * s->ow);
             }
         }
     }
