@@ -247,6 +247,9 @@ static void restore(evm_local *l, int v, const evm_region *r) {
 
 evmap_status evm_local_set_cut(evm_local *l, int cut, evmap_error *err) {
     const evm_graph *g = l->plan->graph;
+    if (l->mean_from > cut)
+        return evm_fail(err, EVMAP_ERR_INTERNAL, "the samples' mean at step %d, beyond cut %d",
+                        l->mean_from, cut);
     l->cut = cut;
     if (l->workspace_floats) {
         /* a region_workspace may saturate to SIZE_MAX */
@@ -369,9 +372,9 @@ static void elementwise_region(const evm_node *node, const evm_op_def *def, evm_
 
 evmap_status evm_local_set_mean(evm_local *l, int step, evmap_error *err) {
     const evm_graph *g = l->plan->graph;
-    if (step < 0 || step > l->cut)
-        return evm_fail(err, EVMAP_ERR_INTERNAL, "the samples' mean at step %d, beyond cut %d",
-                        step, l->cut);
+    if (step < 0 || step > l->plan->n_steps)
+        return evm_fail(err, EVMAP_ERR_INTERNAL, "the samples' mean at step %d of %d", step,
+                        l->plan->n_steps);
     size_t n = (size_t)g->n_values + 1;
     bool *computed = calloc(n, sizeof *computed);
     l->mean_values = calloc(n, sizeof *l->mean_values);
@@ -390,7 +393,7 @@ evmap_status evm_local_set_mean(evm_local *l, int step, evmap_error *err) {
         for (int j = 0; j < node->n_outputs; j++)
             if (node->outputs[j] != EVM_NO_VALUE) {
                 computed[node->outputs[j]] = i < step;
-                l->single_row[node->outputs[j]] = i >= step && i < l->cut;
+                l->single_row[node->outputs[j]] = i >= step;
             }
     }
     for (int i = 0; i < g->n_outputs; i++)

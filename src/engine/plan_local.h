@@ -58,10 +58,11 @@ bool evm_local_run(evm_local *l, int (*stop)(void *user), void *user);
 void evm_local_export(const evm_local *l, evm_plan *dst, int row);
 
 /* A window-centred split (the efficient method, DESIGN.md 1.3): before
- * step `step` (at most cut) runs, every changed value computed before it
- * and read from it on is replaced in row 0 by its mean over the rows; steps
- * [step, cut) then run on row 0 only, and evm_local_export copies row 0.
- * Call after evm_local_set_cut. */
+ * step `step` runs, every changed value computed before it and read from it
+ * on is replaced in row 0 by its mean over the rows; steps [step, cut) then
+ * run on row 0 only (their other rows are never touched), and
+ * evm_local_export copies row 0. Call before evm_local_set_cut, with step
+ * at most its cut. */
 evmap_status evm_local_set_mean(evm_local *l, int step, evmap_error *err);
 
 int evm_local_cut(const evm_local *l);

@@ -46,13 +46,15 @@ evmap_status pda_setup_locality(pda_run *r, evmap_error *err) {
     if (r->expansion && r->expansion->step + 1 < cut)
         cut = r->expansion->step + 1; /* nothing above the split layer runs */
     r->cut = cut;
-    st = evm_local_set_cut(r->local, cut, err);
     /* a window-centred split: the samples' mean is taken at the split layer
      * (or at cut, where every window's change has covered a whole map) and
      * the steps above it run once per window, still on regions */
-    if (st == EVMAP_OK && r->mean_field && !r->average_draws)
+    if (r->mean_field && !r->average_draws) {
         st = evm_local_set_mean(r->local, r->mean_step + 1 < cut ? r->mean_step + 1 : cut, err);
-    return st;
+        if (st != EVMAP_OK)
+            return st;
+    }
+    return evm_local_set_cut(r->local, cut, err);
 }
 
 void pda_choose_batch(pda_run *r) {

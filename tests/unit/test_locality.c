@@ -393,9 +393,9 @@ static void mean_case(const char *path, int samples, int mean_step) {
     }
     if (mean_step > cut)
         mean_step = cut;
-    st = evm_local_set_cut(local, cut, &err);
+    st = evm_local_set_mean(local, mean_step, &err);
     if (st == EVMAP_OK)
-        st = evm_local_set_mean(local, mean_step, &err);
+        st = evm_local_set_cut(local, cut, &err);
     const evm_plan *lp = evm_local_plan(local);
     const evm_graph *g = cache->graph;
     double worst = 0;
