@@ -412,10 +412,12 @@ NONLINEAR = {"Relu", "LeakyRelu", "PRelu", "ThresholdedRelu", "Clip", "Sigmoid",
 
 def auto_split_reference(path, size):
     """--split auto's layer, from the rule in docs/efficient.md applied to the
-    ONNX graph with onnx's own shape inference: from the first node whose map
-    is smaller than the input, on to the first nonlinearity, then to the
-    first output that alone carries everything later nodes read (through a
-    pooling node right after it); taken when the nodes up to it cost at most
+    ONNX graph with onnx's own shape inference: the earlier of (a) from the
+    first node whose map is smaller than the input, on to the first
+    nonlinearity, then to the first output that alone carries everything
+    later nodes read (through a pooling node right after it), and (b) the
+    first output after a nonlinearity that two nodes or more read, when it
+    alone carries everything; taken when the nodes up to it cost at most
     15 % of the multiply-adds of Conv and Gemm, else the input."""
     import onnx
     m = onnx.load(path)
@@ -455,16 +457,23 @@ def auto_split_reference(path, size):
                 return j
         return None
 
+    # the end of the first downsampling stage
     i = next((i for i, n in enumerate(nodes) if is_map(n) and (
         shape[n.output[0]][2] < size or shape[n.output[0]][3] < size)), len(nodes))
     while i < len(nodes) and nodes[i].op_type not in NONLINEAR:
         i += 1
-    j = alone_from(i) if i < len(nodes) else None
+    a = alone_from(i) if i < len(nodes) else None
+    if (a is not None and a + 1 < len(nodes) and nodes[a + 1].op_type in ("MaxPool", "AveragePool")
+            and nodes[a + 1].input[0] == nodes[a].output[0] and alone_from(a + 1) == a + 1):
+        a += 1
+    # the first fork (an output read by two nodes or more) after a nonlinearity
+    first = next((i for i, n in enumerate(nodes) if n.op_type in NONLINEAR), len(nodes))
+    fork = next((i for i in range(first, len(nodes))
+                 if sum(nodes[i].output[0] in n.input for n in nodes[i + 1:]) >= 2), None)
+    b = fork if fork is not None and alone_from(fork) == fork else None
+    j = min((x for x in (a, b) if x is not None), default=None)
     if j is None:
         return "input"
-    if (j + 1 < len(nodes) and nodes[j + 1].op_type in ("MaxPool", "AveragePool")
-            and nodes[j + 1].input[0] == nodes[j].output[0] and alone_from(j + 1) == j + 1):
-        j += 1
     weights = {t.name: list(t.dims) for t in g.initializer}
 
     def macs(n):
@@ -501,8 +510,8 @@ def auto_split_checks(tmp):
         want = auto_split_reference(model, size)
         report(got == want, f"--split auto on {os.path.basename(model)}: {got} "
                f"(reference {want})")
-        # the grid threshold's default follows the image size (docs/efficient.md)
-        threshold = 0.5 if size >= 100 else 0.1
+        # the grid threshold's default (docs/efficient.md: never refine)
+        threshold = 1
         report(parameters["grid_threshold"] == threshold,
                f"  default --grid-threshold at {size}x{size}: {parameters['grid_threshold']} "
                f"(documented {threshold})")

@@ -1,15 +1,18 @@
 /*
  * The split layer --split auto takes (docs/efficient.md, chosen by
- * measurement): the end of the network's stem. From the first step that
- * shrinks the map, on to the first nonlinearity, then to the first value
- * every later step reads the input through (the whole state of the network
- * there), and through a pooling step right after it. Below it the samples
- * are exact (S per window, on their small receptive-field cones); the
- * window-centred mean is taken there, so the stem's nonlinearity sees the
- * real draws, and the layers above run once per window. Only a cheap stem
- * qualifies (at most STEM_SHARE of a forward pass's multiply-adds: the
- * stem runs S times per window); otherwise, or where no such value exists,
- * the split is the input.
+ * measurement): the end of the network's stem, which is the earlier of
+ * - the end of the first downsampling stage: from the first step that
+ *   shrinks the map, on to the first nonlinearity, then to the first value
+ *   every later step reads the input through (the whole state of the
+ *   network there), and through a pooling step right after it;
+ * - the first fork after a nonlinearity: the input of the first residual or
+ *   branching block, when it alone carries the input there.
+ * Below it the samples are exact (S per window, on their small receptive-
+ * field cones); the window-centred mean is taken there, so the stem's
+ * nonlinearity sees the real draws, and the layers above run once per
+ * window. Only a cheap stem qualifies (at most STEM_SHARE of a forward
+ * pass's multiply-adds: the stem runs S times per window); otherwise, or
+ * where no such value exists, the split is the input.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -100,8 +103,10 @@ static int single_frontier(const evm_plan *plan, const int *last_read, int from)
     return -1;
 }
 
-/* The stem's last value (see the top of the file); -1: none. */
-static int stem_end(const evm_plan *plan, const int *last_read, int64_t h, int64_t w) {
+/* The end of the first downsampling stage: from the first step that shrinks
+ * the map, on to the first nonlinearity, its single frontier, and a pooling
+ * step right after it; -1: none. */
+static int downsampled_end(const evm_plan *plan, const int *last_read, int64_t h, int64_t w) {
     const evm_graph *g = plan->graph;
     int i = 0;
     while (i < plan->n_steps && !downsamples(plan, i, h, w))
@@ -118,6 +123,39 @@ static int stem_end(const evm_plan *plan, const int *last_read, int64_t h, int64
             v = pooled;
     }
     return v;
+}
+
+/* The first fork after a nonlinearity: a value that several steps read (a
+ * residual block's or a branching block's input) and alone carries the
+ * input there; -1: none. */
+static int first_fork(const evm_plan *plan, const int *last_read) {
+    const evm_graph *g = plan->graph;
+    int i = 0;
+    while (i < plan->n_steps && !is_nonlinear(g->nodes[plan->steps[i].node].kind))
+        i++;
+    for (; i < plan->n_steps; i++) {
+        int v = g->nodes[plan->steps[i].node].outputs[0];
+        int readers = 0;
+        for (int k = i + 1; k < plan->n_steps; k++) {
+            const evm_node *node = &g->nodes[plan->steps[k].node];
+            for (int j = 0; j < node->n_inputs; j++)
+                if (node->inputs[j] == v) {
+                    readers++;
+                    break;
+                }
+        }
+        if (readers >= 2)
+            return single_frontier(plan, last_read, i) == v ? v : -1;
+    }
+    return -1;
+}
+
+/* The stem's last value (see the top of the file); -1: none. */
+static int stem_end(const evm_plan *plan, const int *last_read, int64_t h, int64_t w) {
+    int a = downsampled_end(plan, last_read, h, w), b = first_fork(plan, last_read);
+    if (a < 0 || b < 0)
+        return a < 0 ? b : a;
+    return pda_producing_step(plan, a) <= pda_producing_step(plan, b) ? a : b;
 }
 
 evmap_status evm_efficient_auto_split(const evmap_model *model, int *value, evmap_error *err) {
