@@ -40,12 +40,45 @@ size_t evm_conv_gemm_workspace(const evm_conv2d_shape *s, conv_kernel kind) {
     return b + (g.nb > 1 ? (size_t)g.mg * cols : 0);
 }
 
+/* im2col without padding (exact locality's sub-images are gathered with
+ * their padding): every tap lies inside the input, so each output row is
+ * one short strided copy, with no range arithmetic. */
+static void im2col_unpadded(const evm_conv2d_shape *s, const float *x, int c0, int c1, float *col,
+                            size_t ld) {
+    const evm_window2d *k = &s->win;
+    int sy = k->stride[0], sx = k->stride[1], oh = s->oh, ow = s->ow;
+    for (int ci = c0; ci < c1; ci++) {
+        const float *plane = x + (size_t)ci * s->h * s->w;
+        for (int ky = 0; ky < k->kernel[0]; ky++)
+            for (int kx = 0; kx < k->kernel[1]; kx++) {
+                float *dst = col + ((size_t)(ci * k->kernel[0] + ky) * k->kernel[1] + kx) * ld;
+                const float *src =
+                    plane + (size_t)ky * k->dilation[0] * s->w + (size_t)kx * k->dilation[1];
+                for (int oy = 0; oy < oh; oy++, dst += ow) {
+                    const float *row = src + (size_t)oy * sy * s->w;
+                    if (sx == 1)
+                        for (int ox = 0; ox < ow; ox++)
+                            dst[ox] = row[ox];
+                    else
+                        for (int ox = 0; ox < ow; ox++)
+                            dst[ox] = row[(size_t)ox * sx];
+                }
+            }
+    }
+}
+
 /* im2col of input channels [c0, c1) of one image: row (c, ky, kx), column
  * (oy, ox), rows ld floats apart. Writes are contiguous; padding becomes
  * memset runs. */
 static void im2col(const evm_conv2d_shape *s, const float *x, int c0, int c1, float *col,
                    size_t ld) {
     const evm_window2d *k = &s->win;
+    if (!k->pad_begin[0] && !k->pad_begin[1] && !k->pad_end[0] && !k->pad_end[1] &&
+        (s->oh - 1) * k->stride[0] + (k->kernel[0] - 1) * k->dilation[0] < s->h &&
+        (s->ow - 1) * k->stride[1] + (k->kernel[1] - 1) * k->dilation[1] < s->w) {
+        im2col_unpadded(s, x, c0, c1, col, ld);
+        return;
+    }
     int sy = k->stride[0], sx = k->stride[1];
     for (int ci = c0; ci < c1; ci++) {
         const float *plane = x + (size_t)ci * s->h * s->w;

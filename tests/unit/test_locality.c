@@ -248,6 +248,25 @@ static double rel_diff(const evm_tensor *a, const evm_tensor *b) {
     return d / (s + 1e-12);
 }
 
+/* The same random k×k window at (y0, x0) into the local batch and into the
+ * naive batch of full copies of the cached image, in each of their rows. */
+static void perturb(evm_local *local, evm_plan *cache, evm_plan *naive, int samples, int y0, int x0,
+                    int k) {
+    const evm_tensor *x = evm_plan_input(cache, 0);
+    int64_t c = x->dims[1], h = x->dims[2], w = x->dims[3];
+    size_t per_image = x->count;
+    float *li = evm_f32(evm_local_input(local)), *ni = evm_f32(evm_plan_input(naive, 0));
+    for (int s = 0; s < samples; s++) {
+        memcpy(ni + s * per_image, evm_f32(x), per_image * sizeof(float));
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t yy = y0; yy < y0 + k; yy++)
+                for (int64_t xx = x0; xx < x0 + k; xx++) {
+                    size_t at = (size_t)s * per_image + (size_t)((ch * h + yy) * w + xx);
+                    li[at] = ni[at] = (frand() + 1.0f) / 2.0f;
+                }
+    }
+}
+
 static void model_case(const char *path, int samples) {
     if (access(path, R_OK) != 0) {
         char msg[600];
@@ -308,17 +327,7 @@ static void model_case(const char *path, int samples) {
         int y0 = wins[i][0], x0 = wins[i][1];
         evm_region r = evm_region_clip(y0, y0 + k, x0, x0 + k, h, w);
         evm_local_begin(local, &r);
-        float *li = evm_f32(evm_local_input(local)), *ni = evm_f32(evm_plan_input(naive, 0));
-        for (int s = 0; s < samples; s++) {
-            memcpy(ni + s * per_image, evm_f32(evm_plan_input(cache, 0)),
-                   per_image * sizeof(float));
-            for (int ch = 0; ch < c; ch++)
-                for (int yy = y0; yy < y0 + k; yy++)
-                    for (int xx = x0; xx < x0 + k; xx++) {
-                        size_t at = (size_t)s * per_image + ((size_t)ch * h + yy) * w + xx;
-                        li[at] = ni[at] = (frand() + 1.0f) / 2.0f;
-                    }
-        }
+        perturb(local, cache, naive, samples, y0, x0, k);
         evm_local_run(local, NULL, NULL);
         evm_local_export(local, full, 0);
         evm_plan_run_range(full, cut, full->n_steps, NULL, NULL);
@@ -404,17 +413,7 @@ static void mean_case(const char *path, int samples, int mean_step) {
         int y0 = wins[i][0], x0 = wins[i][1];
         evm_region r = evm_region_clip(y0, y0 + k, x0, x0 + k, h, w);
         evm_local_begin(local, &r);
-        float *li = evm_f32(evm_local_input(local)), *ni = evm_f32(evm_plan_input(naive, 0));
-        for (int s = 0; s < samples; s++) {
-            memcpy(ni + s * per_image, evm_f32(evm_plan_input(cache, 0)),
-                   per_image * sizeof(float));
-            for (int ch = 0; ch < c; ch++)
-                for (int yy = y0; yy < y0 + k; yy++)
-                    for (int xx = x0; xx < x0 + k; xx++) {
-                        size_t at = (size_t)s * per_image + ((size_t)ch * h + yy) * w + xx;
-                        li[at] = ni[at] = (frand() + 1.0f) / 2.0f;
-                    }
-        }
+        perturb(local, cache, naive, samples, y0, x0, k);
         evm_local_run(local, NULL, NULL);
         /* the reference: S full passes up to the mean step, every value
          * computed by then averaged into the batch-1 plan, the rest on it */
