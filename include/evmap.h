@@ -340,7 +340,8 @@ evmap_status evmap_pda(const evmap_model *model, const float *input,
 typedef struct evmap_efficient_options {
     evmap_pda_options pda;               /* everything PDA takes; its sampler's window is k */
     const char *split;                   /* a layer output's name, "input", "output" (exact PDA),
-                                          * or NULL / "auto": evmap_efficient_auto_split */
+                                          * or NULL / "auto": evmap_efficient_auto_split
+                                          * (the input with no_locality) */
     double refine;                       /* Q in (0, 1]: only the fraction Q of k×k windows whose
                                           * coarse |WE| is largest are evaluated; the coarse map
                                           * stands elsewhere. 1: no coarse pass. */

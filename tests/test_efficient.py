@@ -510,6 +510,13 @@ def auto_split_checks(tmp):
         want = auto_split_reference(model, size)
         report(got == want, f"--split auto on {os.path.basename(model)}: {got} "
                f"(reference {want})")
+        if model == RESNET:  # a deeper split needs exact locality: without it, the input
+            subprocess.run([EVMAP, "explain", "--model", model, "--out", out + "-naive", "--quiet",
+                            "--method", "efficient", "--sampler", "constant", "--window", "4",
+                            "--roi", "0,0,4,4", "--no-locality", image], check=True)
+            with open(os.path.join(out + "-naive", f"{stem_name}.efficient.json")) as f:
+                naive_split = json.load(f)["parameters"]["split"]
+            report(naive_split == "input", f"  --split auto with --no-locality: {naive_split}")
         # the grid threshold's default (docs/efficient.md: never refine)
         threshold = 1
         report(parameters["grid_threshold"] == threshold,

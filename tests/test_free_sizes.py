@@ -270,7 +270,8 @@ def explain_checks(all_models):
         write_png(refs, "b", 90, 90, 3, 502)
         r = subprocess.run([EVMAP, "explain", "--model", path, "--out", tmp, "--method",
                             "efficient", "--class", str(cls), "--window", "4", "--samples", "2",
-                            "--reference", refs, "--roi", "0,0,8,8", "--quiet", image],
+                            "--reference", refs, "--roi", "0,0,8,8", "--split", "input", "--quiet",
+                            image],
                            capture_output=True, text=True)
         ok = r.returncode == 0
         m = np.load(os.path.join(tmp, f"odd.efficient.c{cls}.npy")) if ok else None
@@ -283,8 +284,8 @@ def explain_checks(all_models):
         naive = os.path.join(tmp, "naive")
         r = subprocess.run([EVMAP, "explain", "--model", path, "--out", naive, "--method",
                             "efficient", "--class", str(cls), "--window", "4", "--samples", "2",
-                            "--reference", refs, "--roi", "0,0,8,8", "--quiet", "--no-locality",
-                            image], capture_output=True, text=True)
+                            "--reference", refs, "--roi", "0,0,8,8", "--split", "input", "--quiet",
+                            "--no-locality", image], capture_output=True, text=True)
         m2 = np.load(os.path.join(naive, f"odd.efficient.c{cls}.npy")) if r.returncode == 0 \
             else None
         d = (float(np.abs(m[:8, :8] - m2[:8, :8]).max()) if ok and m2 is not None else 1.0)

@@ -69,11 +69,16 @@ evmap_status evmap_efficient_auto_split(const evmap_model *model, char *name, si
 }
 
 /* Value index of the split layer; -1 for "output" (exact PDA). */
-static evmap_status resolve_split(const evmap_model *model, const char *split, int *value,
-                                  evmap_error *err) {
+static evmap_status resolve_split(const evmap_model *model, const char *split, bool no_locality,
+                                  int *value, evmap_error *err) {
     const evm_graph *g = model->graph;
-    if (!split || !strcmp(split, "auto"))
+    if (!split || !strcmp(split, "auto")) {
+        if (no_locality) { /* a deeper split needs exact locality */
+            *value = g->inputs[0];
+            return EVMAP_OK;
+        }
         return evm_efficient_auto_split(model, value, err);
+    }
     if (!strcmp(split, "output"))
         *value = -1;
     else if (!strcmp(split, "input"))
@@ -218,7 +223,7 @@ static evmap_status check_options(efficient_run *e, evmap_error *err) {
                         "give one of them");
     e->n_targets = o->pda.n_classes;
     e->pixels = (size_t)e->model->info.height * (size_t)e->model->info.width;
-    return resolve_split(e->model, o->split, &e->split, err);
+    return resolve_split(e->model, o->split, o->pda.no_locality, &e->split, err);
 }
 
 /* The coarse pass: K2×K2 windows moved by k over the same region. */
