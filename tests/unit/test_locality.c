@@ -267,6 +267,27 @@ static void perturb(evm_local *local, evm_plan *cache, evm_plan *naive, int samp
     }
 }
 
+/* Loads path and runs its batch-1 plan (the cache) on a random image;
+ * NULL (a failed check) when either fails. */
+static evmap_model *load_cached(const char *path, evm_plan **cache) {
+    evmap_error err;
+    evmap_model *model;
+    if (evmap_model_load(path, &model, &err) != EVMAP_OK) {
+        check(0, err.message);
+        return NULL;
+    }
+    if (evm_model_plan(model, 1, cache, &err) != EVMAP_OK) {
+        check(0, err.message);
+        evmap_model_free(model);
+        return NULL;
+    }
+    evm_tensor *x = evm_plan_input(*cache, 0);
+    for (size_t i = 0; i < x->count; i++)
+        evm_f32(x)[i] = (frand() + 1.0f) / 2.0f;
+    evm_plan_run(*cache);
+    return model;
+}
+
 static void model_case(const char *path, int samples) {
     if (access(path, R_OK) != 0) {
         char msg[600];
@@ -278,26 +299,14 @@ static void model_case(const char *path, int samples) {
         return;
     }
     evmap_error err;
-    evmap_model *model;
-    if (evmap_model_load(path, &model, &err) != EVMAP_OK) {
-        check(0, err.message);
-        return;
-    }
-    int c = model->info.channels, h = model->info.height, w = model->info.width;
-    int k = evmap_pda_default_window(h, w);
-    size_t per_image = (size_t)c * h * w;
     evm_plan *cache, *naive, *full;
-    evm_local *local;
-    evmap_status st = evm_model_plan(model, 1, &cache, &err);
-    if (st != EVMAP_OK) {
-        check(0, err.message);
-        evmap_model_free(model);
+    evmap_model *model = load_cached(path, &cache);
+    if (!model)
         return;
-    }
-    for (size_t i = 0; i < per_image; i++)
-        evm_f32(evm_plan_input(cache, 0))[i] = (frand() + 1.0f) / 2.0f;
-    evm_plan_run(cache);
-    st = evm_local_create(cache, samples, &local, &err);
+    int h = model->info.height, w = model->info.width;
+    int k = evmap_pda_default_window(h, w);
+    evm_local *local;
+    evmap_status st = evm_local_create(cache, samples, &local, &err);
     if (st == EVMAP_OK)
         st = evm_model_plan(model, samples, &naive, &err);
     if (st == EVMAP_OK)
@@ -367,27 +376,18 @@ static void model_case(const char *path, int samples) {
  * full forward passes of the perturbed images. */
 static void mean_case(const char *path, int samples, int mean_step) {
     evmap_error err;
-    evmap_model *model;
-    if (evmap_model_load(path, &model, &err) != EVMAP_OK) {
-        check(0, err.message);
-        return;
-    }
-    int c = model->info.channels, h = model->info.height, w = model->info.width;
-    int k = evmap_pda_default_window(h, w);
-    size_t per_image = (size_t)c * h * w;
     evm_plan *cache, *naive, *ref;
+    evmap_model *model = load_cached(path, &cache);
+    if (!model)
+        return;
+    int h = model->info.height, w = model->info.width;
+    int k = evmap_pda_default_window(h, w);
     evm_local *local;
-    evmap_status st = evm_model_plan(model, 1, &cache, &err);
-    if (st == EVMAP_OK)
-        st = evm_model_plan(model, samples, &naive, &err);
+    evmap_status st = evm_model_plan(model, samples, &naive, &err);
     if (st == EVMAP_OK)
         st = evm_model_plan(model, 1, &ref, &err);
-    if (st == EVMAP_OK) {
-        for (size_t i = 0; i < per_image; i++)
-            evm_f32(evm_plan_input(cache, 0))[i] = (frand() + 1.0f) / 2.0f;
-        evm_plan_run(cache);
+    if (st == EVMAP_OK)
         st = evm_local_create(cache, samples, &local, &err);
-    }
     if (st != EVMAP_OK) {
         check(0, err.message);
         return;
