@@ -25,8 +25,9 @@ for them).
    on a small region of interest at the image corner: it runs, and the map
    is finite inside the region and NaN outside;
 5. exact locality: the efficient map of the top class of mnasnet0_5 on a
-   tiny corner region with and without --no-locality agree within 1e-4 and
-   1 % of its largest |value| (at least MIN_EVIDENCE), as tests/test_locality.py.
+   tiny corner region (split at the input, as --no-locality takes it) with
+   and without --no-locality agree within 1e-4 and 1 % of its largest
+   |value| (at least MIN_EVIDENCE), as tests/test_locality.py.
 
 A model that evmap refuses because an operator is missing passes only when
 EXPECTED_MISSING lists it with that operator and the error line names it; a
@@ -253,9 +254,10 @@ def check_efficient(arch, opset, path, image, refs, tmp):
 
 def check_locality(arch, opset, path, image, refs, tmp):
     roi = (212, 0, 12, 12)  # top-right corner: 3 x 3 windows, clipped cones
-    # every window position evaluated: the grid's decisions are not what is tested
+    # every window position evaluated: the grid's decisions are not what is
+    # tested; the split at the input, which --no-locality can take too
     args = ["--sampler", "marginal", "--reference", refs, "--samples", "2",
-            "--roi", ",".join(map(str, roi)), "--grid", "1"]
+            "--roi", ",".join(map(str, roi)), "--grid", "1", "--split", "input"]
     local, (a,) = efficient(path, image, os.path.join(tmp, "loc-local"), args)
     naive, (b,) = efficient(path, image, os.path.join(tmp, "loc-naive"), args + ["--no-locality"])
     same_nan = np.array_equal(np.isnan(a), np.isnan(b))
