@@ -452,9 +452,7 @@ static void row0_step(evm_local *l, const evm_plan_step *s, const evm_node *node
     for (int j = 0; j < node->n_inputs; j++)
         l->view_in[j] = row0_view(l, s->in[j], &l->views[j + 1]);
     l->view_in[node->n_inputs] = NULL; /* as in a plan: ops test in[n_inputs] */
-    l->views[0] = *s->out[0];
-    row0_view(l, s->out[0], &l->views[0]);
-    l->view_out = &l->views[0];
+    l->view_out = row0_view(l, s->out[0], &l->views[0]);
     *in = l->view_in;
     *out = &l->view_out;
 }
