@@ -318,6 +318,8 @@ typedef struct evmap_explain_stats {
     size_t grid_positions;  /* the efficient method: window positions in its map (evaluated
                              * or interpolated) */
     int grid_levels;        /* ... and the adaptive grid's levels (1: the coarse lattice) */
+    int local_engines;      /* exact locality: windows evaluated side by side, one engine per
+                             * thread (1: one at a time, the kernels sharing the threads) */
 } evmap_explain_stats;
 
 /* Computes PDA maps for one preprocessed image (C × H × W floats). maps

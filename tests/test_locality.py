@@ -23,6 +23,8 @@ passing unseen.
   with the largest mean on the image (dead channels carry no evidence);
   classes are covered by the Fashion-MNIST cases. Models with BatchNorm are
   the calibrated exports (export_torchvision.py's CALIBRATED).
+* the first Fashion-MNIST case again with --threads 1 and 2: two locality
+  engines (JSON `engines`) give the same bits as one.
 """
 import json
 import os
@@ -91,6 +93,23 @@ def compare(name, model, image, args, tmp, min_evidence=MIN_EVIDENCE):
           f"at least {min_evidence:.2g}), "
           f"{local['windows']} windows, {loc['local_steps']}/{loc['steps']} steps local, "
           f"arithmetic {frac:.3f}, {speed:.1f}x faster", flush=True)
+    return ok
+
+
+def threads_agree(name, model, image, args, tmp):
+    """With two threads a small map runs on two locality engines, each
+    taking whole windows; the draws are made in window order first, so the
+    map must be the same bits as with one thread (one engine)."""
+    out = os.path.join(tmp, "".join(ch if ch.isalnum() else "_" for ch in name))
+    one, maps_1 = explain(model, image, out + "-t1", args + ["--threads", "1"])
+    two, maps_2 = explain(model, image, out + "-t2", args + ["--threads", "2"])
+    engines = (one["locality"]["engines"], two["locality"]["engines"])
+    same = len(maps_1) == len(maps_2) > 0 and all(
+        np.array_equal(a, b, equal_nan=True) for a, b in zip(maps_1, maps_2))
+    ok = same and engines == (1, 2)
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: --threads 1 and 2 give "
+          f"{'the same' if same else 'different'} maps, engines {engines[0]} and {engines[1]}",
+          flush=True)
     return ok
 
 
@@ -235,6 +254,15 @@ def main():
                 ok = False
             passed += ok
             failed += not ok
+        # the first Fashion case again, on one thread and on two engines
+        name, model, image, args, *_ = cases[0]
+        try:
+            ok = threads_agree(name + " (threads)", model, image, args, tmp)
+        except Exception as e:
+            print(f"FAIL {name} (threads): {e}")
+            ok = False
+        passed += ok
+        failed += not ok
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

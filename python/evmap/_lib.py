@@ -70,7 +70,7 @@ class Stats(ctypes.Structure):
                 ("cache_bytes", c_size_t), ("local_steps", c_int), ("total_steps", c_int),
                 ("backward_images", c_size_t), ("layer", ctypes.c_char * 256),
                 ("coarse_windows", c_size_t), ("grid_positions", c_size_t),
-                ("grid_levels", c_int)]
+                ("grid_levels", c_int), ("local_engines", c_int)]
 
 
 def _find_library():

@@ -4,8 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "error.h"
+
+/* Tensors from this size on are mapped (evm_tensor_alloc). */
+#define TENSOR_MAP_BYTES ((size_t)1 << 20)
 
 bool evm_mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a)
@@ -67,23 +71,34 @@ evmap_status evm_tensor_alloc(evm_tensor *t, evmap_error *err) {
     size_t bytes;
     if (!evm_mul_size(t->count ? t->count : 1, elem, &bytes))
         return evm_fail(err, EVMAP_ERR_TOO_LARGE, "tensor size overflows");
-    void *data = calloc(1, bytes);
+    /* Large buffers come straight from the kernel: their zero pages cost
+     * no memory until written (calloc may reuse and clear freed heap
+     * memory), and the locality engine leaves most of its maps unwritten. */
+    bool map = bytes >= TENSOR_MAP_BYTES;
+    void *data = map ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                     : calloc(1, bytes);
+    if (map && data == MAP_FAILED)
+        data = NULL;
     if (!data)
         return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes for a tensor",
                         bytes);
     evm_tensor_release(t);
     t->data = data;
     t->owns_data = true;
+    t->mapped = map ? bytes : 0;
     return EVMAP_OK;
 }
 
 void evm_tensor_release(evm_tensor *t) {
     if (!t)
         return;
-    if (t->owns_data)
+    if (t->owns_data && t->mapped)
+        munmap(t->data, t->mapped);
+    else if (t->owns_data)
         free(t->data);
     t->data = NULL;
     t->owns_data = false;
+    t->mapped = 0;
 }
 
 const char *evm_shape_str(const evm_tensor *t, char *buf, size_t size) {

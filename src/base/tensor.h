@@ -30,6 +30,7 @@ typedef struct evm_tensor {
     size_t count;   /* number of elements */
     void *data;     /* count elements of dtype, or NULL before allocation */
     bool owns_data; /* data is freed with the tensor */
+    size_t mapped;  /* bytes of data when evm_tensor_alloc mapped it (0: malloc'd) */
     bool is_const;  /* value known when the plan is made (initializer or folded) */
 } evm_tensor;
 

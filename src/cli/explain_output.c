@@ -280,6 +280,7 @@ evmap_status explain_write_json(const explain_options *o, const explain_state *s
         json_key_number(&j, "arithmetic_fraction",
                         st->macs_naive > 0 ? st->macs / st->macs_naive : 1.0);
         json_key_int(&j, "cache_bytes", (long long)st->cache_bytes);
+        json_key_int(&j, "engines", st->local_engines);
         json_end_object(&j);
     }
     evmap_status status = resume_block(&j, o, s, r, err);

@@ -268,6 +268,7 @@ evmap_status evm_onnx_tensor_from_proto(Onnx__TensorProto *p, evm_onnx_source *s
         ((uintptr_t)p->raw_data.data % 8) == 0) {
         t->data = p->raw_data.data; /* little-endian hosts only (x86, arm64) */
         t->owns_data = true;
+        t->mapped = 0;           /* malloc'd by protobuf-c */
         p->raw_data.data = NULL; /* protobuf-c frees only non-NULL data */
         p->raw_data.len = 0;
         p->has_raw_data = 0;

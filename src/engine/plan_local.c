@@ -1,36 +1,8 @@
 /* Exact locality: region-wise execution of a plan on top of a cache (plan_local.h). */
-#include "plan_local.h"
+#include "plan_local_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-struct evm_local {
-    const evm_plan *cache; /* batch 1, the unperturbed image */
-    evm_plan *plan;        /* batch rows */
-    int batch;
-    int input;        /* value index of graph input 0 */
-    evm_region *cur;  /* per value: region of the current change */
-    evm_region *prev; /* per value: region last written into plan's buffer */
-    int cut;          /* steps [0, cut) run on regions */
-    bool *frontier;   /* per value: exported to the full plan */
-    size_t workspace_floats;
-    float *workspace;
-    double *step_macs;      /* per step: multiply-adds of a full forward at batch rows */
-    evm_region *in_regions; /* scratch: one per input of the widest node */
-    double macs;
-    /* The samples' mean (evm_local_set_mean): steps [mean_from, cut) run on
-     * row 0 only, after the values in mean_values were averaged into it;
-     * -1: every step runs on every row. */
-    int mean_from;
-    bool *mean_values;    /* per value: averaged into row 0 before step mean_from */
-    bool *single_row;     /* per value: computed on row 0 only (the other rows stay cached) */
-    evm_tensor *views;    /* scratch: row-0 views of one step's inputs and output */
-    evm_tensor **view_in; /* widest + 1, NULL-terminated like a step's inputs */
-    evm_tensor *view_out;
-};
-
-static const evm_region region_none = {.kind = EVM_REGION_NONE};
-static const evm_region region_all = {.kind = EVM_REGION_ALL};
 
 void evm_local_free(evm_local *l) {
     if (!l)
@@ -39,6 +11,8 @@ void evm_local_free(evm_local *l) {
     free(l->cur);
     free(l->prev);
     free(l->frontier);
+    free(l->footprint);
+    free(l->owner);
     free(l->workspace);
     free(l->step_macs);
     free(l->in_regions);
@@ -81,6 +55,8 @@ evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
         l->cur = calloc(n, sizeof *l->cur);
         l->prev = calloc(n, sizeof *l->prev);
         l->frontier = calloc(n, sizeof *l->frontier);
+        l->footprint = calloc(n, sizeof *l->footprint);
+        l->owner = calloc(n, sizeof *l->owner);
         l->step_macs = calloc((size_t)l->plan->n_steps + 1, sizeof *l->step_macs);
         int widest = 1;
         for (int i = 0; i < g->n_nodes; i++)
@@ -88,8 +64,8 @@ evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
         l->in_regions = calloc((size_t)widest, sizeof *l->in_regions);
         l->views = calloc((size_t)widest + 1, sizeof *l->views);
         l->view_in = calloc((size_t)widest + 1, sizeof *l->view_in);
-        if (!l->cur || !l->prev || !l->frontier || !l->step_macs || !l->in_regions || !l->views ||
-            !l->view_in)
+        if (!l->cur || !l->prev || !l->frontier || !l->footprint || !l->owner || !l->step_macs ||
+            !l->in_regions || !l->views || !l->view_in)
             st = evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning locality");
     }
     if (st != EVMAP_OK) {
@@ -106,117 +82,6 @@ evmap_status evm_local_create(const evm_plan *cache, int batch, evm_local **out,
     l->mean_from = -1;
     *out = l;
     return EVMAP_OK;
-}
-
-/* ------------------------------------------------------------ regions */
-
-static bool is_map(const evm_tensor *t) {
-    return t && t->rank == 4 && t->dtype == EVM_DTYPE_FLOAT;
-}
-
-/* How an element-wise op's input j is read inside a region of the output. */
-typedef enum { OPERAND_SAME, OPERAND_SCALAR, OPERAND_CHANNEL, OPERAND_OTHER } operand_kind;
-
-static operand_kind operand_of(const evm_node *node, const evm_tensor *t, const evm_tensor *y) {
-    if (t->dtype != EVM_DTYPE_FLOAT)
-        return OPERAND_OTHER;
-    if (evm_same_shape(t, y))
-        return OPERAND_SAME;
-    bool legacy = node->opset < 7 && (node->kind == EVM_OP_ADD || node->kind == EVM_OP_MUL ||
-                                      node->kind == EVM_OP_SUB || node->kind == EVM_OP_DIV ||
-                                      node->kind == EVM_OP_POW);
-    if (legacy)
-        return OPERAND_OTHER; /* old broadcasting rules: same shapes only */
-    if (t->count == 1)
-        return OPERAND_SCALAR;
-    /* [C,1,1] or [1,C,1,1]: aligned at the last axis, only the channel axis > 1 */
-    if (t->rank < 3 || t->rank > 4 || t->count != (size_t)y->dims[1])
-        return OPERAND_OTHER;
-    return t->dims[t->rank - 3] == y->dims[1] ? OPERAND_CHANNEL : OPERAND_OTHER;
-}
-
-static evm_region field_elementwise(const evm_node *node, evm_tensor *const *in,
-                                    evm_tensor *const *out, const evm_region *in_regions) {
-    evm_region r = region_none;
-    if (node->n_inputs > 8)
-        return region_all; /* elementwise_region views at most 8 operands */
-    for (int j = 0; j < node->n_inputs; j++) {
-        if (!in[j])
-            continue;
-        operand_kind k = operand_of(node, in[j], out[0]);
-        if (k == OPERAND_OTHER)
-            return region_all;
-        if (in_regions[j].kind == EVM_REGION_NONE)
-            continue;
-        if (k != OPERAND_SAME)
-            return region_all; /* a changed scalar or per-channel value changes everything */
-        r = evm_region_union(r, in_regions[j]);
-    }
-    return r;
-}
-
-/* Region of step i's output from the current regions of its inputs. */
-static evm_region step_field(const evm_local *l, int i) {
-    const evm_plan_step *s = &l->plan->steps[i];
-    const evm_node *node = &l->plan->graph->nodes[s->node];
-    const evm_op_def *def = evm_op_get(node->kind);
-    evm_region *in_regions = l->in_regions;
-    bool changed = false;
-    for (int j = 0; j < node->n_inputs; j++) {
-        int v = node->inputs[j];
-        in_regions[j] =
-            v == EVM_NO_VALUE || !s->in[j] || s->in[j]->is_const ? region_none : l->cur[v];
-        changed |= in_regions[j].kind != EVM_REGION_NONE;
-    }
-    if (!changed)
-        return region_none;
-    for (int j = 1; j < node->n_outputs; j++)
-        if (node->outputs[j] != EVM_NO_VALUE)
-            return region_all;
-    if (!is_map(s->out[0]) || (!def->elementwise && !(def->field && def->forward_region)))
-        return region_all; /* a global op */
-    evm_region r = def->elementwise ? field_elementwise(node, s->in, s->out, in_regions)
-                                    : def->field(node, s->in, s->out, in_regions);
-    if (r.kind == EVM_REGION_RECT)
-        r = evm_region_clip(r.y0, r.y1, r.x0, r.x1, s->out[0]->dims[2], s->out[0]->dims[3]);
-    return r;
-}
-
-/* Sets cur for the input and steps [0, last); returns the first step (below
- * last) whose region is ALL, or last. Steps after an ALL one keep going so
- * that cur stays meaningful, but the caller only uses those before. */
-static int propagate(evm_local *l, const evm_region *change, int last) {
-    const evm_graph *g = l->plan->graph;
-    for (int v = 0; v < g->n_values; v++)
-        l->cur[v] = region_none;
-    l->cur[l->input] = *change;
-    int first_all = last;
-    for (int i = 0; i < last; i++) {
-        evm_region r = step_field(l, i);
-        const evm_node *node = &g->nodes[l->plan->steps[i].node];
-        l->cur[node->outputs[0]] = r;
-        if (r.kind == EVM_REGION_ALL) {
-            first_all = i;
-            break;
-        }
-    }
-    return first_all;
-}
-
-int evm_local_survey(evm_local *l, const evm_region *change) {
-    int first_all = propagate(l, change, l->plan->n_steps);
-    for (int i = 0; i < first_all; i++) {
-        const evm_plan_step *s = &l->plan->steps[i];
-        const evm_node *node = &l->plan->graph->nodes[s->node];
-        const evm_op_def *def = evm_op_get(node->kind);
-        const evm_region *r = &l->cur[node->outputs[0]];
-        if (r->kind != EVM_REGION_RECT || !def->region_workspace)
-            continue;
-        size_t ws = def->region_workspace(node, s->in, s->out, r);
-        if (ws > l->workspace_floats)
-            l->workspace_floats = ws;
-    }
-    return first_all;
 }
 
 /* ------------------------------------------------------------- buffers */
@@ -243,6 +108,96 @@ static void restore(evm_local *l, int v, const evm_region *r) {
             for (int64_t y = r->y0; y < r->y1; y++)
                 memcpy(d + y * w + r->x0, s + y * w + r->x0, len * sizeof(float));
         }
+}
+
+/* Memory pages (of 4 KiB) that restoring region r of value v touches in
+ * its rows; buffers start on a page (evm_tensor_alloc maps large ones). */
+static size_t region_bytes(const evm_local *l, int v, const evm_region *r) {
+    const evm_tensor *t = &l->cache->values[v];
+    size_t rows = l->single_row && l->single_row[v] ? 1 : (size_t)l->batch;
+    if (r->kind != EVM_REGION_RECT || !is_map(t))
+        return rows * t->count * sizeof(float);
+    const size_t page = 4096 / sizeof(float); /* floats per page */
+    size_t w = (size_t)t->dims[3], plane = (size_t)t->dims[2] * w, pages = 0, last = SIZE_MAX;
+    for (size_t p = 0; p < rows * (size_t)t->dims[1]; p++) {
+        size_t first = (p * plane + (size_t)r->y0 * w + (size_t)r->x0) / page;
+        size_t end = (p * plane + (size_t)(r->y1 - 1) * w + (size_t)r->x1 - 1) / page;
+        pages += end - first + 1 - (first == last); /* a page shared with the previous plane */
+        last = end;
+    }
+    return pages * 4096;
+}
+
+/* Restores region prev of value v except where cur, about to be recomputed,
+ * overlaps it: windows a pixel apart leave thin strips to copy. */
+static void restore_outside(evm_local *l, int v, const evm_region *prev, const evm_region *cur) {
+    const evm_tensor *t = &l->cache->values[v];
+    if (cur->kind == EVM_REGION_ALL || prev->kind == EVM_REGION_NONE || l->owner[v] != v)
+        return; /* (a shared buffer is restored as its owner's value) */
+    if (cur->kind == EVM_REGION_NONE || !is_map(t)) {
+        restore(l, v, prev);
+        return;
+    }
+    evm_region p = *prev;
+    if (p.kind == EVM_REGION_ALL)
+        p = (evm_region){EVM_REGION_RECT, 0, t->dims[2], 0, t->dims[3]};
+    int64_t top = cur->y0 > p.y0 ? cur->y0 : p.y0, bottom = cur->y1 < p.y1 ? cur->y1 : p.y1;
+    if (top >= bottom) { /* no rows in common */
+        restore(l, v, &p);
+        return;
+    }
+    int64_t left = cur->x0 > p.x0 ? cur->x0 : p.x0, right = cur->x1 < p.x1 ? cur->x1 : p.x1;
+    evm_region strips[4] = {
+        {EVM_REGION_RECT, p.y0, top, p.x0, p.x1},
+        {EVM_REGION_RECT, bottom, p.y1, p.x0, p.x1},
+        {EVM_REGION_RECT, top, bottom, p.x0, left < right ? left : p.x1},
+        {EVM_REGION_RECT, top, bottom, left < right ? right : p.x1, p.x1},
+    };
+    for (int i = 0; i < 4; i++)
+        if (strips[i].y0 < strips[i].y1 && strips[i].x0 < strips[i].x1)
+            restore(l, v, &strips[i]);
+}
+
+/* In-place chains: the input x of an in_place step y = f(x) before cut
+ * lives in y's buffer when that step is x's only reader and nothing else
+ * needs x afterwards (exported, averaged, a graph output). Outside x's
+ * region the shared buffer then holds y's cache: only f reads x, inside its
+ * region. Halves the buffers (and the memory they touch) of Conv -> Relu
+ * networks. Needs frontier and mean_values; local marks values before cut. */
+static void share_buffers(evm_local *l, const bool *local) {
+    const evm_graph *g = l->plan->graph;
+    int *readers = calloc((size_t)g->n_values + 1, sizeof *readers);
+    for (int v = 0; v < g->n_values; v++)
+        l->owner[v] = v;
+    if (!readers)
+        return; /* no sharing: correct, only larger */
+    for (int i = 0; i < l->plan->n_steps; i++) {
+        const evm_node *node = &g->nodes[l->plan->steps[i].node];
+        for (int j = 0; j < node->n_inputs; j++)
+            if (node->inputs[j] != EVM_NO_VALUE)
+                readers[node->inputs[j]]++;
+    }
+    for (int i = l->cut - 1; i >= 0; i--) { /* backwards: a chain's end first */
+        const evm_plan_step *s = &l->plan->steps[i];
+        const evm_node *node = &g->nodes[s->node];
+        int x = node->inputs[0], y = node->outputs[0];
+        if (!evm_op_get(node->kind)->in_place || x == EVM_NO_VALUE || x == l->input || !local[x] ||
+            readers[x] != 1 || l->frontier[x] || (l->mean_values && l->mean_values[x]) ||
+            (l->single_row && l->single_row[x] != l->single_row[y]) || !is_map(s->in[0]) ||
+            s->in[0]->is_const || !s->in[0]->owns_data || !evm_same_shape(s->in[0], s->out[0]))
+            continue;
+        for (int j = 1; j < node->n_inputs; j++)
+            if (node->inputs[j] == x)
+                x = EVM_NO_VALUE; /* f(x, x): read twice */
+        if (x == EVM_NO_VALUE)
+            continue;
+        l->owner[x] = l->owner[y];
+        evm_tensor *t = &l->plan->values[x];
+        evm_tensor_release(t);
+        t->data = l->plan->values[l->owner[x]].data;
+        l->footprint[l->owner[x]] = evm_region_union(l->footprint[l->owner[x]], l->footprint[x]);
+    }
+    free(readers);
 }
 
 evmap_status evm_local_set_cut(evm_local *l, int cut, evmap_error *err) {
@@ -282,29 +237,62 @@ evmap_status evm_local_set_cut(evm_local *l, int cut, evmap_error *err) {
     for (int i = 0; i < g->n_outputs; i++)
         if (local[g->outputs[i]])
             l->frontier[g->outputs[i]] = true;
+    share_buffers(l, local);
+    l->filled_bytes = l->workspace_floats * sizeof(float);
     for (int v = 0; v < g->n_values; v++) {
         evm_tensor *t = &l->plan->values[v];
         l->prev[v] = region_none;
-        if (t->is_const || !t->data)
+        if (t->is_const || !t->data || l->owner[v] != v)
             continue;
-        if (local[v])
-            restore(l, v, &region_all);
-        else if (t->owns_data)
+        if (local[v] && (l->frontier[v] || l->footprint[v].kind != EVM_REGION_NONE)) {
+            const evm_region *r =
+                l->frontier[v] ? &region_all : &l->footprint[v]; /* exported whole */
+            restore(l, v, r);
+            l->filled_bytes += region_bytes(l, v, r);
+        } else if (t->owns_data) {
             evm_tensor_release(t); /* only steps from cut on use it: never run here */
+        }
     }
     free(local);
     return EVMAP_OK;
 }
 
 void evm_local_begin(evm_local *l, const evm_region *change) {
-    if (l->prev[l->input].kind != EVM_REGION_NONE)
-        restore(l, l->input, &l->prev[l->input]);
-    propagate(l, change, l->cut);
+    restore_outside(l, l->input, &l->prev[l->input], change);
+    evm_local_propagate(l, change, l->cut);
     l->prev[l->input] = *change;
 }
 
 evm_tensor *evm_local_input(evm_local *l) {
     return &l->plan->values[l->input];
+}
+
+bool evm_local_holds(const evm_local *l, int v) {
+    return l->owner[v] == v;
+}
+
+size_t evm_local_filled_bytes(const evm_local *l) {
+    return l->filled_bytes;
+}
+
+evmap_status evm_local_clone(const evm_local *src, evm_local **out, evmap_error *err) {
+    evm_local *l;
+    evmap_status st = evm_local_create(src->cache, src->batch, &l, err);
+    if (st != EVMAP_OK)
+        return st;
+    size_t n = (size_t)src->plan->graph->n_values + 1;
+    memcpy(l->footprint, src->footprint, n * sizeof *l->footprint);
+    l->workspace_floats = src->workspace_floats;
+    if (src->mean_from >= 0)
+        st = evm_local_set_mean(l, src->mean_from, err);
+    if (st == EVMAP_OK)
+        st = evm_local_set_cut(l, src->cut, err);
+    if (st != EVMAP_OK) {
+        evm_local_free(l);
+        return st;
+    }
+    *out = l;
+    return EVMAP_OK;
 }
 
 int evm_local_cut(const evm_local *l) {
@@ -321,53 +309,6 @@ const evm_plan *evm_local_plan(const evm_local *l) {
 
 double evm_local_macs(const evm_local *l) {
     return l->macs;
-}
-
-/* An element-wise op over region r: forward on each contiguous row segment,
- * with inputs viewed as segments, scalars or one channel's value. */
-static void elementwise_region(const evm_node *node, const evm_op_def *def, evm_tensor *const *in,
-                               evm_tensor *const *out, const evm_region *r) {
-    evm_tensor views[8], yv;
-    evm_tensor *vin[8], *vout[1] = {&yv};
-    const evm_tensor *y = out[0];
-    int64_t c = y->dims[1], h = y->dims[2], w = y->dims[3];
-    size_t plane = (size_t)(h * w), planes = (size_t)(y->dims[0] * c);
-    bool full_rows = r->x0 == 0 && r->x1 == w;
-    size_t len = full_rows ? (size_t)((r->y1 - r->y0) * w) : (size_t)(r->x1 - r->x0);
-    int64_t rows = full_rows ? 1 : r->y1 - r->y0;
-    operand_kind kind[8];
-    int n = node->n_inputs < 8 ? node->n_inputs : 8;
-    for (int j = 0; j < n; j++) {
-        vin[j] = NULL;
-        if (!in[j])
-            continue;
-        kind[j] = operand_of(node, in[j], y);
-        views[j] = *in[j];
-        views[j].owns_data = false;
-        views[j].rank = 1;
-        views[j].dims[0] = kind[j] == OPERAND_SAME ? (int64_t)len : 1;
-        views[j].count = (size_t)views[j].dims[0];
-        vin[j] = &views[j];
-    }
-    yv = *y;
-    yv.owns_data = false;
-    yv.rank = 1;
-    yv.dims[0] = (int64_t)len;
-    yv.count = len;
-    for (size_t p = 0; p < planes; p++)
-        for (int64_t row = 0; row < rows; row++) {
-            size_t off = p * plane + (size_t)((r->y0 + row) * w + r->x0);
-            for (int j = 0; j < n; j++) {
-                if (!vin[j])
-                    continue;
-                if (kind[j] == OPERAND_SAME)
-                    views[j].data = evm_f32(in[j]) + off;
-                else if (kind[j] == OPERAND_CHANNEL)
-                    views[j].data = evm_f32(in[j]) + p % (size_t)c;
-            }
-            yv.data = evm_f32(y) + off;
-            def->forward(node, vin, vout, NULL);
-        }
 }
 
 evmap_status evm_local_set_mean(evm_local *l, int step, evmap_error *err) {
@@ -469,8 +410,7 @@ bool evm_local_run(evm_local *l, int (*stop)(void *user), void *user) {
         const evm_op_def *def = evm_op_get(node->kind);
         int v = node->outputs[0];
         const evm_region *r = &l->cur[v];
-        if (l->prev[v].kind != EVM_REGION_NONE)
-            restore(l, v, &l->prev[v]);
+        restore_outside(l, v, &l->prev[v], r);
         l->prev[v] = *r;
         if (r->kind == EVM_REGION_NONE)
             continue;
@@ -486,7 +426,7 @@ bool evm_local_run(evm_local *l, int (*stop)(void *user), void *user) {
             continue;
         }
         if (def->elementwise)
-            elementwise_region(node, def, in, out, r);
+            evm_local_elementwise_region(node, def, in, out, r);
         else
             def->forward_region(node, in, out, r, l->workspace);
         const evm_tensor *y = s->out[0];

@@ -7,10 +7,13 @@
  * An evm_local holds a plan of `batch` rows of the same graph. Invariant:
  * after setup, every buffer of that plan that the local steps use holds, in
  * each row, the cached (unperturbed) activation outside the region last
- * written into it (prev); so each row always holds the true activations of
- * the image in that row, everywhere. A run therefore restores the previous
- * region of a buffer from the cache, then computes the new region with the
- * operator's forward_region. Steps [0, cut) run that way; cut is the first
+ * written into it (prev), wherever some surveyed change writes or reads it
+ * (its footprint; elsewhere the buffer is never touched, so a region of
+ * interest costs neither the time nor the memory of whole maps); so each row
+ * holds the true activations of the image in that row wherever they are
+ * read. A run therefore restores the previous region of a buffer from the
+ * cache (where the new region does not cover it), then computes the new
+ * region with the operator's forward_region. Steps [0, cut) run that way; cut is the first
  * step whose region covers the whole map, or whose op is global, for any of
  * the changes surveyed. From cut on, the network runs in full, on another
  * plan that can batch several changes: evm_local_export copies the values
@@ -34,16 +37,20 @@ void evm_local_free(evm_local *l);
 
 /* Propagates a change of graph input 0 over rectangle change through the
  * steps; returns the first step whose output region is everything
- * (n_steps when none) and records the workspace the earlier steps need. */
+ * (n_steps when none) and records the workspace the earlier steps need and
+ * the footprint of its regions. Every change later passed to
+ * evm_local_begin must have been surveyed. */
 int evm_local_survey(evm_local *l, const evm_region *change);
 
 /* Fixes cut (at most every survey's answer), allocates the workspace and
- * fills the buffers of steps [0, cut) from the cache. */
+ * fills the buffers of steps [0, cut) from the cache: the values exported
+ * whole, the others inside their footprints. */
 evmap_status evm_local_set_cut(evm_local *l, int cut, evmap_error *err);
 
 /* Starts a new change: restores the input outside change from the cache and
- * computes the regions of steps [0, cut). The caller then writes the changed
- * pixels (inside change only) into evm_local_input, in every row. */
+ * computes the regions of steps [0, cut). The caller then writes every
+ * changed pixel (all of change, nothing outside it) into evm_local_input,
+ * in every row: what the previous change left inside it is not restored. */
 void evm_local_begin(evm_local *l, const evm_region *change);
 evm_tensor *evm_local_input(evm_local *l);
 
@@ -64,6 +71,19 @@ void evm_local_export(const evm_local *l, evm_plan *dst, int row);
  * evm_local_export copies row 0. Call before evm_local_set_cut, with step
  * at most its cut. */
 evmap_status evm_local_set_mean(evm_local *l, int step, evmap_error *err);
+
+/* A second engine for the same changes (surveys, the samples' mean and cut
+ * of src, which has set its cut), with buffers of its own: engines on
+ * different threads evaluate different changes at once. */
+evmap_status evm_local_clone(const evm_local *src, evm_local **out, evmap_error *err);
+
+/* Bytes of the buffers set_cut filled (and of the workspace): what an
+ * engine's rows occupy in memory. */
+size_t evm_local_filled_bytes(const evm_local *l);
+
+/* Whether the local plan's buffer of value v holds v (false: v lives in
+ * the buffer of the in-place step that reads it, and is overwritten there). */
+bool evm_local_holds(const evm_local *l, int v);
 
 int evm_local_cut(const evm_local *l);
 

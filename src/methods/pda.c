@@ -159,7 +159,11 @@ static evmap_status allocate_sampling(pda_run *r, evmap_error *err) {
 
 static void free_run(pda_run *r) {
     pda_expansion_free(r->expansion);
-    evm_local_free(r->local);
+    for (int i = 0; i < r->n_locals; i++)
+        evm_local_free(r->locals[i]);
+    if (!r->locals)
+        evm_local_free(r->local);
+    free(r->locals);
     evmap_runner_free(r->runner);
     evmap_runner_free(r->tail);
     evmap_runner_free(r->single);
@@ -195,9 +199,13 @@ static void write_stats(const pda_run *r, double t0, evmap_explain_stats *stats)
     stats->seconds = evm_seconds() - t0;
     stats->locality = r->local != NULL;
     stats->macs_naive = (images + 1) * r->image_macs;
-    stats->macs = r->image_macs + (r->local ? evm_local_macs(r->local) : 0) + images * batch_macs;
+    double local_macs = 0;
+    for (int i = 0; i < r->n_locals; i++)
+        local_macs += evm_local_macs(r->locals[i]);
+    stats->macs = r->image_macs + local_macs + images * batch_macs;
     stats->cache_bytes = r->local ? single->activation_bytes : 0;
     stats->local_steps = r->cut;
+    stats->local_engines = r->n_locals;
     stats->total_steps = single->n_steps;
 }
 

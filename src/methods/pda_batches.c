@@ -4,14 +4,55 @@
  * up to cut), then several windows share one batch plan for the steps from
  * cut on; the efficient method's expansions take over at their split layer.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "base/error.h"
+#include "base/pool.h"
 #include "samplers/sampler_api.h"
 #include "pda_internal.h"
 
 /* Images of activations we allow a PDA batch to occupy. */
 #define PDA_BATCH_MEMORY ((size_t)1 << 30)
+
+/* Windows per batch within the batch memory (at least one window). */
+static size_t windows_within(const pda_run *r, size_t per_image) {
+    size_t want = r->opt->batch > 0 ? (size_t)r->opt->batch : 64;
+    size_t cap = PDA_BATCH_MEMORY / per_image;
+    size_t windows = (want < cap ? want : cap) / (size_t)r->samples;
+    return windows < 1 ? 1 : windows;
+}
+
+/* One locality engine per thread when their buffers are small: each
+ * evaluates whole windows on one core, which beats splitting the narrow
+ * region convolutions across threads. All engines together fill at most
+ * half of what a batch of whole images would (the naive path's memory), so
+ * that exact PDA with locality needs no more memory than without: a region
+ * of interest or a small model gets one per thread, a full vgg16 map (about
+ * 0.66 GB per engine) one, its kernels sharing the threads. */
+static evmap_status add_engines(pda_run *r, evmap_error *err) {
+    int threads = evm_pool_threads(evm_pool_current());
+    size_t bytes = evm_local_filled_bytes(r->local) + 1;
+    size_t per_image = evm_plan_bytes_from(r->single->plan, 0) + 1;
+    double naive = (double)windows_within(r, per_image) * r->samples * (double)per_image;
+    int n = threads;
+    while (n > 1 && (double)n * (double)bytes > naive / 2)
+        n--;
+    if ((size_t)n > r->n_windows)
+        n = r->n_windows > 0 ? (int)r->n_windows : 1;
+    r->locals = calloc((size_t)n, sizeof *r->locals);
+    if (!r->locals)
+        return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory planning locality");
+    r->locals[0] = r->local;
+    r->n_locals = 1;
+    for (int i = 1; i < n; i++) {
+        evmap_status st = evm_local_clone(r->local, &r->locals[i], err);
+        if (st != EVMAP_OK)
+            return st;
+        r->n_locals++;
+    }
+    return EVMAP_OK;
+}
 
 /* Exact locality: plans the local batch (one window's S samples), finds the
  * first step that must run in full for some window (cut) and fills the
@@ -54,29 +95,27 @@ evmap_status pda_setup_locality(pda_run *r, evmap_error *err) {
         if (st != EVMAP_OK)
             return st;
     }
-    return evm_local_set_cut(r->local, cut, err);
+    st = evm_local_set_cut(r->local, cut, err);
+    return st == EVMAP_OK ? add_engines(r, err) : st;
 }
 
 void pda_choose_batch(pda_run *r) {
     /* the full batches hold only what steps from cut on use; with exact
-     * locality they share the memory with the local batch's rows (resnet50:
-     * peak RSS 2.3 -> 1.5 GB), keeping a quarter of it at least (vgg16's
-     * fully connected layers read 400 MB of weights per batch) */
+     * locality they share the memory with what the engines filled, keeping
+     * a quarter of it at least (vgg16's fully connected layers read 400 MB
+     * of weights per batch) */
     const evm_plan *single = r->single->plan;
     size_t per_image = evm_plan_bytes_from(single, r->cut) + 1;
-    size_t local =
-        r->local ? (evm_plan_bytes_from(single, 0) - (per_image - 1)) * (size_t)r->local_rows : 0;
+    size_t local = r->local ? evm_local_filled_bytes(r->local) * (size_t)r->n_locals : 0;
     size_t budget = PDA_BATCH_MEMORY > local ? PDA_BATCH_MEMORY - local : 0;
     if (budget < PDA_BATCH_MEMORY / 4)
         budget = PDA_BATCH_MEMORY / 4;
-    size_t cap = budget / per_image;
-    size_t want = r->opt->batch > 0 ? (size_t)r->opt->batch : 64;
-    if (want > cap)
-        want = cap;
     /* as many windows per batch as exact PDA takes (a window-centred split
      * sends one row per window: smaller batches stay in cache, measured
      * faster on both Fashion-MNIST models) */
-    size_t windows = want / (size_t)r->samples;
+    size_t cap = budget / per_image;
+    size_t want = r->opt->batch > 0 ? (size_t)r->opt->batch : 64;
+    size_t windows = (want < cap ? want : cap) / (size_t)r->samples;
     if (windows < 1)
         windows = 1;
     if (windows > r->n_windows)
@@ -85,7 +124,19 @@ void pda_choose_batch(pda_run *r) {
     r->batch = (int)windows * r->rows;
 }
 
+/* Floats of one window's draws. */
+static size_t window_draws(const pda_run *r) {
+    return (size_t)r->samples * (size_t)r->c * (size_t)r->k * (size_t)r->k;
+}
+
 evmap_status pda_allocate_batches(pda_run *r, evmap_error *err) {
+    if (r->local) { /* a batch's windows draw first, in order, then run on the engines */
+        float *draws =
+            realloc(r->draws, sizeof(float) * window_draws(r) * (size_t)r->windows_per_batch);
+        if (!draws)
+            return evm_fail(err, EVMAP_ERR_OUT_OF_MEMORY, "out of memory for PDA draws");
+        r->draws = draws;
+    }
     /* Full batches, one exact-size batch for the remaining windows, and a
      * single image for the unperturbed scores: no image is computed twice.
      * An expansion whose split layer the local steps compute needs none. */
@@ -118,22 +169,70 @@ static evmap_status cancelled(const pda_run *r, size_t done, evmap_error *err) {
                     r->n_windows);
 }
 
-/* Puts the S samples of batch window row i where the network reads them:
- * the batch plan's rows, or the local batch (run up to cut, then exported,
- * or, when the expansion's split layer is local, expanded right away). */
-static bool prepare_window(pda_run *r, evm_plan *plan, pda_window w, int i) {
-    if (!r->local) {
-        pda_fill_window(r, plan, w, i * r->rows);
-        return true;
-    }
-    pda_fill_window_local(r, w);
-    if (!evm_local_run(r->local, poll_cancel, r))
+/* A batch's windows on the locality engines: engine e takes windows e,
+ * e + engines, ...; the caller's part polls for cancellation and tells the
+ * others through `stop`. */
+typedef struct local_batch {
+    pda_run *r;
+    evm_plan *plan;
+    size_t first, n;
+    atomic_bool stop;
+} local_batch;
+
+static int poll_batch(void *user) {
+    local_batch *b = user;
+    if (!atomic_load(&b->stop) && poll_cancel(b->r))
+        atomic_store(&b->stop, true);
+    return atomic_load(&b->stop);
+}
+
+static int stopped(void *user) {
+    return atomic_load(&((local_batch *)user)->stop);
+}
+
+/* Window row i of the batch through engine `local` up to cut, then
+ * exported to the batch plan's rows (or, when the expansion's split layer
+ * is local, expanded right away). */
+static bool run_local_window(local_batch *b, evm_local *local, size_t i, int (*stop)(void *)) {
+    pda_run *r = b->r;
+    pda_fill_window_local(r, local, r->windows[b->first + i], r->draws + i * window_draws(r));
+    if (!evm_local_run(local, stop, b))
         return false;
     if (r->expansion && pda_expansion_is_local(r))
-        pda_expansion_local(r, i);
+        pda_expansion_local(r, local, (int)i);
     else
-        evm_local_export(r->local, plan, i * r->rows);
+        evm_local_export(local, b->plan, (int)i * r->rows);
     return true;
+}
+
+static void local_part(void *ctx, int part, int parts) {
+    local_batch *b = ctx;
+    int (*stop)(void *) = part == 0 ? poll_batch : stopped;
+    for (size_t i = (size_t)part; i < b->n; i += (size_t)parts)
+        if (!run_local_window(b, b->r->locals[part], i, stop)) {
+            atomic_store(&b->stop, true);
+            return;
+        }
+}
+
+/* Puts the S samples of windows [first, first + n) where the network reads
+ * them: the batch plan's rows, or the locality engines. */
+static bool prepare_windows(pda_run *r, evm_plan *plan, size_t first, size_t n) {
+    if (!r->local) {
+        for (size_t i = 0; i < n; i++)
+            pda_fill_window(r, plan, r->windows[first + i], (int)i * r->rows);
+        return true;
+    }
+    for (size_t i = 0; i < n; i++)
+        pda_draw_window(r, r->windows[first + i], r->draws + i * window_draws(r));
+    local_batch b = {.r = r, .plan = plan, .first = first, .n = n};
+    atomic_init(&b.stop, false);
+    int parts = (size_t)r->n_locals < n ? r->n_locals : (int)n;
+    if (parts > 1)
+        evm_pool_run(evm_pool_current(), local_part, &b, parts);
+    else
+        local_part(&b, 0, 1);
+    return !atomic_load(&b.stop);
 }
 
 /* Runs the batch plan from cut to the end, or to the split layer. */
@@ -165,9 +264,8 @@ evmap_status pda_run_windows(pda_run *r, evmap_error *err) {
         evm_plan *plan = !r->runner                          ? NULL
                          : n == (size_t)r->windows_per_batch ? r->runner->plan
                                                              : r->tail->plan;
-        for (size_t i = 0; i < n; i++)
-            if (!prepare_window(r, plan, r->windows[first + i], (int)i))
-                return cancelled(r, first, err);
+        if (!prepare_windows(r, plan, first, n))
+            return cancelled(r, first, err);
         if (!run_batch(r, plan))
             return cancelled(r, first, err);
         r->forward_images += n * (size_t)r->rows;

@@ -141,9 +141,9 @@ static void expand_rows(pda_run *r, const evm_tensor *batch_value, int first_row
         }
 }
 
-void pda_expansion_local(pda_run *r, int row) {
-    const evm_plan *plan = evm_local_plan(r->local);
-    evm_region reg = evm_local_region(r->local, r->expansion->value);
+void pda_expansion_local(pda_run *r, const evm_local *local, int row) {
+    const evm_plan *plan = evm_local_plan(local);
+    evm_region reg = evm_local_region(local, r->expansion->value);
     expand_rows(r, &plan->values[r->expansion->value], 0, &reg, row);
 }
 

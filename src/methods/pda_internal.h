@@ -62,15 +62,17 @@ typedef struct pda_run {
     evmap_runner *runner; /* full batches */
     evmap_runner *tail;   /* the last, smaller batch (NULL when none) */
     evmap_runner *single; /* one image: the unperturbed scores */
-    float *draws;         /* samples × C × k × k */
-    float *scratch;       /* sampler scratch */
+    float *draws;   /* windows_per_batch × samples × C × k × k (locality; else one window) */
+    float *scratch; /* sampler scratch */
     evm_rng rng;
     double *base;    /* score of each target on the unperturbed image */
     double *sum;     /* n_targets × H × W summed weights of evidence */
     uint32_t *count; /* H × W windows covering each pixel */
     size_t forward_images;
-    size_t windows_done;      /* for progress reports between operators */
-    evm_local *local;         /* exact locality (NULL: naive PDA) */
+    size_t windows_done; /* for progress reports between operators */
+    evm_local *local;    /* exact locality (NULL: naive PDA); locals[0] */
+    evm_local **locals;  /* engines evaluating a batch's windows side by side */
+    int n_locals;
     int cut;                  /* steps [0, cut) run on regions; the rest on batches */
     double image_macs;        /* multiply-adds of one full forward */
     const pda_extension *ext; /* NULL: plain PDA */
@@ -109,11 +111,16 @@ void pda_score_window(pda_run *r, evm_plan *plan, pda_window w, int row);
 /* The window's rectangle on the input. */
 evm_region pda_window_region(const pda_run *r, pda_window w);
 
+/* S draws for window w into draws (samples × C × k × k); their mean in
+ * draw 0 when the draws are averaged. Advances r->rng: windows draw in
+ * their order. */
+void pda_draw_window(pda_run *r, pda_window w, float *draws);
+
 /* Window w's rows (S draws, or their mean) into the batch rows from row. */
 void pda_fill_window(pda_run *r, evm_plan *plan, pda_window w, int row);
 
-/* The same into the locality engine's input, starting its change. */
-void pda_fill_window_local(pda_run *r, pda_window w);
+/* Window w's draws into a locality engine's input, starting its change. */
+void pda_fill_window_local(const pda_run *r, evm_local *local, pda_window w, const float *draws);
 
 /* ---- batches and exact locality (pda_batches.c) ---- */
 
@@ -148,9 +155,9 @@ int pda_producing_step(const evm_plan *plan, int v);
 /* Whether the split layer is computed by the local steps [0, cut). */
 bool pda_expansion_is_local(const pda_run *r);
 
-/* lo changes of the S samples in the local batch for every target, into
- * delta + row · n_targets (layout: [window row][target][sample]). */
-void pda_expansion_local(pda_run *r, int row);
+/* lo changes of the S samples in a locality engine's batch for every
+ * target, into delta + row · n_targets (layout: [window row][target][sample]). */
+void pda_expansion_local(pda_run *r, const evm_local *local, int row);
 
 /* The same from rows [row·S, row·S + S) of a batch plan that has run up to
  * the split layer. */

@@ -132,6 +132,13 @@ static evm_region average_pool_field(const evm_node *node, evm_tensor *const *in
     return evm_pool2d_field(node, &p->window, in, &in_regions[0]);
 }
 
+static evm_region average_pool_reads(const evm_node *node, evm_tensor *const *in,
+                                     evm_tensor *const *out, const evm_region *r) {
+    const avg_params *p = node->params;
+    (void)out;
+    return evm_pool2d_reads(node, &p->window, in, r);
+}
+
 /* One channel plane: each output's gradient divided by the forward's
  * divisor and added to its window's taps inside the input (windows may
  * overlap, so the plane is cleared first). */
@@ -187,6 +194,7 @@ const evm_op_def evm_op_average_pool = {
     .infer = average_pool_infer,
     .forward = average_pool_forward,
     .field = average_pool_field,
+    .reads = average_pool_reads,
     .forward_region = average_pool_region,
     .grad_inputs = 1u << 0,
     .backward = average_pool_backward,

@@ -148,6 +148,7 @@ const evm_op_def evm_op_batch_normalization = {
     .forward = batch_normalization_forward,
     .field = evm_field_pointwise,
     .forward_region = batch_normalization_region,
+    .in_place = true,
     .grad_inputs = 1u << 0,
     .backward = batch_normalization_backward,
     .kinks = EVM_KINKS_NONE,

@@ -80,8 +80,8 @@ typedef struct clip_job {
 
 static void clip_range(void *ctx, size_t first, size_t end) {
     const clip_job *j = ctx;
-    const float *restrict x = j->x;
-    float *restrict y = j->y;
+    const float *x = j->x; /* y may be x (in_place) */
+    float *y = j->y;
     float lo = j->lo, hi = j->hi;
     for (size_t i = first; i < end; i++) {
         float v = x[i] < lo ? lo : x[i];
@@ -124,6 +124,7 @@ const evm_op_def evm_op_clip = {
     .infer = clip_infer,
     .forward = clip_forward,
     .elementwise = true,
+    .in_place = true,
     .grad_inputs = 1u << 0,
     .backward = clip_backward,
     .kinks = EVM_KINKS_BOUNDS,

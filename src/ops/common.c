@@ -264,3 +264,11 @@ evm_region evm_pool2d_field(const evm_node *node, const evm_window2d *window, ev
     evm_window2d_output(node, window, in[0]->dims[2], in[0]->dims[3], &resolved, &oh, &ow, NULL);
     return evm_window2d_field(&resolved, oh, ow, in_region);
 }
+
+evm_region evm_pool2d_reads(const evm_node *node, const evm_window2d *window, evm_tensor *const *in,
+                            const evm_region *r) {
+    evm_window2d resolved;
+    int64_t oh, ow;
+    evm_window2d_output(node, window, in[0]->dims[2], in[0]->dims[3], &resolved, &oh, &ow, NULL);
+    return evm_window2d_reads(&resolved, in[0]->dims[2], in[0]->dims[3], r);
+}

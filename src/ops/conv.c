@@ -278,6 +278,14 @@ static evm_region conv_field(const evm_node *node, evm_tensor *const *in, evm_te
     return evm_window2d_field(&s.win, out[0]->dims[2], out[0]->dims[3], &in_regions[0]);
 }
 
+static evm_region conv_reads(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                             const evm_region *r) {
+    (void)out;
+    evm_conv2d_shape s;
+    evm_conv_shape(node, in, &s, NULL);
+    return evm_window2d_reads(&s.win, s.h, s.w, r);
+}
+
 static size_t conv_region_workspace(const evm_node *node, evm_tensor *const *in,
                                     evm_tensor *const *out, const evm_region *r) {
     (void)out;
@@ -353,6 +361,7 @@ const evm_op_def evm_op_conv = {
     .workspace = conv_workspace,
     .forward = conv_forward,
     .field = conv_field,
+    .reads = conv_reads,
     .region_workspace = conv_region_workspace,
     .forward_region = conv_forward_region,
     .macs = conv_macs,

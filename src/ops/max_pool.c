@@ -100,6 +100,13 @@ static evm_region max_pool_field(const evm_node *node, evm_tensor *const *in,
     return evm_pool2d_field(node, &p->window, in, &in_regions[0]);
 }
 
+static evm_region max_pool_reads(const evm_node *node, evm_tensor *const *in,
+                                 evm_tensor *const *out, const evm_region *r) {
+    const pool_params *p = node->params;
+    (void)out;
+    return evm_pool2d_reads(node, &p->window, in, r);
+}
+
 /* Taps k of the window at output o (resolved window, one axis) that land
  * inside an input of size n: [*first, *last], empty when *last < *first.
  * (Same arithmetic as AveragePool's taps_inside.) */
@@ -173,6 +180,7 @@ const evm_op_def evm_op_max_pool = {
     .infer = max_pool_infer,
     .forward = max_pool_forward,
     .field = max_pool_field,
+    .reads = max_pool_reads,
     .forward_region = max_pool_region,
     .grad_inputs = 1u << 0,
     .backward = max_pool_backward,

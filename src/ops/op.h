@@ -85,6 +85,11 @@ typedef struct evm_op_def {
      * forward on contiguous row segments (plan_local.c), so the op needs
      * nothing else. */
     bool elementwise;
+    /* forward and forward_region may write output 0 over input 0 (same
+     * shape): every element is read before it is written, in the same place
+     * (Relu, Clip, BatchNormalization). The locality engine then keeps one
+     * buffer for a chain like Conv -> BatchNormalization -> Relu. */
+    bool in_place;
     /* Receptive field: the region of output 0 that can change when input j
      * changes over in_regions[j] (NONE for unchanged inputs; at least one is
      * not NONE). Shapes as in forward. */
@@ -98,6 +103,13 @@ typedef struct evm_op_def {
      * output untouched. Must not allocate or fail. */
     void (*forward_region)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                            const evm_region *r, float *workspace);
+    /* The region of input 0 that forward_region reads for output region r
+     * (RECT); the other inputs are read whole. The locality engine fills
+     * only what some region reads from the cache. NULL: r itself, for every
+     * input with the output's height and width (ops that read their maps at
+     * the output's own positions). */
+    evm_region (*reads)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                        const evm_region *r);
     /* Multiply-adds of one full forward (Conv, Gemm, MatMul), for reporting
      * the arithmetic that locality saves; NULL: negligible. */
     double (*macs)(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out);
@@ -324,6 +336,17 @@ evm_region evm_region_clip(int64_t y0, int64_t y1, int64_t x0, int64_t x1, int64
  * outputs whose taps step over the change. */
 evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64_t out_w,
                               const evm_region *in);
+
+/* The inverse: the input region (of an in_h x in_w map) whose values the
+ * outputs in region out read through a resolved 2-D window, padding taps
+ * left out. */
+evm_region evm_window2d_reads(const evm_window2d *resolved, int64_t in_h, int64_t in_w,
+                              const evm_region *out);
+
+/* Input region MaxPool/AveragePool with this (unresolved) window read for
+ * output region r. */
+evm_region evm_pool2d_reads(const evm_node *node, const evm_window2d *window, evm_tensor *const *in,
+                            const evm_region *r);
 
 /* Receptive field of MaxPool/AveragePool with this (unresolved) window on
  * input 0's shape; infer has validated it, so resolving cannot fail. */

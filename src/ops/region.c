@@ -56,6 +56,26 @@ evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64
     return evm_region_clip(y0, y1, x0, x1, out_h, out_w);
 }
 
+/* Taps along one axis of outputs [a, b): from the first output's first tap
+ * to the last output's last one. */
+static void axis_reads(const evm_window2d *w, int axis, int64_t a, int64_t b, int64_t *lo,
+                       int64_t *hi) {
+    int64_t s = w->stride[axis], p = w->pad_begin[axis];
+    int64_t reach = (int64_t)(w->kernel[axis] - 1) * w->dilation[axis];
+    *lo = a * s - p;
+    *hi = (b - 1) * s - p + reach + 1;
+}
+
+evm_region evm_window2d_reads(const evm_window2d *resolved, int64_t in_h, int64_t in_w,
+                              const evm_region *out) {
+    if (out->kind != EVM_REGION_RECT)
+        return *out;
+    int64_t y0, y1, x0, x1;
+    axis_reads(resolved, 0, out->y0, out->y1, &y0, &y1);
+    axis_reads(resolved, 1, out->x0, out->x1, &x0, &x1);
+    return evm_region_clip(y0, y1, x0, x1, in_h, in_w);
+}
+
 evm_region evm_field_pointwise(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
                                const evm_region *in_regions) {
     for (int j = 1; j < node->n_inputs; j++)

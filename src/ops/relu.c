@@ -11,8 +11,8 @@ typedef struct relu_job {
 
 static void relu_range(void *ctx, size_t lo, size_t hi) {
     const relu_job *j = ctx;
-    const float *restrict x = j->x;
-    float *restrict y = j->y;
+    const float *x = j->x; /* y may be x (in_place) */
+    float *y = j->y;
     for (size_t i = lo; i < hi; i++)
         y[i] = x[i] > 0.0f || x[i] != x[i] ? x[i] : 0.0f;
 }
@@ -46,6 +46,7 @@ const evm_op_def evm_op_relu = {
     .infer = evm_op_infer_same,
     .forward = relu_forward,
     .elementwise = true,
+    .in_place = true,
     .grad_inputs = 1u << 0,
     .backward = relu_backward,
     .kinks = EVM_KINKS_SIGN,

@@ -15,7 +15,10 @@
  *    local plan, the rest in a full plan fed by evm_local_export) against a
  *    full forward of the same images. A missing model fails. With --quick or
  *    EVMAP_QUICK=1 (the sanitized pass) only resnet18 and googlenet of the
- *    torchvision models run, as in tests/test_locality.py.
+ *    torchvision models run, as in tests/test_locality.py. The same inside
+ *    each step's region for a small block of windows (a region of
+ *    interest: the engines fill only their footprints), run in turn by an
+ *    engine and its clone.
  */
 #include <math.h>
 #include <stdio.h>
@@ -224,6 +227,25 @@ static void window_case(int trial) {
         snprintf(msg, sizeof msg, "%s: forward_region differs by %g", what, diff);
         check(diff <= 1e-5, msg);
         windows_region++;
+        /* it reads only inside def->reads: poison the rest of the input */
+        evm_region rd = def->reads(&t.node, in1, out1, &f);
+        for (int p = 0; p < n * c; p++)
+            for (int64_t yy = 0; yy < h; yy++)
+                for (int64_t xx = 0; xx < w; xx++) {
+                    bool inside =
+                        rd.kind == EVM_REGION_ALL || (rd.kind == EVM_REGION_RECT && yy >= rd.y0 &&
+                                                      yy < rd.y1 && xx >= rd.x0 && xx < rd.x1);
+                    if (!inside)
+                        evm_f32(&x1)[(size_t)p * h * w + yy * w + xx] = 1e30f;
+                }
+        def->forward(&t.node, in, out0, work);
+        def->forward_region(&t.node, in1, out0, &f, rwork);
+        diff = 0;
+        for (size_t i = 0; i < y0.count; i++)
+            diff = fmax(diff, fabs((double)evm_f32(&y0)[i] - evm_f32(&y1)[i]));
+        snprintf(msg, sizeof msg, "%s: forward_region reads outside its reads region (%g)", what,
+                 diff);
+        check(diff <= 1e-5, msg);
         free(rwork);
     }
     free(work);
@@ -343,6 +365,8 @@ static void model_case(const char *path, int samples) {
         evm_plan_run(naive);
         for (int si = 0; si < cache->n_steps; si++) {
             int v = g->nodes[cache->steps[si].node].outputs[0];
+            if (si < cut && !evm_local_holds(local, v))
+                continue; /* overwritten in place by its reader, which is checked */
             const evm_tensor *got = si < cut ? &lp->values[v] : &full->values[v];
             double d = rel_diff(got, &naive->values[v]);
             if (d > worst) {
@@ -356,14 +380,113 @@ static void model_case(const char *path, int samples) {
             worst_name = "output";
         }
     }
+    int shared = 0;
+    for (int si = 0; si < cut; si++)
+        shared += !evm_local_holds(local, g->nodes[cache->steps[si].node].outputs[0]);
     char msg[512];
     snprintf(msg, sizeof msg,
              "%s: local activations differ from full ones by %.2g (relative, at %s)", path, worst,
              worst_name);
     check(st == EVMAP_OK && worst <= 1e-4, msg);
-    printf("%s %s: %d of %d steps local, worst relative difference %.2g\n",
-           worst <= 1e-4 ? "ok  " : "FAIL", path, cut, cache->n_steps, worst);
+    printf("%s %s: %d of %d steps local (%d of their values in their readers' buffers), worst "
+           "relative difference %.2g\n",
+           worst <= 1e-4 ? "ok  " : "FAIL", path, cut, cache->n_steps, shared, worst);
     evm_local_free(local);
+    evm_plan_free(naive);
+    evm_plan_free(full);
+    evm_plan_free(cache);
+    evmap_model_free(model);
+}
+
+/* Largest |a - b| relative to max |b| inside region r of 4-D maps
+ * (everything otherwise). */
+static double rel_diff_in(const evm_tensor *a, const evm_tensor *b, evm_region r) {
+    if (r.kind == EVM_REGION_NONE)
+        return 0;
+    if (r.kind == EVM_REGION_ALL || b->rank != 4)
+        return rel_diff(a, b);
+    double d = 0, s = 0;
+    int64_t h = b->dims[2], w = b->dims[3];
+    for (int64_t p = 0; p < b->dims[0] * b->dims[1]; p++)
+        for (int64_t y = r.y0; y < r.y1; y++)
+            for (int64_t x = r.x0; x < r.x1; x++) {
+                size_t i = (size_t)((p * h + y) * w + x);
+                d = fmax(d, fabs((double)evm_f32(a)[i] - evm_f32(b)[i]));
+                s = fmax(s, fabs((double)evm_f32(b)[i]));
+            }
+    return d / (s + 1e-12);
+}
+
+/* A region of interest: windows in a small block, so that the engines fill
+ * only their footprints (the rest of their maps stays unwritten), shared by
+ * an engine and its clone in turn. Inside each step's region and from cut
+ * on, the activations must be the full forward pass's. */
+static void roi_case(const char *path, int samples) {
+    evmap_error err;
+    evm_plan *cache, *naive, *full;
+    evmap_model *model = load_cached(path, &cache);
+    if (!model)
+        return;
+    int h = model->info.height, w = model->info.width;
+    int k = evmap_pda_default_window(h, w);
+    evm_local *engines[2] = {NULL, NULL};
+    evmap_status st = evm_local_create(cache, samples, &engines[0], &err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, samples, &naive, &err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, samples, &full, &err);
+    if (st != EVMAP_OK) {
+        check(0, err.message);
+        return;
+    }
+    /* a 3 x 3 block of windows a pixel apart, then back to its first */
+    int y0 = h / 3, x0 = w / 2, n_wins = 10, cut = cache->n_steps;
+    for (int i = 0; i < n_wins; i++) {
+        evm_region r =
+            evm_region_clip(y0 + i % 9 / 3, y0 + i % 9 / 3 + k, x0 + i % 3, x0 + i % 3 + k, h, w);
+        int ci = evm_local_survey(engines[0], &r);
+        cut = ci < cut ? ci : cut;
+    }
+    st = evm_local_set_cut(engines[0], cut, &err);
+    if (st == EVMAP_OK)
+        st = evm_local_clone(engines[0], &engines[1], &err);
+    evm_plan_release_before(full, cut);
+    const evm_graph *g = cache->graph;
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; st == EVMAP_OK && i < n_wins; i++) {
+        evm_local *local = engines[i % 2];
+        const evm_plan *lp = evm_local_plan(local);
+        int wy = y0 + i % 9 / 3, wx = x0 + i % 3;
+        evm_region r = evm_region_clip(wy, wy + k, wx, wx + k, h, w);
+        evm_local_begin(local, &r);
+        perturb(local, cache, naive, samples, wy, wx, k);
+        evm_local_run(local, NULL, NULL);
+        evm_local_export(local, full, 0);
+        evm_plan_run_range(full, cut, full->n_steps, NULL, NULL);
+        evm_plan_run(naive);
+        for (int si = 0; si < cache->n_steps; si++) {
+            int v = g->nodes[cache->steps[si].node].outputs[0];
+            if (si < cut && !evm_local_holds(local, v))
+                continue; /* overwritten in place by its reader, which is checked */
+            double d = si < cut ? rel_diff_in(&lp->values[v], &naive->values[v],
+                                              evm_local_region(local, v))
+                                : rel_diff(&full->values[v], &naive->values[v]);
+            if (d > worst) {
+                worst = d;
+                worst_name = g->values[v].name;
+            }
+        }
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "%s, a region of interest on an engine and its clone: local activations differ "
+             "from full ones by %.2g (relative, at %s)",
+             path, worst, worst_name);
+    check(st == EVMAP_OK && worst <= 1e-4, msg);
+    printf("%s %s\n", worst <= 1e-4 ? "ok  " : "FAIL", msg);
+    evm_local_free(engines[0]);
+    evm_local_free(engines[1]);
     evm_plan_free(naive);
     evm_plan_free(full);
     evm_plan_free(cache);
@@ -433,6 +556,8 @@ static void mean_case(const char *path, int samples, int mean_step) {
         evm_plan_run_range(ref, mean_step, cut, NULL, NULL);
         for (int si = mean_step; si < cut; si++) {
             int v = g->nodes[cache->steps[si].node].outputs[0];
+            if (!evm_local_holds(local, v))
+                continue;
             evm_tensor row0 = lp->values[v];
             row0.count /= (size_t)samples;
             row0.dims[0] = 1;
@@ -479,6 +604,8 @@ int main(int argc, char **argv) {
     model_case("models/fashion_cnn.onnx", 3);
     model_case("models/fashion_resnet.onnx", 3);
     model_case("models/scenes_cnn.onnx", 2);
+    roi_case("models/fashion_resnet.onnx", 3);
+    roi_case("models/scenes_cnn.onnx", 2);
     mean_case("models/fashion_cnn.onnx", 4, 5);    /* after the first MaxPool */
     mean_case("models/fashion_resnet.onnx", 3, 6); /* inside block 1: its input is live */
     mean_case("models/scenes_cnn.onnx", 3, 4);     /* after the stem */
@@ -491,6 +618,7 @@ int main(int argc, char **argv) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s.onnx", models, torch_models[i]);
         model_case(path, 2);
+        roi_case(path, 2);
         mean_case(path, 2, 4);
     }
     if (quick)
