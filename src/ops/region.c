@@ -46,16 +46,6 @@ static void axis_field(const evm_window2d *w, int axis, int64_t a, int64_t b, in
     *hi = floor_div(b - 1 + p, s) + 1;
 }
 
-evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64_t out_w,
-                              const evm_region *in) {
-    if (in->kind != EVM_REGION_RECT)
-        return *in;
-    int64_t y0, y1, x0, x1;
-    axis_field(resolved, 0, in->y0, in->y1, &y0, &y1);
-    axis_field(resolved, 1, in->x0, in->x1, &x0, &x1);
-    return evm_region_clip(y0, y1, x0, x1, out_h, out_w);
-}
-
 /* Taps along one axis of outputs [a, b): from the first output's first tap
  * to the last output's last one. */
 static void axis_reads(const evm_window2d *w, int axis, int64_t a, int64_t b, int64_t *lo,
@@ -66,14 +56,28 @@ static void axis_reads(const evm_window2d *w, int axis, int64_t a, int64_t b, in
     *hi = (b - 1) * s - p + reach + 1;
 }
 
+typedef void (*axis_map)(const evm_window2d *w, int axis, int64_t a, int64_t b, int64_t *lo,
+                         int64_t *hi);
+
+/* Rectangle r mapped axis by axis, clipped to an h x w map. */
+static evm_region map_rect(const evm_window2d *w, axis_map map, int64_t h, int64_t wd,
+                           const evm_region *r) {
+    if (r->kind != EVM_REGION_RECT)
+        return *r;
+    int64_t y0, y1, x0, x1;
+    map(w, 0, r->y0, r->y1, &y0, &y1);
+    map(w, 1, r->x0, r->x1, &x0, &x1);
+    return evm_region_clip(y0, y1, x0, x1, h, wd);
+}
+
+evm_region evm_window2d_field(const evm_window2d *resolved, int64_t out_h, int64_t out_w,
+                              const evm_region *in) {
+    return map_rect(resolved, axis_field, out_h, out_w, in);
+}
+
 evm_region evm_window2d_reads(const evm_window2d *resolved, int64_t in_h, int64_t in_w,
                               const evm_region *out) {
-    if (out->kind != EVM_REGION_RECT)
-        return *out;
-    int64_t y0, y1, x0, x1;
-    axis_reads(resolved, 0, out->y0, out->y1, &y0, &y1);
-    axis_reads(resolved, 1, out->x0, out->x1, &x0, &x1);
-    return evm_region_clip(y0, y1, x0, x1, in_h, in_w);
+    return map_rect(resolved, axis_reads, in_h, in_w, out);
 }
 
 evm_region evm_field_pointwise(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,

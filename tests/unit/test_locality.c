@@ -310,6 +310,62 @@ static evmap_model *load_cached(const char *path, evm_plan **cache) {
     return model;
 }
 
+/* Largest |a - b| relative to max |b| inside region r of 4-D maps
+ * (everything otherwise). */
+static double rel_diff_in(const evm_tensor *a, const evm_tensor *b, evm_region r) {
+    if (r.kind == EVM_REGION_NONE)
+        return 0;
+    if (r.kind == EVM_REGION_ALL || b->rank != 4)
+        return rel_diff(a, b);
+    double d = 0, s = 0;
+    int64_t h = b->dims[2], w = b->dims[3];
+    for (int64_t p = 0; p < b->dims[0] * b->dims[1]; p++)
+        for (int64_t y = r.y0; y < r.y1; y++)
+            for (int64_t x = r.x0; x < r.x1; x++) {
+                size_t i = (size_t)((p * h + y) * w + x);
+                d = fmax(d, fabs((double)evm_f32(a)[i] - evm_f32(b)[i]));
+                s = fmax(s, fabs((double)evm_f32(b)[i]));
+            }
+    return d / (s + 1e-12);
+}
+
+/* One k x k window at (y0, x0) through the engine (steps before cut) and
+ * the full plan (from cut), against the naive plan's full forward of the
+ * same images: updates the worst relative difference over the steps'
+ * outputs, whole or (inside) only inside the window's region of each value. */
+static void check_window(evm_local *local, evm_plan *cache, evm_plan *naive, evm_plan *full,
+                         int cut, int samples, int y0, int x0, int k, bool inside, double *worst,
+                         const char **worst_name) {
+    const evm_graph *g = cache->graph;
+    const evm_plan *lp = evm_local_plan(local);
+    const evm_tensor *x = evm_plan_input(cache, 0);
+    evm_region r = evm_region_clip(y0, y0 + k, x0, x0 + k, x->dims[2], x->dims[3]);
+    evm_local_begin(local, &r);
+    perturb(local, cache, naive, samples, y0, x0, k);
+    evm_local_run(local, NULL, NULL);
+    evm_local_export(local, full, 0);
+    evm_plan_run_range(full, cut, full->n_steps, NULL, NULL);
+    evm_plan_run(naive);
+    for (int si = 0; si < cache->n_steps; si++) {
+        int v = g->nodes[cache->steps[si].node].outputs[0];
+        if (si < cut && !evm_local_holds(local, v))
+            continue; /* overwritten in place by its reader, which is checked */
+        double d = si >= cut ? rel_diff(&full->values[v], &naive->values[v])
+                   : inside
+                       ? rel_diff_in(&lp->values[v], &naive->values[v], evm_local_region(local, v))
+                       : rel_diff(&lp->values[v], &naive->values[v]);
+        if (d > *worst) {
+            *worst = d;
+            *worst_name = g->values[v].name;
+        }
+    }
+    double d = rel_diff(evm_plan_output(full, 0), evm_plan_output(naive, 0));
+    if (d > *worst) {
+        *worst = d;
+        *worst_name = "output";
+    }
+}
+
 static void model_case(const char *path, int samples) {
     if (access(path, R_OK) != 0) {
         char msg[600];
@@ -350,36 +406,12 @@ static void model_case(const char *path, int samples) {
     }
     st = evm_local_set_cut(local, cut, &err);
     evm_plan_release_before(full, cut);
-    const evm_plan *lp = evm_local_plan(local);
     const evm_graph *g = cache->graph;
     double worst = 0;
     const char *worst_name = "";
-    for (int i = 0; st == EVMAP_OK && i < n_wins; i++) {
-        int y0 = wins[i][0], x0 = wins[i][1];
-        evm_region r = evm_region_clip(y0, y0 + k, x0, x0 + k, h, w);
-        evm_local_begin(local, &r);
-        perturb(local, cache, naive, samples, y0, x0, k);
-        evm_local_run(local, NULL, NULL);
-        evm_local_export(local, full, 0);
-        evm_plan_run_range(full, cut, full->n_steps, NULL, NULL);
-        evm_plan_run(naive);
-        for (int si = 0; si < cache->n_steps; si++) {
-            int v = g->nodes[cache->steps[si].node].outputs[0];
-            if (si < cut && !evm_local_holds(local, v))
-                continue; /* overwritten in place by its reader, which is checked */
-            const evm_tensor *got = si < cut ? &lp->values[v] : &full->values[v];
-            double d = rel_diff(got, &naive->values[v]);
-            if (d > worst) {
-                worst = d;
-                worst_name = g->values[v].name;
-            }
-        }
-        double d = rel_diff(evm_plan_output(full, 0), evm_plan_output(naive, 0));
-        if (d > worst) {
-            worst = d;
-            worst_name = "output";
-        }
-    }
+    for (int i = 0; st == EVMAP_OK && i < n_wins; i++)
+        check_window(local, cache, naive, full, cut, samples, wins[i][0], wins[i][1], k, false,
+                     &worst, &worst_name);
     int shared = 0;
     for (int si = 0; si < cut; si++)
         shared += !evm_local_holds(local, g->nodes[cache->steps[si].node].outputs[0]);
@@ -396,25 +428,6 @@ static void model_case(const char *path, int samples) {
     evm_plan_free(full);
     evm_plan_free(cache);
     evmap_model_free(model);
-}
-
-/* Largest |a - b| relative to max |b| inside region r of 4-D maps
- * (everything otherwise). */
-static double rel_diff_in(const evm_tensor *a, const evm_tensor *b, evm_region r) {
-    if (r.kind == EVM_REGION_NONE)
-        return 0;
-    if (r.kind == EVM_REGION_ALL || b->rank != 4)
-        return rel_diff(a, b);
-    double d = 0, s = 0;
-    int64_t h = b->dims[2], w = b->dims[3];
-    for (int64_t p = 0; p < b->dims[0] * b->dims[1]; p++)
-        for (int64_t y = r.y0; y < r.y1; y++)
-            for (int64_t x = r.x0; x < r.x1; x++) {
-                size_t i = (size_t)((p * h + y) * w + x);
-                d = fmax(d, fabs((double)evm_f32(a)[i] - evm_f32(b)[i]));
-                s = fmax(s, fabs((double)evm_f32(b)[i]));
-            }
-    return d / (s + 1e-12);
 }
 
 /* A region of interest: windows in a small block, so that the engines fill
@@ -451,33 +464,11 @@ static void roi_case(const char *path, int samples) {
     if (st == EVMAP_OK)
         st = evm_local_clone(engines[0], &engines[1], &err);
     evm_plan_release_before(full, cut);
-    const evm_graph *g = cache->graph;
     double worst = 0;
     const char *worst_name = "";
-    for (int i = 0; st == EVMAP_OK && i < n_wins; i++) {
-        evm_local *local = engines[i % 2];
-        const evm_plan *lp = evm_local_plan(local);
-        int wy = y0 + i % 9 / 3, wx = x0 + i % 3;
-        evm_region r = evm_region_clip(wy, wy + k, wx, wx + k, h, w);
-        evm_local_begin(local, &r);
-        perturb(local, cache, naive, samples, wy, wx, k);
-        evm_local_run(local, NULL, NULL);
-        evm_local_export(local, full, 0);
-        evm_plan_run_range(full, cut, full->n_steps, NULL, NULL);
-        evm_plan_run(naive);
-        for (int si = 0; si < cache->n_steps; si++) {
-            int v = g->nodes[cache->steps[si].node].outputs[0];
-            if (si < cut && !evm_local_holds(local, v))
-                continue; /* overwritten in place by its reader, which is checked */
-            double d = si < cut ? rel_diff_in(&lp->values[v], &naive->values[v],
-                                              evm_local_region(local, v))
-                                : rel_diff(&full->values[v], &naive->values[v]);
-            if (d > worst) {
-                worst = d;
-                worst_name = g->values[v].name;
-            }
-        }
-    }
+    for (int i = 0; st == EVMAP_OK && i < n_wins; i++)
+        check_window(engines[i % 2], cache, naive, full, cut, samples, y0 + i % 9 / 3, x0 + i % 3,
+                     k, true, &worst, &worst_name);
     char msg[512];
     snprintf(msg, sizeof msg,
              "%s, a region of interest on an engine and its clone: local activations differ "
