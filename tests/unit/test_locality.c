@@ -366,6 +366,27 @@ static void check_window(evm_local *local, evm_plan *cache, evm_plan *naive, evm
     }
 }
 
+/* A model's cache, an engine of `samples` rows and two plans of as many
+ * images (the naive forward and the part from cut); NULL after a failed
+ * check. */
+static evmap_model *open_case(const char *path, int samples, evm_plan **cache, evm_local **local,
+                              evm_plan **naive, evm_plan **full) {
+    evmap_error err;
+    evmap_model *model = load_cached(path, cache);
+    if (!model)
+        return NULL;
+    evmap_status st = evm_local_create(*cache, samples, local, &err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, samples, naive, &err);
+    if (st == EVMAP_OK)
+        st = evm_model_plan(model, samples, full, &err);
+    if (st != EVMAP_OK) {
+        check(0, err.message);
+        return NULL;
+    }
+    return model;
+}
+
 static void model_case(const char *path, int samples) {
     if (access(path, R_OK) != 0) {
         char msg[600];
@@ -378,21 +399,13 @@ static void model_case(const char *path, int samples) {
     }
     evmap_error err;
     evm_plan *cache, *naive, *full;
-    evmap_model *model = load_cached(path, &cache);
+    evm_local *local;
+    evmap_model *model = open_case(path, samples, &cache, &local, &naive, &full);
     if (!model)
         return;
     int h = model->info.height, w = model->info.width;
     int k = evmap_pda_default_window(h, w);
-    evm_local *local;
-    evmap_status st = evm_local_create(cache, samples, &local, &err);
-    if (st == EVMAP_OK)
-        st = evm_model_plan(model, samples, &naive, &err);
-    if (st == EVMAP_OK)
-        st = evm_model_plan(model, samples, &full, &err);
-    if (st != EVMAP_OK) {
-        check(0, err.message);
-        return;
-    }
+    evmap_status st;
     /* corners, borders, centre, and back to a corner (restores cross over) */
     int wins[][2] = {{0, 0},     {h - k, w - k}, {h / 2, w - k}, {(h - k) / 2, (w - k) / 2},
                      {0, w / 3}, {h - k, 0},     {0, 0}};
@@ -437,21 +450,13 @@ static void model_case(const char *path, int samples) {
 static void roi_case(const char *path, int samples) {
     evmap_error err;
     evm_plan *cache, *naive, *full;
-    evmap_model *model = load_cached(path, &cache);
+    evm_local *engines[2] = {NULL, NULL};
+    evmap_model *model = open_case(path, samples, &cache, &engines[0], &naive, &full);
     if (!model)
         return;
     int h = model->info.height, w = model->info.width;
     int k = evmap_pda_default_window(h, w);
-    evm_local *engines[2] = {NULL, NULL};
-    evmap_status st = evm_local_create(cache, samples, &engines[0], &err);
-    if (st == EVMAP_OK)
-        st = evm_model_plan(model, samples, &naive, &err);
-    if (st == EVMAP_OK)
-        st = evm_model_plan(model, samples, &full, &err);
-    if (st != EVMAP_OK) {
-        check(0, err.message);
-        return;
-    }
+    evmap_status st;
     /* a 3 x 3 block of windows a pixel apart, then back to its first */
     int y0 = h / 3, x0 = w / 2, n_wins = 10, cut = cache->n_steps;
     for (int i = 0; i < n_wins; i++) {
