@@ -8,8 +8,18 @@
 
 #include "error.h"
 
-/* Tensors from this size on are mapped (evm_tensor_alloc). */
+/* Tensors from this size on are mapped (evm_tensor_alloc), except under
+ * AddressSanitizer, which guards only what malloc returns. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TENSOR_MAP_BYTES SIZE_MAX
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TENSOR_MAP_BYTES SIZE_MAX
+#endif
+#endif
+#ifndef TENSOR_MAP_BYTES
 #define TENSOR_MAP_BYTES ((size_t)1 << 20)
+#endif
 
 bool evm_mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a)
