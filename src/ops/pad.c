@@ -323,6 +323,71 @@ static void pad_backward(const evm_node *node, evm_tensor *const *in, evm_tensor
     pad_f32(grad_out->data, out[0]->dims, gx->data, x->dims, x->rank, begin, 0.0f, x->count);
 }
 
+/* ---- exact locality: constant padding of the spatial axes of N x C x H x W
+ * floats (any sign: negative pads crop) moves every pixel by the begin
+ * pads; other modes mirror pixels into the borders and stay global. */
+
+/* The begin pads of H and W when the op moves pixels only. */
+static bool spatial_shift(const evm_node *node, evm_tensor *const *in, int64_t *dy, int64_t *dx) {
+    const pad_params *p = node->params;
+    if (p->mode != PAD_CONSTANT || in[0]->rank != 4 || in[0]->dtype != EVM_DTYPE_FLOAT)
+        return false;
+    const int64_t *pads;
+    size_t n;
+    get_pads(node, in, &pads, &n);
+    if (pads[0] || pads[1] || pads[4] || pads[5])
+        return false; /* images or channels added or cropped */
+    *dy = pads[2];
+    *dx = pads[3];
+    return true;
+}
+
+static evm_region pad_field(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                            const evm_region *in_regions) {
+    int64_t dy, dx;
+    for (int j = 1; j < node->n_inputs; j++)
+        if (in_regions[j].kind != EVM_REGION_NONE)
+            return (evm_region){.kind = EVM_REGION_ALL}; /* the padding value changed */
+    if (!spatial_shift(node, in, &dy, &dx))
+        return (evm_region){.kind = EVM_REGION_ALL};
+    const evm_region *r = &in_regions[0];
+    if (r->kind == EVM_REGION_ALL)
+        return *r;
+    return evm_region_clip(r->y0 + dy, r->y1 + dy, r->x0 + dx, r->x1 + dx, out[0]->dims[2],
+                           out[0]->dims[3]);
+}
+
+static evm_region pad_reads(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                            const evm_region *r) {
+    (void)out;
+    int64_t dy = 0, dx = 0;
+    spatial_shift(node, in, &dy, &dx); /* the field was a rectangle: it holds */
+    return evm_region_clip(r->y0 - dy, r->y1 - dy, r->x0 - dx, r->x1 - dx, in[0]->dims[2],
+                           in[0]->dims[3]);
+}
+
+static void pad_forward_region(const evm_node *node, evm_tensor *const *in,
+                               evm_tensor *const *out, const evm_region *r, float *workspace) {
+    (void)workspace;
+    const pad_params *p = node->params;
+    const evm_tensor *x = in[0], *y = out[0];
+    const evm_tensor *v = p->pads_are_input && node->n_inputs > 2 ? in[2] : NULL;
+    float value = v ? evm_f32(v)[0] : p->value;
+    int64_t dy = 0, dx = 0;
+    spatial_shift(node, in, &dy, &dx);
+    int64_t h = x->dims[2], w = x->dims[3], oh = y->dims[2], ow = y->dims[3];
+    for (int64_t plane = 0; plane < x->dims[0] * x->dims[1]; plane++) {
+        const float *xs = evm_f32(x) + plane * h * w;
+        float *ys = evm_f32(y) + plane * oh * ow;
+        for (int64_t oy = r->y0; oy < r->y1; oy++)
+            for (int64_t ox = r->x0; ox < r->x1; ox++) {
+                int64_t iy = oy - dy, ix = ox - dx;
+                bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+                ys[oy * ow + ox] = inside ? xs[iy * w + ix] : value;
+            }
+    }
+}
+
 const evm_op_def evm_op_pad = {
     .name = "Pad",
     .min_inputs = 1,
@@ -330,6 +395,9 @@ const evm_op_def evm_op_pad = {
     .init = pad_init,
     .infer = pad_infer,
     .forward = pad_forward,
+    .field = pad_field,
+    .forward_region = pad_forward_region,
+    .reads = pad_reads,
     .grad_inputs = 1u << 0,
     .backward = pad_backward,
     .kinks = EVM_KINKS_NONE,

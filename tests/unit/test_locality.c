@@ -100,6 +100,119 @@ static void make_tensor(evm_tensor *t, int rank, const int64_t *dims) {
         evm_f32(t)[i] = frand();
 }
 
+enum { CHECK_RAN = 1, CHECK_TIGHT = 2, CHECK_REGION = 4 };
+
+/* A single-map op (node, inputs in, output y0 inferred, not allocated)
+ * against brute force: one random rectangle of input 0 changed (raised
+ * when raise, so that a max sees it), the changed outputs must lie inside
+ * the field (be its box when want_tight), forward_region on the field must
+ * give the perturbed output, and it must read only inside def->reads.
+ * Returns the CHECK_* that ran; y0 is left allocated. */
+static int check_region_op(const evm_node *node, const evm_op_def *def, const char *what,
+                           evm_tensor *const *in, evm_tensor *y0, bool raise, bool want_tight) {
+    evmap_error err;
+    char msg[256];
+    int done = 0;
+    const evm_tensor *x = in[0];
+    int n = (int)x->dims[0], c = (int)x->dims[1], h = (int)x->dims[2], w = (int)x->dims[3];
+    evm_tensor y1 = *y0, x1;
+    evm_tensor *out[1] = {y0};
+    evm_tensor_alloc(y0, &err);
+    evm_tensor_alloc(&y1, &err);
+    size_t ws = def->workspace ? def->workspace(node, in, out) : 0;
+    float *work = malloc((ws + 1) * sizeof(float));
+    def->forward(node, in, out, work);
+    /* the perturbed input: one random rectangle changed (raised for MaxPool,
+     * so that every window touching it changes) */
+    int ry0 = rnd(0, h - 1), rx0 = rnd(0, w - 1);
+    evm_region change = {EVM_REGION_RECT, ry0, rnd(ry0 + 1, h), rx0, rnd(rx0 + 1, w)};
+    x1 = *x;
+    x1.data = malloc(x->count * sizeof(float));
+    x1.owns_data = true;
+    memcpy(x1.data, x->data, x->count * sizeof(float));
+    for (int p = 0; p < n * c; p++)
+        for (int64_t yy = change.y0; yy < change.y1; yy++)
+            for (int64_t xx = change.x0; xx < change.x1; xx++)
+                evm_f32(&x1)[(size_t)p * h * w + yy * w + xx] += raise ? 5.0f + frand() : frand();
+    evm_tensor *in1[3] = {&x1, in[1], in[2]};
+    evm_tensor *out1[1] = {&y1};
+    def->forward(node, in1, out1, work);
+    evm_region in_regions[3] = {change, {EVM_REGION_NONE}, {EVM_REGION_NONE}};
+    evm_region f = def->field(node, in1, out1, in_regions);
+    int64_t oh = y0->dims[2], ow = y0->dims[3];
+    /* brute force: the bounding box of the outputs that changed */
+    int64_t by0 = oh, by1 = 0, bx0 = ow, bx1 = 0;
+    int outside = 0;
+    for (int p = 0; p < n * (int)y0->dims[1]; p++)
+        for (int64_t yy = 0; yy < oh; yy++)
+            for (int64_t xx = 0; xx < ow; xx++) {
+                size_t i = (size_t)p * oh * ow + yy * ow + xx;
+                if (evm_f32(y0)[i] == evm_f32(&y1)[i])
+                    continue;
+                by0 = yy < by0 ? yy : by0;
+                by1 = yy + 1 > by1 ? yy + 1 : by1;
+                bx0 = xx < bx0 ? xx : bx0;
+                bx1 = xx + 1 > bx1 ? xx + 1 : bx1;
+                bool in_field =
+                    f.kind == EVM_REGION_ALL || (f.kind == EVM_REGION_RECT && yy >= f.y0 &&
+                                                 yy < f.y1 && xx >= f.x0 && xx < f.x1);
+                outside += !in_field;
+            }
+    done |= CHECK_RAN;
+    snprintf(msg, sizeof msg, "%s: changed outputs outside the field", what);
+    check(outside == 0, msg);
+    if (want_tight && by1 > 0) {
+        evm_region want = evm_region_clip(by0, by1, bx0, bx1, oh, ow);
+        bool tight = want.kind == f.kind &&
+                     (f.kind != EVM_REGION_RECT ||
+                      (want.y0 == f.y0 && want.y1 == f.y1 && want.x0 == f.x0 && want.x1 == f.x1));
+        snprintf(
+            msg, sizeof msg,
+            "%s: field %d [%lld,%lld)x[%lld,%lld) is not the changed box [%lld,%lld)x[%lld,%lld)",
+            what, (int)f.kind, (long long)f.y0, (long long)f.y1, (long long)f.x0, (long long)f.x1,
+            (long long)by0, (long long)by1, (long long)bx0, (long long)bx1);
+        check(tight, msg);
+        done |= CHECK_TIGHT;
+    }
+    if (f.kind == EVM_REGION_RECT) {
+        /* region forward over the unperturbed output = the perturbed output */
+        size_t rws = def->region_workspace ? def->region_workspace(node, in1, out1, &f) : 0;
+        float *rwork = malloc((rws + 1) * sizeof(float));
+        evm_tensor *out0[1] = {y0};
+        def->forward_region(node, in1, out0, &f, rwork);
+        double diff = 0;
+        for (size_t i = 0; i < y0->count; i++)
+            diff = fmax(diff, fabs((double)evm_f32(y0)[i] - evm_f32(&y1)[i]));
+        snprintf(msg, sizeof msg, "%s: forward_region differs by %g", what, diff);
+        check(diff <= 1e-5, msg);
+        done |= CHECK_REGION;
+        /* it reads only inside def->reads: poison the rest of the input */
+        evm_region rd = def->reads(node, in1, out1, &f);
+        for (int p = 0; p < n * c; p++)
+            for (int64_t yy = 0; yy < h; yy++)
+                for (int64_t xx = 0; xx < w; xx++) {
+                    bool inside =
+                        rd.kind == EVM_REGION_ALL || (rd.kind == EVM_REGION_RECT && yy >= rd.y0 &&
+                                                      yy < rd.y1 && xx >= rd.x0 && xx < rd.x1);
+                    if (!inside)
+                        evm_f32(&x1)[(size_t)p * h * w + yy * w + xx] = 1e30f;
+                }
+        def->forward(node, in, out0, work);
+        def->forward_region(node, in1, out0, &f, rwork);
+        diff = 0;
+        for (size_t i = 0; i < y0->count; i++)
+            diff = fmax(diff, fabs((double)evm_f32(y0)[i] - evm_f32(&y1)[i]));
+        snprintf(msg, sizeof msg, "%s: forward_region reads outside its reads region (%g)", what,
+                 diff);
+        check(diff <= 1e-5, msg);
+        free(rwork);
+    }
+    free(work);
+    evm_tensor_release(&x1);
+    evm_tensor_release(&y1);
+    return done;
+}
+
 /* One random Conv / MaxPool / AveragePool case. */
 static void window_case(int trial) {
     test_node t;
@@ -138,7 +251,7 @@ static void window_case(int trial) {
         check(0, msg);
         return;
     }
-    evm_tensor x, wt, b, y0, y1, x1;
+    evm_tensor x, wt, b, y0;
     int64_t xd[4] = {n, c, h, w}, wd[4] = {m, c, kh, kw}, bd[1] = {m};
     make_tensor(&x, 4, xd);
     make_tensor(&wt, 4, wd);
@@ -156,106 +269,58 @@ static void window_case(int trial) {
         evm_tensor_release(&b);
         return;
     }
-    y1 = y0;
-    evm_tensor_alloc(&y0, &err);
-    evm_tensor_alloc(&y1, &err);
-    size_t ws = def->workspace ? def->workspace(&t.node, in, out) : 0;
-    float *work = malloc((ws + 1) * sizeof(float));
-    def->forward(&t.node, in, out, work);
-    /* the perturbed input: one random rectangle changed (raised for MaxPool,
-     * so that every window touching it changes) */
-    int ry0 = rnd(0, h - 1), rx0 = rnd(0, w - 1);
-    evm_region change = {EVM_REGION_RECT, ry0, rnd(ry0 + 1, h), rx0, rnd(rx0 + 1, w)};
-    x1 = x;
-    x1.data = malloc(x.count * sizeof(float));
-    x1.owns_data = true;
-    memcpy(x1.data, x.data, x.count * sizeof(float));
-    for (int p = 0; p < n * c; p++)
-        for (int64_t yy = change.y0; yy < change.y1; yy++)
-            for (int64_t xx = change.x0; xx < change.x1; xx++)
-                evm_f32(&x1)[(size_t)p * h * w + yy * w + xx] +=
-                    kind == 1 ? 5.0f + frand() : frand();
-    evm_tensor *in1[3] = {&x1, in[1], in[2]};
-    evm_tensor *out1[1] = {&y1};
-    def->forward(&t.node, in1, out1, work);
-    evm_region in_regions[3] = {change, {EVM_REGION_NONE}, {EVM_REGION_NONE}};
-    evm_region f = def->field(&t.node, in1, out1, in_regions);
-    int64_t oh = y0.dims[2], ow = y0.dims[3];
-    /* brute force: the bounding box of the outputs that changed */
-    int64_t by0 = oh, by1 = 0, bx0 = ow, bx1 = 0;
-    int outside = 0;
-    for (int p = 0; p < n * (int)y0.dims[1]; p++)
-        for (int64_t yy = 0; yy < oh; yy++)
-            for (int64_t xx = 0; xx < ow; xx++) {
-                size_t i = (size_t)p * oh * ow + yy * ow + xx;
-                if (evm_f32(&y0)[i] == evm_f32(&y1)[i])
-                    continue;
-                by0 = yy < by0 ? yy : by0;
-                by1 = yy + 1 > by1 ? yy + 1 : by1;
-                bx0 = xx < bx0 ? xx : bx0;
-                bx1 = xx + 1 > bx1 ? xx + 1 : bx1;
-                bool in_field =
-                    f.kind == EVM_REGION_ALL || (f.kind == EVM_REGION_RECT && yy >= f.y0 &&
-                                                 yy < f.y1 && xx >= f.x0 && xx < f.x1);
-                outside += !in_field;
-            }
-    windows_ran++;
-    snprintf(msg, sizeof msg, "%s: changed outputs outside the field", what);
-    check(outside == 0, msg);
-    if (dy == 1 && dx == 1 && by1 > 0) {
-        evm_region want = evm_region_clip(by0, by1, bx0, bx1, oh, ow);
-        bool tight = want.kind == f.kind &&
-                     (f.kind != EVM_REGION_RECT ||
-                      (want.y0 == f.y0 && want.y1 == f.y1 && want.x0 == f.x0 && want.x1 == f.x1));
-        snprintf(
-            msg, sizeof msg,
-            "%s: field %d [%lld,%lld)x[%lld,%lld) is not the changed box [%lld,%lld)x[%lld,%lld)",
-            what, (int)f.kind, (long long)f.y0, (long long)f.y1, (long long)f.x0, (long long)f.x1,
-            (long long)by0, (long long)by1, (long long)bx0, (long long)bx1);
-        check(tight, msg);
-        windows_tight++;
-    }
-    if (f.kind == EVM_REGION_RECT) {
-        /* region forward over the unperturbed output = the perturbed output */
-        size_t rws = def->region_workspace ? def->region_workspace(&t.node, in1, out1, &f) : 0;
-        float *rwork = malloc((rws + 1) * sizeof(float));
-        evm_tensor *out0[1] = {&y0};
-        def->forward_region(&t.node, in1, out0, &f, rwork);
-        double diff = 0;
-        for (size_t i = 0; i < y0.count; i++)
-            diff = fmax(diff, fabs((double)evm_f32(&y0)[i] - evm_f32(&y1)[i]));
-        snprintf(msg, sizeof msg, "%s: forward_region differs by %g", what, diff);
-        check(diff <= 1e-5, msg);
-        windows_region++;
-        /* it reads only inside def->reads: poison the rest of the input */
-        evm_region rd = def->reads(&t.node, in1, out1, &f);
-        for (int p = 0; p < n * c; p++)
-            for (int64_t yy = 0; yy < h; yy++)
-                for (int64_t xx = 0; xx < w; xx++) {
-                    bool inside =
-                        rd.kind == EVM_REGION_ALL || (rd.kind == EVM_REGION_RECT && yy >= rd.y0 &&
-                                                      yy < rd.y1 && xx >= rd.x0 && xx < rd.x1);
-                    if (!inside)
-                        evm_f32(&x1)[(size_t)p * h * w + yy * w + xx] = 1e30f;
-                }
-        def->forward(&t.node, in, out0, work);
-        def->forward_region(&t.node, in1, out0, &f, rwork);
-        diff = 0;
-        for (size_t i = 0; i < y0.count; i++)
-            diff = fmax(diff, fabs((double)evm_f32(&y0)[i] - evm_f32(&y1)[i]));
-        snprintf(msg, sizeof msg, "%s: forward_region reads outside its reads region (%g)", what,
-                 diff);
-        check(diff <= 1e-5, msg);
-        free(rwork);
-    }
-    free(work);
+    int ran = check_region_op(&t.node, def, what, in, &y0, kind == 1, dy == 1 && dx == 1);
+    windows_ran += (ran & CHECK_RAN) != 0;
+    windows_tight += (ran & CHECK_TIGHT) != 0;
+    windows_region += (ran & CHECK_REGION) != 0;
     free(t.node.params);
     evm_tensor_release(&x);
-    evm_tensor_release(&x1);
     evm_tensor_release(&wt);
     evm_tensor_release(&b);
     evm_tensor_release(&y0);
-    evm_tensor_release(&y1);
+}
+
+/* One random constant Pad of the spatial axes (negative pads crop). */
+static int pad_case(void) {
+    test_node t;
+    memset(&t, 0, sizeof t);
+    t.node.name = "pad";
+    t.node.kind = EVM_OP_PAD;
+    t.node.opset = 13;
+    t.node.attrs = t.attrs;
+    const evm_op_def *def = evm_op_get(t.node.kind);
+    int n = rnd(1, 2), c = rnd(1, 3), h = rnd(5, 14), w = rnd(5, 14); /* cropped to 1 at least */
+    int64_t pads[8] = {0, 0, rnd(-2, 3), rnd(-2, 3), 0, 0, rnd(-2, 3), rnd(-2, 3)};
+    char what[160];
+    snprintf(what, sizeof what, "Pad [%lld,%lld,%lld,%lld] in %dx%d", (long long)pads[2],
+             (long long)pads[3], (long long)pads[6], (long long)pads[7], h, w);
+    evmap_error err;
+    evm_tensor x, pt, v, y0;
+    int64_t xd[4] = {n, c, h, w}, pd[1] = {8}, vd[1] = {1};
+    make_tensor(&x, 4, xd);
+    make_tensor(&v, 1, vd); /* a random padding value */
+    memset(&pt, 0, sizeof pt);
+    pt.dtype = EVM_DTYPE_INT64;
+    evm_tensor_set_shape(&pt, 1, pd, &err);
+    pt.data = pads;
+    pt.is_const = true;
+    evm_tensor *in[3] = {&x, &pt, &v};
+    t.node.n_inputs = 3;
+    memset(&y0, 0, sizeof y0);
+    evm_tensor *out[1] = {&y0};
+    int done = 0;
+    if (def->init(&t.node, &err) != EVMAP_OK || def->infer(&t.node, in, out, &err) != EVMAP_OK) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s: rejected a valid case: %s", what, err.message);
+        check(0, msg);
+    } else {
+        done = check_region_op(&t.node, def, what, in, &y0, false, true);
+        evm_tensor_release(&y0);
+    }
+    free(t.node.params);
+    evm_tensor_release(&x);
+    evm_tensor_release(&v);
+    return done;
 }
 
 /* ------------------------------------------------------------ whole models */
@@ -592,6 +657,16 @@ int main(int argc, char **argv) {
              windows_ran, trials, windows_tight, windows_region);
     check(windows_ran == trials && windows_tight >= trials / 3 && windows_region >= trials / 3,
           msg);
+    printf("%s\n", msg);
+    int pads_ran = 0, pads_region = 0, pad_trials = 500;
+    for (int trial = 0; trial < pad_trials; trial++) {
+        int done = pad_case();
+        pads_ran += (done & CHECK_RAN) != 0;
+        pads_region += (done & CHECK_REGION) != 0;
+    }
+    snprintf(msg, sizeof msg, "Pad cases: %d of %d ran, %d through forward_region", pads_ran,
+             pad_trials, pads_region);
+    check(pads_ran == pad_trials && pads_region >= pad_trials / 3, msg);
     printf("%s\n", msg);
     /* where tests/run-all exports the torchvision models */
     const char *models = getenv("MODELS") && *getenv("MODELS") ? getenv("MODELS") : "build/models";
