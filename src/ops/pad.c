@@ -366,8 +366,8 @@ static evm_region pad_reads(const evm_node *node, evm_tensor *const *in, evm_ten
                            in[0]->dims[3]);
 }
 
-static void pad_forward_region(const evm_node *node, evm_tensor *const *in,
-                               evm_tensor *const *out, const evm_region *r, float *workspace) {
+static void pad_forward_region(const evm_node *node, evm_tensor *const *in, evm_tensor *const *out,
+                               const evm_region *r, float *workspace) {
     (void)workspace;
     const pad_params *p = node->params;
     const evm_tensor *x = in[0], *y = out[0];
