@@ -238,23 +238,32 @@ evmap_status evm_local_set_cut(evm_local *l, int cut, evmap_error *err) {
         if (local[g->outputs[i]])
             l->frontier[g->outputs[i]] = true;
     share_buffers(l, local);
+    /* from here on the footprint is what evm_local_fill fills */
     l->filled_bytes = l->workspace_floats * sizeof(float);
     for (int v = 0; v < g->n_values; v++) {
         evm_tensor *t = &l->plan->values[v];
         l->prev[v] = region_none;
+        if (!local[v])
+            l->footprint[v] = region_none;
+        else if (l->frontier[v])
+            l->footprint[v] = region_all; /* exported whole */
         if (t->is_const || !t->data || l->owner[v] != v)
             continue;
-        if (local[v] && (l->frontier[v] || l->footprint[v].kind != EVM_REGION_NONE)) {
-            const evm_region *r =
-                l->frontier[v] ? &region_all : &l->footprint[v]; /* exported whole */
-            restore(l, v, r);
-            l->filled_bytes += region_bytes(l, v, r);
-        } else if (t->owns_data) {
-            evm_tensor_release(t); /* only steps from cut on use it: never run here */
-        }
+        if (l->footprint[v].kind != EVM_REGION_NONE)
+            l->filled_bytes += region_bytes(l, v, &l->footprint[v]);
+        else if (t->owns_data)
+            evm_tensor_release(t); /* never run here, or only from cut on */
     }
     free(local);
     return EVMAP_OK;
+}
+
+void evm_local_fill(evm_local *l) {
+    for (int v = 0; v < l->plan->graph->n_values; v++) {
+        const evm_tensor *t = &l->plan->values[v];
+        if (!t->is_const && t->data && l->owner[v] == v && l->footprint[v].kind != EVM_REGION_NONE)
+            restore(l, v, &l->footprint[v]);
+    }
 }
 
 void evm_local_begin(evm_local *l, const evm_region *change) {
@@ -286,7 +295,7 @@ evmap_status evm_local_clone(const evm_local *src, evm_local **out, evmap_error 
     if (src->mean_from >= 0)
         st = evm_local_set_mean(l, src->mean_from, err);
     if (st == EVMAP_OK)
-        st = evm_local_set_cut(l, src->cut, err);
+        st = evm_local_set_cut(l, src->cut, err); /* (src's footprints: the same again) */
     if (st != EVMAP_OK) {
         evm_local_free(l);
         return st;

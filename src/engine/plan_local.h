@@ -43,9 +43,12 @@ void evm_local_free(evm_local *l);
 int evm_local_survey(evm_local *l, const evm_region *change);
 
 /* Fixes cut (at most every survey's answer), allocates the workspace and
- * fills the buffers of steps [0, cut) from the cache: the values exported
- * whole, the others inside their footprints. */
+ * plans which buffers of steps [0, cut) hold what (evm_local_filled_bytes
+ * is then known); evm_local_fill then fills them from the cache: the values
+ * exported whole, the others inside their footprints. Engines fill on
+ * their own threads (page faults and copies in parallel). */
 evmap_status evm_local_set_cut(evm_local *l, int cut, evmap_error *err);
+void evm_local_fill(evm_local *l);
 
 /* Starts a new change: restores the input outside change from the cache and
  * computes the regions of steps [0, cut). The caller then writes every
@@ -73,12 +76,12 @@ void evm_local_export(const evm_local *l, evm_plan *dst, int row);
 evmap_status evm_local_set_mean(evm_local *l, int step, evmap_error *err);
 
 /* A second engine for the same changes (surveys, the samples' mean and cut
- * of src, which has set its cut), with buffers of its own: engines on
- * different threads evaluate different changes at once. */
+ * of src, which has set its cut), with buffers of its own (to be filled):
+ * engines on different threads evaluate different changes at once. */
 evmap_status evm_local_clone(const evm_local *src, evm_local **out, evmap_error *err);
 
-/* Bytes of the buffers set_cut filled (and of the workspace): what an
- * engine's rows occupy in memory. */
+/* Bytes of the buffers evm_local_fill fills (and of the workspace): what
+ * an engine's rows occupy in memory (after set_cut). */
 size_t evm_local_filled_bytes(const evm_local *l);
 
 /* Whether the local plan's buffer of value v holds v (false: v lives in

@@ -15,7 +15,8 @@ struct evm_local {
     int cut;          /* steps [0, cut) run on regions */
     bool *frontier;   /* per value: exported to the full plan */
     /* per value: where the surveyed changes write it or a region reads it;
-     * set_cut fills only that from the cache (pages outside stay untouched) */
+     * evm_local_fill fills only that from the cache (pages outside stay
+     * untouched); from set_cut on, exactly what it fills */
     evm_region *footprint;
     /* per value: the value whose buffer it lives in (itself, or the end of
      * an in-place chain like Conv -> Relu: see share_buffers) */
@@ -25,7 +26,7 @@ struct evm_local {
     double *step_macs;      /* per step: multiply-adds of a full forward at batch rows */
     evm_region *in_regions; /* scratch: one per input of the widest node */
     double macs;
-    size_t filled_bytes; /* what set_cut filled: the memory the buffers touch */
+    size_t filled_bytes; /* what evm_local_fill fills: the memory the buffers touch */
     /* The samples' mean (evm_local_set_mean): steps [mean_from, cut) run on
      * row 0 only, after the values in mean_values were averaged into it;
      * -1: every step runs on every row. */

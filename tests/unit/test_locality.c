@@ -483,6 +483,8 @@ static void model_case(const char *path, int samples) {
         cut = ci < cut ? ci : cut;
     }
     st = evm_local_set_cut(local, cut, &err);
+    if (st == EVMAP_OK)
+        evm_local_fill(local);
     evm_plan_release_before(full, cut);
     const evm_graph *g = cache->graph;
     double worst = 0;
@@ -533,6 +535,8 @@ static void roi_case(const char *path, int samples) {
     st = evm_local_set_cut(engines[0], cut, &err);
     if (st == EVMAP_OK)
         st = evm_local_clone(engines[0], &engines[1], &err);
+    for (int e = 0; st == EVMAP_OK && e < 2; e++)
+        evm_local_fill(engines[e]);
     evm_plan_release_before(full, cut);
     double worst = 0;
     const char *worst_name = "";
@@ -589,6 +593,8 @@ static void mean_case(const char *path, int samples, int mean_step) {
     st = evm_local_set_mean(local, mean_step, &err);
     if (st == EVMAP_OK)
         st = evm_local_set_cut(local, cut, &err);
+    if (st == EVMAP_OK)
+        evm_local_fill(local);
     const evm_plan *lp = evm_local_plan(local);
     const evm_graph *g = cache->graph;
     double worst = 0;
