@@ -15,10 +15,11 @@
 /* Images of activations we allow a PDA batch to occupy. */
 #define PDA_BATCH_MEMORY ((size_t)1 << 30)
 
-/* Windows per batch within the batch memory (at least one window). */
-static size_t windows_within(const pda_run *r, size_t per_image) {
+/* Windows per batch (--batch images, 64 by default) within budget bytes
+ * of per_image each (at least one window). */
+static size_t windows_within(const pda_run *r, size_t budget, size_t per_image) {
     size_t want = r->opt->batch > 0 ? (size_t)r->opt->batch : 64;
-    size_t cap = PDA_BATCH_MEMORY / per_image;
+    size_t cap = budget / per_image;
     size_t windows = (want < cap ? want : cap) / (size_t)r->samples;
     return windows < 1 ? 1 : windows;
 }
@@ -34,7 +35,8 @@ static evmap_status add_engines(pda_run *r, evmap_error *err) {
     int threads = evm_pool_threads(evm_pool_current());
     size_t bytes = evm_local_filled_bytes(r->local) + 1;
     size_t per_image = evm_plan_bytes_from(r->single->plan, 0) + 1;
-    double naive = (double)windows_within(r, per_image) * r->samples * (double)per_image;
+    double naive =
+        (double)windows_within(r, PDA_BATCH_MEMORY, per_image) * r->samples * (double)per_image;
     int n = threads;
     while (n > 1 && (double)n * (double)bytes > naive / 2)
         n--;
@@ -57,16 +59,6 @@ static evmap_status add_engines(pda_run *r, evmap_error *err) {
 static void fill_part(void *ctx, int part, int parts) {
     (void)parts;
     evm_local_fill(((pda_run *)ctx)->locals[part]);
-}
-
-/* Each engine's buffers from the cache, on its own thread: mostly first
- * touches of fresh pages, which the kernel clears (vgg16, a 100-window
- * region: 0.5 GB of them). */
-static void fill_engines(pda_run *r) {
-    if (r->n_locals > 1)
-        evm_pool_run(evm_pool_current(), fill_part, r, r->n_locals);
-    else
-        evm_local_fill(r->local);
 }
 
 /* Exact locality: plans the local batch (one window's S samples), finds the
@@ -113,8 +105,11 @@ evmap_status pda_setup_locality(pda_run *r, evmap_error *err) {
     st = evm_local_set_cut(r->local, cut, err);
     if (st == EVMAP_OK)
         st = add_engines(r, err);
+    /* each engine's buffers from the cache on its own thread: mostly first
+     * touches of fresh pages, which the kernel clears (vgg16, a 100-window
+     * region: 0.5 GB of them) */
     if (st == EVMAP_OK)
-        fill_engines(r);
+        evm_pool_run(evm_pool_current(), fill_part, r, r->n_locals);
     return st;
 }
 
@@ -132,11 +127,7 @@ void pda_choose_batch(pda_run *r) {
     /* as many windows per batch as exact PDA takes (a window-centred split
      * sends one row per window: smaller batches stay in cache, measured
      * faster on both Fashion-MNIST models) */
-    size_t cap = budget / per_image;
-    size_t want = r->opt->batch > 0 ? (size_t)r->opt->batch : 64;
-    size_t windows = (want < cap ? want : cap) / (size_t)r->samples;
-    if (windows < 1)
-        windows = 1;
+    size_t windows = windows_within(r, budget, per_image);
     if (windows > r->n_windows)
         windows = r->n_windows;
     r->windows_per_batch = (int)windows;
@@ -247,10 +238,7 @@ static bool prepare_windows(pda_run *r, evm_plan *plan, size_t first, size_t n) 
     local_batch b = {.r = r, .plan = plan, .first = first, .n = n};
     atomic_init(&b.stop, false);
     int parts = (size_t)r->n_locals < n ? r->n_locals : (int)n;
-    if (parts > 1)
-        evm_pool_run(evm_pool_current(), local_part, &b, parts);
-    else
-        local_part(&b, 0, 1);
+    evm_pool_run(evm_pool_current(), local_part, &b, parts);
     return !atomic_load(&b.stop);
 }
 
